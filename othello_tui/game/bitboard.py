@@ -1,0 +1,71 @@
+"""Vectorised Othello on bitboards: one numpy uint64 per side per game, bit ``i`` = square ``i``.
+
+The eight ray directions are handled at once as a stacked ``[8, N]`` array: four directions are
+left shifts (towards higher indices) and four are right shifts, each with the mask that stops a ray
+wrapping from one row edge to the other. Move generation is the classic "dumb7fill" flood along
+each ray (https://www.chessprogramming.org/Dumb7Fill), which the python-chess bitboards also use.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+Bitboard = np.uint64
+
+BB_ALL = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
+BB_NOT_COL0 = np.uint64(0xFEFE_FEFE_FEFE_FEFE)  # clears column 0 (a wrap when moving right)
+BB_NOT_COL7 = np.uint64(0x7F7F_7F7F_7F7F_7F7F)  # clears column 7 (a wrap when moving left)
+BB_START_BLACK = np.uint64((1 << 28) | (1 << 35))  # d-4, e-3
+BB_START_WHITE = np.uint64((1 << 27) | (1 << 36))  # d-3, e-4
+
+# Directions as (shift amount, wrap mask) for shifts towards higher indices (<<) and lower (>>):
+# +1 east, +8 south, +9 south-east, +7 south-west; and their opposites.
+_LEFT_SHIFTS = np.array([1, 8, 9, 7], np.uint64)[:, None]
+_LEFT_MASKS = np.array([BB_NOT_COL0, BB_ALL, BB_NOT_COL0, BB_NOT_COL7], np.uint64)[:, None]
+_RIGHT_SHIFTS = np.array([1, 8, 9, 7], np.uint64)[:, None]
+_RIGHT_MASKS = np.array([BB_NOT_COL7, BB_ALL, BB_NOT_COL7, BB_NOT_COL0], np.uint64)[:, None]
+_SHIFTS = np.concatenate([_LEFT_SHIFTS, _RIGHT_SHIFTS])
+_MASKS = np.concatenate([_LEFT_MASKS, _RIGHT_MASKS])
+
+
+def _shift(rays: np.ndarray) -> np.ndarray:
+    """Step every ray of a ``[8, N]`` stack one square along its own direction."""
+    out = np.empty_like(rays)
+    np.left_shift(rays[:4], _LEFT_SHIFTS, out=out[:4])
+    np.right_shift(rays[4:], _RIGHT_SHIFTS, out=out[4:])
+    out &= _MASKS
+    return out
+
+
+def _runs(start: np.ndarray, opponent: np.ndarray) -> np.ndarray:
+    """``[8, N]``: opponent discs reachable from ``start`` along each ray in an unbroken run."""
+    run = _shift(np.broadcast_to(start, (8, start.shape[-1]))) & opponent
+    for _ in range(5):  # a run of opponent discs is at most 6 long
+        run |= _shift(run) & opponent
+    return run
+
+
+def legal_moves(own: np.ndarray, opponent: np.ndarray) -> np.ndarray:
+    """Bitboard of the legal moves of the side owning ``own``, for every game."""
+    empty = ~(own | opponent)
+    return np.bitwise_or.reduce(_shift(_runs(own, opponent)) & empty, axis=0)
+
+
+def flips(move: np.ndarray, own: np.ndarray, opponent: np.ndarray) -> np.ndarray:
+    """Bitboard of the discs flipped by playing ``move`` (one bit, or 0 for none) for ``own``."""
+    run = _runs(move, opponent)
+    closed = (_shift(run) & own) != 0  # the run ends on one of our own discs
+    return np.bitwise_or.reduce(np.where(closed, run, np.uint64(0)), axis=0)
+
+
+def unpack(bitboards: np.ndarray) -> np.ndarray:
+    """bool ``[..., 64]`` from uint64 ``[...]``; element ``i`` is square ``i``."""
+    bytes_ = np.ascontiguousarray(bitboards, dtype="<u8").view(np.uint8)
+    bits = np.unpackbits(bytes_.reshape(*bitboards.shape, 8), axis=-1, bitorder="little")
+    return bits.view(bool)
+
+
+def pack(squares: np.ndarray) -> np.ndarray:
+    """uint64 ``[...]`` from bool ``[..., 64]`` (inverse of :func:`unpack`)."""
+    bytes_ = np.packbits(squares.astype(bool), axis=-1, bitorder="little")
+    return np.ascontiguousarray(bytes_).view("<u8")[..., 0].astype(np.uint64)

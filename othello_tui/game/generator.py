@@ -1,0 +1,131 @@
+"""Many random legal games at once, with every label the project needs.
+
+Every move is drawn uniformly from the legal moves. Games are produced in chunks of
+``CHUNK`` games from one ``numpy`` generator, so game ``k`` of seed ``s`` is the same whatever
+``n`` is asked for (the corpus, the training stream and the app agree on "game 17 of seed 3").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from othello_tui.game import bitboard as bb
+from othello_tui.game.rules import BLACK
+from othello_tui.game.squares import SQUARE_TO_TOKEN
+
+N_MOVES = 60
+CHUNK = 4096
+_ONE = np.uint64(1)
+
+
+@dataclass(frozen=True)
+class GameBatch:
+    """``N`` games of up to 60 moves. Per move (axis 1), after the move is played:
+
+    squares  int8  [N, 60]  board index of the move, -1 after the game ended
+    player   int8  [N, 60]  +1 black / -1 white played it, 0 after the end
+    black, white, flipped, legal   uint64 [N, 60]  bitboards: discs after the move, discs the
+             move flipped, legal moves of the side to move next (after any implicit pass; 0 once
+             the game is over)
+    """
+
+    squares: np.ndarray
+    player: np.ndarray
+    black: np.ndarray
+    white: np.ndarray
+    flipped: np.ndarray
+    legal: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.squares)
+
+    @property
+    def tokens(self) -> np.ndarray:
+        """uint8 [N, 60]: move tokens 1…60, 0 after the game ends."""
+        return np.where(self.squares >= 0, SQUARE_TO_TOKEN[self.squares], 0).astype(np.uint8)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return (self.squares >= 0).sum(axis=1)
+
+    def board(self) -> np.ndarray:
+        """int8 [N, 60, 64]: +1 black, -1 white, 0 empty after each move."""
+        return bb.unpack(self.black).astype(np.int8) - bb.unpack(self.white).astype(np.int8)
+
+    def flipped_mask(self) -> np.ndarray:
+        return bb.unpack(self.flipped)
+
+    def legal_mask(self) -> np.ndarray:
+        return bb.unpack(self.legal)
+
+    def __getitem__(self, index) -> GameBatch:
+        return GameBatch(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
+
+    @staticmethod
+    def concatenate(batches: list[GameBatch]) -> GameBatch:
+        fields = GameBatch.__dataclass_fields__
+        return GameBatch(*(np.concatenate([getattr(b, f) for b in batches]) for f in fields))
+
+
+def _pick_uniform(legal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """For each game, the index of one set bit of ``legal``, uniformly (-1 where none)."""
+    bits = bb.unpack(legal)  # [N, 64]
+    count = np.bitwise_count(legal).astype(np.int64)
+    chosen = (rng.random(len(legal)) * count).astype(np.int64)  # which set bit, 0 ≤ k < count
+    rank = np.cumsum(bits, axis=1, dtype=np.int8)
+    square = np.argmax(rank > chosen[:, None].astype(np.int8), axis=1)
+    return np.where(count > 0, square, -1)
+
+
+def _play_random_games(n: int, rng: np.random.Generator) -> GameBatch:
+    own = np.full(n, bb.BB_START_BLACK)  # side to move
+    opp = np.full(n, bb.BB_START_WHITE)
+    colour = np.full(n, BLACK, np.int8)
+    legal = bb.legal_moves(own, opp)
+    out = {f: np.zeros((n, N_MOVES), np.uint64) for f in ("black", "white", "flipped", "legal")}
+    squares = np.full((n, N_MOVES), -1, np.int8)
+    player = np.zeros((n, N_MOVES), np.int8)
+    for t in range(N_MOVES):
+        square = _pick_uniform(legal, rng)
+        alive = square >= 0
+        move = np.where(alive, _ONE << square.clip(0).astype(np.uint64), np.uint64(0))
+        flipped = bb.flips(move, own, opp)
+        own, opp = own | move | flipped, opp & ~flipped
+        squares[:, t] = square
+        player[:, t] = np.where(alive, colour, 0)
+        is_black = colour == BLACK
+        out["black"][:, t] = np.where(is_black, own, opp)
+        out["white"][:, t] = np.where(is_black, opp, own)
+        out["flipped"][:, t] = flipped
+        # The opponent moves next if it can; otherwise (implicit pass) the same side again.
+        legal = bb.legal_moves(opp, own)
+        passing = np.flatnonzero((legal == 0) & alive)
+        if len(passing):
+            legal[passing] = bb.legal_moves(own[passing], opp[passing])
+        switch = legal != 0
+        switch[passing] = False
+        own, opp = np.where(switch, opp, own), np.where(switch, own, opp)
+        colour = np.where(switch, -colour, colour).astype(np.int8)
+        out["legal"][:, t] = legal
+    return GameBatch(squares, player, **out)
+
+
+def iter_games(n: int, seed: int) -> Iterator[GameBatch]:
+    """Yield the ``n`` games of ``seed`` in chunks of at most ``CHUNK`` games."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, n, CHUNK):
+        batch = _play_random_games(CHUNK, rng)
+        yield batch[: n - start] if n - start < CHUNK else batch
+
+
+def generate_games(n: int, seed: int) -> GameBatch:
+    """The first ``n`` games of ``seed``."""
+    return GameBatch.concatenate(list(iter_games(n, seed)))
+
+
+def random_games(n: int, rng: np.random.Generator) -> GameBatch:
+    """``n`` fresh games from a running generator (the training stream)."""
+    return _play_random_games(n, rng)

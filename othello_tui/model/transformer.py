@@ -1,0 +1,199 @@
+"""Othello-GPT: a hooked pre-LayerNorm GPT in the spirit of nanoGPT's ``model.py``.
+
+Parameters carry TransformerLens names and shapes, so ``state_dict()`` *is* a TransformerLens
+``HookedTransformer`` state dict. Hooks are identity modules placed where each value is used,
+named like TransformerLens's (``blocks.0.attn.hook_pattern``).
+
+Shape legend: B batch, T position (query), S source position (key), D d_model, H head,
+E d_head, M d_mlp, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from einops import einsum
+from torch import Tensor, nn
+
+from othello_tui.model.config import ModelConfig
+
+
+class HookPoint(nn.Module):
+    """Identity; a place to read (cache) or replace (intervene) a value by name."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class LayerNorm(nn.Module):
+    """``w ⊙ (x − mean) / scale + b`` with ``scale = sqrt(var + eps)`` exposed as a hook, since
+    the circuit analysis freezes it (DESIGN.md §3.2)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.eps = cfg.eps
+        self.w = nn.Parameter(torch.ones(cfg.d_model))
+        self.b = nn.Parameter(torch.zeros(cfg.d_model))
+        self.hook_scale = HookPoint()  # [B, T, 1]
+        self.hook_normalized = HookPoint()  # [B, T, D]
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x - x.mean(-1, keepdim=True)
+        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
+        return self.hook_normalized(x / scale * self.w + self.b)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        H, D, E = cfg.n_heads, cfg.d_model, cfg.d_head
+        self.W_Q, self.W_K, self.W_V = (nn.Parameter(torch.empty(H, D, E)) for _ in range(3))
+        self.W_O = nn.Parameter(torch.empty(H, E, D))
+        self.b_Q, self.b_K, self.b_V = (nn.Parameter(torch.zeros(H, E)) for _ in range(3))
+        self.b_O = nn.Parameter(torch.zeros(D))
+        self.register_buffer("mask", torch.tril(torch.ones(cfg.n_ctx, cfg.n_ctx, dtype=torch.bool)))
+        self.attn_scale = math.sqrt(E)
+        for name in ("q", "k", "v", "attn_scores", "pattern", "z"):
+            setattr(self, f"hook_{name}", HookPoint())
+
+    def forward(self, x_BTD: Tensor) -> Tensor:
+        q_BTHE = self.hook_q(einsum(x_BTD, self.W_Q, "b t d, h d e -> b t h e") + self.b_Q)
+        k_BSHE = self.hook_k(einsum(x_BTD, self.W_K, "b s d, h d e -> b s h e") + self.b_K)
+        v_BSHE = self.hook_v(einsum(x_BTD, self.W_V, "b s d, h d e -> b s h e") + self.b_V)
+        scores_BHTS = einsum(q_BTHE, k_BSHE, "b t h e, b s h e -> b h t s") / self.attn_scale
+        T = x_BTD.shape[1]
+        scores_BHTS = scores_BHTS.masked_fill(~self.mask[:T, :T], float("-inf"))
+        pattern_BHTS = self.hook_pattern(F.softmax(self.hook_attn_scores(scores_BHTS), dim=-1))
+        z_BTHE = self.hook_z(einsum(pattern_BHTS, v_BSHE, "b h t s, b s h e -> b t h e"))
+        return einsum(z_BTHE, self.W_O, "b t h e, h e d -> b t d") + self.b_O
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.W_in = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp))
+        self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp))
+        self.W_out = nn.Parameter(torch.empty(cfg.d_mlp, cfg.d_model))
+        self.b_out = nn.Parameter(torch.zeros(cfg.d_model))
+        self.hook_pre = HookPoint()  # [B, T, M]
+        self.hook_post = HookPoint()
+
+    def forward(self, x_BTD: Tensor) -> Tensor:
+        pre_BTM = self.hook_pre(x_BTD @ self.W_in + self.b_in)
+        return self.hook_post(F.gelu(pre_BTM)) @ self.W_out + self.b_out
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.ln1, self.attn = LayerNorm(cfg), Attention(cfg)
+        self.ln2, self.mlp = LayerNorm(cfg), MLP(cfg)
+        for name in ("resid_pre", "attn_out", "resid_mid", "mlp_out", "resid_post"):
+            setattr(self, f"hook_{name}", HookPoint())
+
+    def forward(self, resid_BTD: Tensor) -> Tensor:
+        resid_BTD = self.hook_resid_pre(resid_BTD)
+        resid_BTD = self.hook_resid_mid(resid_BTD + self.hook_attn_out(self.attn(self.ln1(resid_BTD))))
+        mlp_out = self.hook_mlp_out(self.mlp(self.ln2(resid_BTD)))
+        return self.hook_resid_post(resid_BTD + mlp_out)
+
+
+class Embed(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.W_E = nn.Parameter(torch.empty(cfg.d_vocab, cfg.d_model))
+
+
+class PosEmbed(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.W_pos = nn.Parameter(torch.empty(cfg.n_ctx, cfg.d_model))
+
+
+class Unembed(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.W_U = nn.Parameter(torch.empty(cfg.d_model, cfg.d_vocab_out))
+        self.b_U = nn.Parameter(torch.zeros(cfg.d_vocab_out))
+
+
+class OthelloGPT(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed, self.pos_embed = Embed(cfg), PosEmbed(cfg)
+        self.hook_embed, self.hook_pos_embed = HookPoint(), HookPoint()
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.ln_final = LayerNorm(cfg)
+        self.unembed = Unembed(cfg)
+        self.reset_parameters()
+
+    def reset_parameters(self, seed: int | None = None) -> None:
+        """GPT-2 style: N(0, 0.02), residual-writing matrices scaled by 1/sqrt(2·n_layers)."""
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        for name, p in self.named_parameters():
+            if name.endswith(("W_O", "W_out")):
+                std = 0.02 / math.sqrt(2 * self.cfg.n_layers)
+            elif name.split(".")[-1].startswith("W_"):
+                std = 0.02
+            else:
+                continue
+            with torch.no_grad():
+                p.normal_(0.0, std, generator=generator)
+
+    def forward(self, tokens_BT: Tensor) -> Tensor:
+        """Logits [B, T, V] for move tokens [B, T]."""
+        T = tokens_BT.shape[1]
+        resid_BTD = self.hook_embed(self.embed.W_E[tokens_BT]) + self.hook_pos_embed(
+            self.pos_embed.W_pos[:T]
+        )
+        for block in self.blocks:
+            resid_BTD = block(resid_BTD)
+        return self.ln_final(resid_BTD) @ self.unembed.W_U + self.unembed.b_U
+
+    def state_dict_tl(self) -> dict[str, Tensor]:
+        """Parameters only, keyed by TransformerLens names (buffers such as the mask excluded)."""
+        return dict(self.named_parameters())
+
+    @property
+    def device(self) -> torch.device:
+        return self.embed.W_E.device
+
+    def hook_names(self) -> list[str]:
+        return [name for name, m in self.named_modules() if isinstance(m, HookPoint)]
+
+    @contextmanager
+    def hooks(self, fwd_hooks: Iterable[tuple[str, Callable[[Tensor], Tensor | None]]]):
+        """Attach ``fn(value) -> replacement or None`` to named hooks; removed on exit."""
+        modules = dict(self.named_modules())
+        handles = []
+        try:
+            for name, fn in fwd_hooks:
+                if not isinstance(modules.get(name), HookPoint):
+                    raise KeyError(f"no hook named {name!r}")
+                handles.append(modules[name].register_forward_hook(lambda _m, _i, out, fn=fn: fn(out)))
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def run_with_cache(
+        self, tokens_BT: Tensor, names: Iterable[str] | None = None
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Logits and the values of the named hooks (all hooks when ``names`` is None)."""
+        cache: dict[str, Tensor] = {}
+
+        def store(name: str):
+            def hook(value: Tensor) -> None:
+                cache[name] = value.detach()
+
+            return hook
+
+        names = self.hook_names() if names is None else list(names)
+        with self.hooks((name, store(name)) for name in names):
+            logits = self(tokens_BT)
+        return logits, cache

@@ -1,0 +1,101 @@
+"""Model weights on disk: ``othello_gpt.safetensors`` (TransformerLens names and shapes) and
+``othello_gpt.json`` (``{"config": HookedTransformerConfig fields, "training": …, "metrics": …}``).
+
+A TransformerLens 2.x/3.x user loads them with no conversion code::
+
+    cfg = HookedTransformerConfig(**json.load(open("othello_gpt.json"))["config"])
+    model = HookedTransformer(cfg)
+    model.load_state_dict(safetensors.torch.load_file("othello_gpt.safetensors"), strict=False)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from othello_tui.model.config import ModelConfig
+from othello_tui.model.transformer import OthelloGPT
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+MODEL_STEM = "othello_gpt"
+TRAIN_HINT = "train them with `othello-tui train model` (or pass --weights DIR)"
+
+
+class WeightsError(RuntimeError):
+    """Weights that are missing, truncated or do not match the model they claim to be."""
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = None) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=metadata)
+    os.replace(tmp, path)
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not path.exists():
+        raise WeightsError(f"{path} does not exist")
+    try:
+        return load_file(path)
+    except (SafetensorError, OSError, ValueError) as error:
+        raise WeightsError(f"{path} is not a readable safetensors file ({error})") from None
+
+
+def read_json(path: Path) -> dict:
+    if not path.exists():
+        raise WeightsError(f"{path} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise WeightsError(f"{path} is not valid JSON ({error})") from None
+
+
+def save_model(model: OthelloGPT, directory: Path, info: dict | None = None) -> None:
+    """Write the two files atomically; ``info`` adds e.g. ``training`` and ``metrics``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_save_tensors(directory / f"{MODEL_STEM}.safetensors", model.state_dict_tl())
+    meta = {"config": model.cfg.to_dict(), **(info or {})}
+    atomic_write_text(directory / f"{MODEL_STEM}.json", json.dumps(meta, indent=2) + "\n")
+
+
+def load_state_dict(model: OthelloGPT, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load a TransformerLens-keyed state dict, naming every missing or mismatched tensor."""
+    expected = model.state_dict_tl()
+    missing = sorted(set(expected) - set(state))
+    wrong = [
+        f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if missing or wrong:
+        problems = ([f"missing {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}"] if missing else []) + wrong[:5]
+        raise WeightsError(f"{source} does not fit this model: " + "; ".join(problems))
+    with torch.no_grad():
+        for name, value in expected.items():
+            value.copy_(state[name])
+
+
+def load_model(directory: Path = WEIGHTS_DIR, device: str | torch.device = "cpu") -> tuple[OthelloGPT, dict]:
+    """The model and its JSON metadata; :class:`WeightsError` with a hint when anything is off."""
+    directory = Path(directory)
+    tensors_path, meta_path = directory / f"{MODEL_STEM}.safetensors", directory / f"{MODEL_STEM}.json"
+    if not tensors_path.exists() or not meta_path.exists():
+        raise WeightsError(f"no model weights in {directory}; {TRAIN_HINT}")
+    meta = read_json(meta_path)
+    try:
+        cfg = ModelConfig.from_dict(meta["config"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise WeightsError(f"{meta_path} has no usable model config ({error})") from None
+    model = OthelloGPT(cfg)
+    load_state_dict(model, read_tensors(tensors_path), str(tensors_path))
+    return model.to(device).eval(), meta
