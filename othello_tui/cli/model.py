@@ -1,5 +1,4 @@
-"""The ``othello-tui`` command. Commands are thin; heavy imports (torch) live inside them so
-``--help`` is instant."""
+"""``othello-tui train model`` and ``othello-tui eval model``."""
 
 from __future__ import annotations
 
@@ -8,25 +7,7 @@ from pathlib import Path
 
 import click
 
-from othello_tui import __version__
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_WEIGHTS = REPO_ROOT / "weights"
-DEFAULT_CHECKPOINTS = REPO_ROOT / "checkpoints"
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="othello-tui")
-def main() -> None:
-    """Look inside a 6-layer GPT that learned to predict legal Othello moves.
-
-    Start with `othello-tui play`. Weights live in weights/, generated caches in cache/.
-    """
-
-
-@main.group()
-def train() -> None:
-    """Train the model, the dictionaries or the probes."""
+from othello_tui.cli.groups import DEFAULT_CHECKPOINTS, DEFAULT_WEIGHTS, train
 
 
 @train.command("model")

@@ -1,0 +1,33 @@
+"""The command groups; each command lives in the module of its subject and registers itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from othello_tui import __version__
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_WEIGHTS = REPO_ROOT / "weights"
+DEFAULT_CHECKPOINTS = REPO_ROOT / "checkpoints"
+DEFAULT_CACHE_DIR = REPO_ROOT / "cache"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="othello-tui")
+def main() -> None:
+    """Look inside a 6-layer GPT that learned to predict legal Othello moves.
+
+    Start with `othello-tui play`. Weights live in weights/, generated caches in cache/.
+    """
+
+
+@main.group()
+def train() -> None:
+    """Train the model, the dictionaries or the probes."""
+
+
+@main.group("eval")
+def evaluate() -> None:
+    """Measure the model, the dictionaries, the circuits or the probes."""

@@ -1,0 +1,104 @@
+"""A sparse dictionary (sparse autoencoder) over one module's output (DESIGN.md §5).
+
+``h = W_enc·(x − b_dec) + b_enc`` is the linear pre-activation shared by every architecture, so
+the circuit analysis (DESIGN.md §3.4) is the same for all of them; only the activation rule
+differs:
+
+- ``standard``: ``c = ReLU(h)``, trained with an L1 penalty (the write-up's form);
+- ``topk``: the ``k`` largest ``ReLU(h)`` per token, the rest zero (Gao et al. 2024);
+- ``jumprelu``: ``c = h·[h > threshold]`` with a per-feature threshold (Rajamanoharan et al. 2024).
+
+Decoder rows are kept at unit norm, so a feature's activation is the length of what it writes.
+Shape legend: N tokens, D d_in, F features.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import Tensor, nn
+
+ARCHITECTURES = ("standard", "topk", "jumprelu")
+
+
+@dataclass(frozen=True)
+class DictionaryConfig:
+    """SAELens-style config fields (plus the module name of this project)."""
+
+    module: str  # "L0A" … "L5M"
+    hook_name: str  # TransformerLens hook, e.g. "blocks.0.hook_attn_out"
+    architecture: str = "topk"
+    d_in: int = 128
+    d_sae: int = 1024
+    k: int | None = 32  # topk only
+    l1_coefficient: float | None = None  # standard only
+
+    def __post_init__(self):
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.architecture!r} (one of {', '.join(ARCHITECTURES)})")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DictionaryConfig:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def hook_name_of(module: str) -> str:
+    """``"L3M" -> "blocks.3.hook_mlp_out"``."""
+    layer, kind = int(module[1:-1]), module[-1]
+    return f"blocks.{layer}.hook_{'attn' if kind == 'A' else 'mlp'}_out"
+
+
+class Dictionary(nn.Module):
+    def __init__(self, cfg: DictionaryConfig):
+        super().__init__()
+        self.cfg = cfg
+        D, F = cfg.d_in, cfg.d_sae
+        self.W_enc = nn.Parameter(torch.empty(D, F))
+        self.b_enc = nn.Parameter(torch.zeros(F))
+        self.W_dec = nn.Parameter(torch.empty(F, D))
+        self.b_dec = nn.Parameter(torch.zeros(D))
+        # jumprelu only; kept for every architecture so all files share one set of keys
+        self.register_buffer("threshold", torch.zeros(F))
+        self.reset_parameters()
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Unit-norm random decoder rows and the encoder as their transpose (a common, good start)."""
+        with torch.no_grad():
+            self.W_dec.normal_(generator=generator)
+            self.normalise_decoder()
+            self.W_enc.copy_(self.W_dec.T)
+            self.b_enc.zero_()
+            self.b_dec.zero_()
+
+    @torch.no_grad()
+    def normalise_decoder(self) -> None:
+        self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp(min=1e-8)
+
+    def pre_acts(self, x_ND: Tensor) -> Tensor:
+        """``h = W_enc·(x − b_dec) + b_enc``, exactly linear in x (the attribution target)."""
+        return (x_ND - self.b_dec) @ self.W_enc + self.b_enc
+
+    def activate(self, h_NF: Tensor) -> Tensor:
+        """The architecture's activation rule applied to pre-activations."""
+        if self.cfg.architecture == "topk":
+            values, indices = torch.relu(h_NF).topk(self.cfg.k, dim=-1)
+            return torch.zeros_like(h_NF).scatter(-1, indices, values)
+        if self.cfg.architecture == "jumprelu":
+            return h_NF * (h_NF > self.threshold)
+        return torch.relu(h_NF)
+
+    def encode(self, x_ND: Tensor) -> Tensor:
+        return self.activate(self.pre_acts(x_ND))
+
+    def decode(self, c_NF: Tensor) -> Tensor:
+        return c_NF @ self.W_dec + self.b_dec
+
+    def forward(self, x_ND: Tensor) -> tuple[Tensor, Tensor]:
+        """(reconstruction, activations)."""
+        c_NF = self.encode(x_ND)
+        return self.decode(c_NF), c_NF
