@@ -7,31 +7,125 @@ from pathlib import Path
 
 import click
 
-from othello_tui.cli.groups import DEFAULT_CHECKPOINTS, DEFAULT_WEIGHTS, train
+from othello_tui.cli.groups import DEFAULT_CHECKPOINTS, DEFAULT_WEIGHTS, evaluate, train
 
 
 @train.command("model")
-@click.option("--minutes", type=float, default=110.0, show_default=True, help="Wall-clock budget of training steps.")
-@click.option("--games", type=int, default=None, help="Budget in games (stops at whichever budget ends first).")
+@click.option(
+    "--minutes", type=float, default=110.0, show_default=True, help="Wall-clock budget of training steps."
+)
+@click.option(
+    "--games", type=int, default=None, help="Budget in games (stops at whichever budget ends first)."
+)
 @click.option("--batch", type=int, default=256, show_default=True, help="Games per step.")
-@click.option("--lr", type=float, default=4e-3, show_default=True, help="AdamW learning rate (embeddings, biases, norms).")
-@click.option("--muon-lr", type=float, default=0.02, show_default=True, help="Muon learning rate (block weight matrices).")
+@click.option(
+    "--lr",
+    type=float,
+    default=4e-3,
+    show_default=True,
+    help="AdamW learning rate (embeddings, biases, norms).",
+)
+@click.option(
+    "--muon-lr",
+    type=float,
+    default=0.02,
+    show_default=True,
+    help="Muon learning rate (block weight matrices).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--tiny", is_flag=True, help="A 2-layer d_model-32 model, for quick experiments.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_WEIGHTS, show_default=True)
-@click.option("--checkpoint", type=click.Path(path_type=Path), default=DEFAULT_CHECKPOINTS / "model.safetensors", show_default=True)
+@click.option(
+    "--checkpoint",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_CHECKPOINTS / "model.safetensors",
+    show_default=True,
+)
 @click.option("--resume", is_flag=True, help="Continue from --checkpoint.")
-def train_model_command(minutes, games, batch, lr, muon_lr, seed, tiny, device, out_dir, checkpoint, resume) -> None:
+def train_model_command(
+    minutes, games, batch, lr, muon_lr, seed, tiny, device, out_dir, checkpoint, resume
+) -> None:
     """Train Othello-GPT on freshly generated games (soft next-move targets)."""
     from othello_tui.model.config import TINY, ModelConfig
     from othello_tui.model.device import resolve_device
-    from othello_tui.model.train import TrainConfig, train_model
+    from othello_tui.model.train import TrainConfig, TrainingInterrupted, train_model
 
-    cfg = TrainConfig(
-        minutes=minutes, games=games, batch=batch, lr=lr, muon_lr=muon_lr, seed=seed,
-        model=TINY if tiny else ModelConfig(),
-    )
-    info = train_model(cfg, out_dir, checkpoint, resume=resume, device=resolve_device(device), command=" ".join(["othello-tui", *sys.argv[1:]]))
+    if resume and not checkpoint.exists():
+        raise click.ClickException(f"no checkpoint at {checkpoint} to resume from")
+    if checkpoint.exists() and not resume:
+        raise click.ClickException(
+            f"{checkpoint} exists: pass --resume to continue it, or delete it to start over"
+        )
+    try:
+        cfg = TrainConfig(
+            minutes=minutes, games=games, batch=batch, lr=lr, muon_lr=muon_lr, seed=seed,
+            model=TINY if tiny else ModelConfig(),
+        )  # fmt: skip
+        command = " ".join(["othello-tui", *sys.argv[1:]])
+        info = train_model(
+            cfg, out_dir, checkpoint, resume=resume, device=resolve_device(device), command=command
+        )
+    except TrainingInterrupted as stop:
+        raise click.ClickException(f"{stop}; continue with the same command and --resume") from None
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
     curve = info["training"]["learning_curve"]
-    click.echo(f"wrote {out_dir}; held-out legality {curve[-1]['legal_top1']:.2%} after {info['training']['games']:,} games")
+    click.echo(
+        f"wrote {out_dir}; held-out legality {curve[-1]['legal_top1']:.2%} after {info['training']['games']:,} games"
+    )
+
+
+@evaluate.command("model")
+@click.option(
+    "--games", type=click.IntRange(min=1), default=10_000, show_default=True, help="Fresh held-out games."
+)
+@click.option("--seed", type=int, default=None, help="Game seed (default: the held-out evaluation seed).")
+@click.option(
+    "--weights", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WEIGHTS, show_default=True
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@click.option("--record", is_flag=True, help="Also store the metrics in the weights' JSON (the model card).")
+def eval_model_command(games, seed, weights, device, as_json, record) -> None:
+    """Top-1 legality, legal-set F1, loss against its floor, and legality by move number."""
+    import json
+
+    from othello_tui.model.device import resolve_device
+    from othello_tui.model.evaluate import EVAL_SEED, evaluate_model
+    from othello_tui.model.weights import MODEL_STEM, WeightsError, atomic_write_text, load_model
+
+    try:
+        model, meta = load_model(weights, resolve_device(device))
+    except (WeightsError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    seed = EVAL_SEED if seed is None else seed
+    metrics = evaluate_model(model, games, seed).to_dict() | {"games": games, "seed": seed}
+    if record:
+        meta["metrics"] = metrics
+        atomic_write_text(weights / f"{MODEL_STEM}.json", json.dumps(meta, indent=2) + "\n")
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2))
+        return
+    _print_metrics(metrics)
+
+
+def _print_metrics(metrics: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Othello-GPT on {metrics['games']:,} held-out games (seed {metrics['seed']})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("top-1 legality", f"{metrics['legal_top1']:.3%}")
+    table.add_row("legal-set F1 (p > 0.01)", f"{metrics['legal_set_f1']:.4f}")
+    table.add_row("legal set exact", f"{metrics['legal_set_exact']:.2%}")
+    table.add_row("loss / floor (nats)", f"{metrics['loss']:.4f} / {metrics['loss_floor']:.4f}")
+    by_move = metrics["legal_top1_by_move"]
+    worst = min(range(len(by_move)), key=by_move.__getitem__)
+    table.add_row("worst move number", f"move {worst + 2}: {by_move[worst]:.2%}")
+    Console().print(table)
+    spark = "▁▂▃▄▅▆▇█"
+    low = min(by_move)
+    bars = "".join(spark[min(7, int((v - low) / max(1e-9, 1 - low) * 7.999))] for v in by_move)
+    Console().print(f"legality by move 2…60 ({low:.1%} … 100%): {bars}")

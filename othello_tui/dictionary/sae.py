@@ -36,7 +36,9 @@ class DictionaryConfig:
 
     def __post_init__(self):
         if self.architecture not in ARCHITECTURES:
-            raise ValueError(f"unknown architecture {self.architecture!r} (one of {', '.join(ARCHITECTURES)})")
+            raise ValueError(
+                f"unknown architecture {self.architecture!r} (one of {', '.join(ARCHITECTURES)})"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -45,6 +47,14 @@ class DictionaryConfig:
     def from_dict(cls, data: dict) -> DictionaryConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def module_names(n_layers: int = 6) -> list[str]:
+    """Modules bottom to top: ``L0A, L0M, L1A, …`` (attention output, then MLP output, per layer)."""
+    return [f"L{layer}{kind}" for layer in range(n_layers) for kind in "AM"]
+
+
+MODULES = module_names(6)
 
 
 def hook_name_of(module: str) -> str:

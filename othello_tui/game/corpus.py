@@ -44,8 +44,12 @@ def write_corpus(path: Path, n_games: int, seed: int, show_progress: bool = True
         f.attrs.update(seed=seed, n_games=n_games, format_version=FORMAT_VERSION)
         datasets = {
             name: f.create_dataset(
-                name, (n_games, N_MOVES, *shape), dtype=dtype,
-                chunks=(min(n_games, 1024), N_MOVES, *shape), compression="gzip", compression_opts=1,
+                name,
+                (n_games, N_MOVES, *shape),
+                dtype=dtype,
+                chunks=(min(n_games, 1024), N_MOVES, *shape),
+                compression="gzip",
+                compression_opts=1,
             )
             for name, (dtype, shape) in DATASETS.items()
         }
@@ -69,5 +73,3 @@ def read_corpus(path: Path) -> dict[str, np.ndarray]:
         data = {name: f[name][()] for name in DATASETS}
         data["attrs"] = dict(f.attrs)
     return data
-
-

@@ -32,25 +32,37 @@ def start_board() -> np.ndarray:
     return board
 
 
-def flips(board: np.ndarray, square: int, colour: int) -> list[int]:
+def _ray(square: int, d_row: int, d_col: int) -> tuple[int, ...]:
+    row, col = divmod(square, 8)
+    squares = []
+    row, col = row + d_row, col + d_col
+    while 0 <= row < 8 and 0 <= col < 8:
+        squares.append(8 * row + col)
+        row, col = row + d_row, col + d_col
+    return tuple(squares)
+
+
+#: RAYS[s]: for each of the 8 directions, the squares from s (exclusive) to the board edge
+RAYS = [[ray for d in DIRECTIONS if (ray := _ray(s, *d))] for s in range(64)]
+
+
+def flips(board: np.ndarray | list[int], square: int, colour: int) -> list[int]:
     """Squares flipped if ``colour`` plays on ``square`` (empty list: not a legal move)."""
     if board[square] != EMPTY:
         return []
-    row, col = divmod(square, 8)
     flipped: list[int] = []
-    for d_row, d_col in DIRECTIONS:
-        line = []
-        r, c = row + d_row, col + d_col
-        while 0 <= r < 8 and 0 <= c < 8 and board[8 * r + c] == -colour:
-            line.append(8 * r + c)
-            r, c = r + d_row, c + d_col
-        if line and 0 <= r < 8 and 0 <= c < 8 and board[8 * r + c] == colour:
-            flipped += line
+    for ray in RAYS[square]:
+        for distance, s in enumerate(ray):
+            if board[s] != -colour:
+                if board[s] == colour and distance > 0:
+                    flipped += ray[:distance]
+                break
     return sorted(flipped)
 
 
 def legal_moves(board: np.ndarray, colour: int) -> list[int]:
-    return [s for s in range(64) if flips(board, s, colour)]
+    cells = board.tolist()  # plain ints: much faster to index than numpy scalars
+    return [s for s in range(64) if cells[s] == EMPTY and flips(cells, s, colour)]
 
 
 @dataclass(frozen=True)

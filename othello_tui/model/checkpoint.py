@@ -12,7 +12,9 @@ from safetensors import safe_open
 from othello_tui.model.weights import WeightsError, atomic_save_tensors, read_tensors
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, optimizers: list[torch.optim.Optimizer], header: dict) -> None:
+def save_checkpoint(
+    path: Path, model: torch.nn.Module, optimizers: list[torch.optim.Optimizer], header: dict
+) -> None:
     tensors = {f"model.{k}": v for k, v in model.named_parameters()}
     names = {id(p): k for k, p in model.named_parameters()}
     for optimizer in optimizers:
@@ -39,5 +41,7 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizers: list[torch.o
             for p in group["params"]:
                 name = next(k for k, v in params.items() if v is p)
                 prefix = f"optim.{name}."
-                optimizer.state[p] = {k[len(prefix) :]: v.clone() for k, v in tensors.items() if k.startswith(prefix)}
+                optimizer.state[p] = {
+                    k[len(prefix) :]: v.clone() for k, v in tensors.items() if k.startswith(prefix)
+                }
     return header

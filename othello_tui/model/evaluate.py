@@ -68,5 +68,3 @@ def evaluate_model(model: OthelloGPT, n_games: int, seed: int = EVAL_SEED, batch
 def uniform_baseline_loss() -> float:
     """Loss of predicting all 60 moves uniformly (what an untrained model should beat)."""
     return math.log(60)
-
-

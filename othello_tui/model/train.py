@@ -56,6 +56,10 @@ class TrainConfig:
             raise ValueError(f"training seeds must be below {EVAL_SEED} (evaluation uses those)")
 
 
+class TrainingInterrupted(Exception):
+    """Ctrl-C during training; the checkpoint holds every step done so far."""
+
+
 def lr_scale(step: int, progress: float, cfg: TrainConfig) -> float:
     """Multiplier of the base learning rates: linear warm-up, then cosine to ``final_lr_frac``."""
     warm = min(1.0, (step + 1) / cfg.warmup_steps)
@@ -76,10 +80,40 @@ def make_optimizers(model: OthelloGPT, cfg: TrainConfig) -> list[torch.optim.Opt
     ]
 
 
+_COLUMNS = (
+    TextColumn("[bold]train model"),
+    BarColumn(),
+    TextColumn("{task.percentage:>5.1f}%"),
+    TimeElapsedColumn(),
+    TimeRemainingColumn(),
+    TextColumn("{task.fields[status]}"),
+)
+
+
 def _progress(cfg: TrainConfig, elapsed: float, games: int) -> float:
     by_time = elapsed / (60 * cfg.minutes) if cfg.minutes else 0.0
     by_games = games / cfg.games if cfg.games else 0.0
     return max(by_time, by_games)
+
+
+def _train_step(
+    model: OthelloGPT, optimizers, cfg: TrainConfig, scale: float, tokens, legal
+) -> tuple[float, float]:
+    """One optimiser step at ``scale`` × the base learning rates; returns (loss, batch legality)."""
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["lr"] = group["initial_lr"] * scale
+    logits = model(tokens)
+    loss = soft_target_loss(logits, legal)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    for opt in optimizers:
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        valid = legal.any(-1)
+        hit = legal.gather(-1, logits.argmax(-1, keepdim=True)).squeeze(-1)
+    return loss.item(), hit[valid].float().mean().item()
 
 
 def train_model(
@@ -91,82 +125,70 @@ def train_model(
     show_progress: bool = True,
     command: str = "",
 ) -> dict:
-    """Train, checkpointing atomically, then write the weights to ``out_dir``; return the info."""
+    """Train, checkpointing atomically (also on Ctrl-C, then :class:`TrainingInterrupted`), then
+    write the weights and their model card to ``out_dir``; return the card's ``training`` info."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     model = OthelloGPT(cfg.model)
     model.reset_parameters(seed=cfg.seed)
-    model.to(device)
+    model.to(device).train()
     optimizers = make_optimizers(model, cfg)
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["initial_lr"] = group["lr"]
     rng = np.random.default_rng(cfg.seed)
     state = {"step": 0, "games": 0, "elapsed": 0.0, "curve": []}
     if resume and checkpoint.exists():
         header = load_checkpoint(checkpoint, model, optimizers)
-        state = header["state"]
-        rng.bit_generator.state = header["rng"]
-    base_lrs = [g["lr"] for opt in optimizers for g in opt.param_groups]
-
-    def record_eval() -> float:
-        model.eval()
-        legal = evaluate_model(model, cfg.eval_games, seed=EVAL_SEED + 1).legal_top1
-        model.train()
-        state["curve"].append(
-            {"minutes": round(state["elapsed"] / 60, 2), "games": state["games"], "legal_top1": round(legal, 5)}
-        )
-        return legal
+        state, rng.bit_generator.state = header["state"], header["rng"]
 
     def write_checkpoint() -> None:
         header = {"state": state, "rng": rng.bit_generator.state, "config": asdict(cfg)}
         save_checkpoint(checkpoint, model, optimizers, header)
 
-    columns = [
-        TextColumn("[bold]train model"),
-        BarColumn(),
-        TextColumn("{task.percentage:>5.1f}%"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[status]}"),
-    ]
+    def record_eval() -> str:
+        model.eval()
+        legal = evaluate_model(model, cfg.eval_games, seed=EVAL_SEED + 1).legal_top1
+        model.train()
+        minutes = state["elapsed"] / 60
+        state["curve"].append(
+            {"minutes": round(minutes, 2), "games": state["games"], "legal_top1": round(legal, 5)}
+        )
+        return f"{minutes:6.1f} min · step {state['step']} · {state['games']:,} games · held-out legality {legal:.2%}"
+
+    running = {"loss": None, "legal": None}
     last_eval = last_checkpoint = state["elapsed"]
-    running_legal, running_loss = None, None
-    model.train()
-    with Progress(*columns, disable=not show_progress) as bar:
-        task = bar.add_task("train", total=1.0, status="", completed=_progress(cfg, state["elapsed"], state["games"]))
-        while (progress := _progress(cfg, state["elapsed"], state["games"])) < 1.0:
-            started = time.perf_counter()
-            scale = lr_scale(state["step"], progress, cfg)
-            for group, base in zip((g for opt in optimizers for g in opt.param_groups), base_lrs):
-                group["lr"] = base * scale
-            tokens, legal = model_inputs(random_games(cfg.batch, rng), device)
-            logits = model(tokens)
-            loss = soft_target_loss(logits, legal)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            for opt in optimizers:
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-            with torch.no_grad():
-                valid = legal.any(-1)
-                hit = legal.gather(-1, logits.argmax(-1, keepdim=True)).squeeze(-1)
-                batch_legal = hit[valid].float().mean().item()
-            running_legal = batch_legal if running_legal is None else 0.95 * running_legal + 0.05 * batch_legal
-            running_loss = loss.item() if running_loss is None else 0.95 * running_loss + 0.05 * loss.item()
-            state["step"] += 1
-            state["games"] += cfg.batch
-            state["elapsed"] += time.perf_counter() - started
-            if state["elapsed"] - last_eval >= 60 * cfg.eval_every_minutes:
-                record_eval()
-                last_eval = state["elapsed"]
-            if state["elapsed"] - last_checkpoint >= 60 * cfg.checkpoint_every_minutes:
-                write_checkpoint()
-                last_checkpoint = state["elapsed"]
-            held_out = f" · held-out {state['curve'][-1]['legal_top1']:.2%}" if state["curve"] else ""
-            bar.update(
-                task,
-                completed=min(1.0, _progress(cfg, state["elapsed"], state["games"])),
-                status=f"step {state['step']} · {state['games']:,} games · loss {running_loss:.3f} · legal {running_legal:.2%}{held_out}",
-            )
-    record_eval()
+    try:
+        with Progress(*_COLUMNS, disable=not show_progress) as bar:
+            task = bar.add_task("train", total=1.0, status="")
+            while (progress := _progress(cfg, state["elapsed"], state["games"])) < 1.0:
+                started = time.perf_counter()
+                tokens, legal = model_inputs(random_games(cfg.batch, rng), device)
+                loss, batch_legal = _train_step(
+                    model, optimizers, cfg, lr_scale(state["step"], progress, cfg), tokens, legal
+                )
+                for key, value in (("loss", loss), ("legal", batch_legal)):
+                    running[key] = value if running[key] is None else 0.95 * running[key] + 0.05 * value
+                state["step"] += 1
+                state["games"] += cfg.batch
+                state["elapsed"] += time.perf_counter() - started
+                if state["elapsed"] - last_eval >= 60 * cfg.eval_every_minutes:
+                    bar.console.print(record_eval())
+                    last_eval = state["elapsed"]
+                if state["elapsed"] - last_checkpoint >= 60 * cfg.checkpoint_every_minutes:
+                    write_checkpoint()
+                    last_checkpoint = state["elapsed"]
+                bar.update(
+                    task,
+                    completed=min(1.0, _progress(cfg, state["elapsed"], state["games"])),
+                    status=f"step {state['step']} · loss {running['loss']:.3f} · legal {running['legal']:.2%}",
+                )
+            bar.console.print(record_eval())
+    except KeyboardInterrupt:
+        write_checkpoint()
+        raise TrainingInterrupted(
+            f"interrupted at step {state['step']}; checkpoint saved to {checkpoint}"
+        ) from None
     write_checkpoint()
     model.eval()
     info = {

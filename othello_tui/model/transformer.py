@@ -148,9 +148,7 @@ class OthelloGPT(nn.Module):
     def forward(self, tokens_BT: Tensor) -> Tensor:
         """Logits [B, T, V] for move tokens [B, T]."""
         T = tokens_BT.shape[1]
-        resid_BTD = self.hook_embed(self.embed.W_E[tokens_BT]) + self.hook_pos_embed(
-            self.pos_embed.W_pos[:T]
-        )
+        resid_BTD = self.hook_embed(self.embed.W_E[tokens_BT]) + self.hook_pos_embed(self.pos_embed.W_pos[:T])
         for block in self.blocks:
             resid_BTD = block(resid_BTD)
         return self.ln_final(resid_BTD) @ self.unembed.W_U + self.unembed.b_U

@@ -10,6 +10,7 @@ A TransformerLens 2.x/3.x user loads them with no conversion code::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -60,6 +61,15 @@ def read_json(path: Path) -> dict:
         raise WeightsError(f"{path} is not valid JSON ({error})") from None
 
 
+def model_fingerprint(model: OthelloGPT) -> str:
+    """A short hash of the parameter values: dictionaries and caches record the model they fit."""
+    digest = hashlib.sha256()
+    for name, value in sorted(model.state_dict_tl().items()):
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def save_model(model: OthelloGPT, directory: Path, info: dict | None = None) -> None:
     """Write the two files atomically; ``info`` adds e.g. ``training`` and ``metrics``."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -78,7 +88,9 @@ def load_state_dict(model: OthelloGPT, state: dict[str, torch.Tensor], source: s
         if k in state and state[k].shape != v.shape
     ]
     if missing or wrong:
-        problems = ([f"missing {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}"] if missing else []) + wrong[:5]
+        problems = (
+            [f"missing {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}"] if missing else []
+        ) + wrong[:5]
         raise WeightsError(f"{source} does not fit this model: " + "; ".join(problems))
     with torch.no_grad():
         for name, value in expected.items():

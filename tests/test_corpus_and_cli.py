@@ -1,0 +1,87 @@
+"""The HDF5 game corpus contract and the basic command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from othello_tui import __version__
+from othello_tui.cli import main
+from othello_tui.game import corpus
+from othello_tui.game.generator import generate_games
+from othello_tui.game.squares import TOKEN_TO_SQUARE
+
+
+def test_games_command_writes_the_documented_datasets(tmp_path):
+    out = tmp_path / "games.h5"
+    result = CliRunner().invoke(main, ["games", "--n", "50", "--seed", "4", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with h5py.File(out) as f:
+        assert dict(f.attrs) == {"seed": 4, "n_games": 50, "format_version": corpus.FORMAT_VERSION}
+        shapes = {name: (f[name].shape, f[name].dtype) for name in f}
+    assert shapes == {
+        "tokens": ((50, 60), np.uint8),
+        "squares": ((50, 60), np.int8),
+        "player": ((50, 60), np.int8),
+        "board": ((50, 60, 64), np.int8),
+        "flipped": ((50, 60, 64), bool),
+        "legal": ((50, 60, 64), bool),
+    }
+    data = corpus.read_corpus(out)
+    games = generate_games(50, seed=4)
+    np.testing.assert_array_equal(data["squares"], games.squares)
+    played = data["squares"] >= 0
+    np.testing.assert_array_equal(TOKEN_TO_SQUARE[data["tokens"]][played], data["squares"][played])
+    assert (data["tokens"][~played] == 0).all() and (data["player"][~played] == 0).all()
+    # the board after each move holds the move itself, in the mover's colour
+    rows, cols = np.nonzero(played)
+    assert (data["board"][rows, cols, data["squares"][rows, cols]] == data["player"][rows, cols]).all()
+    assert not data["legal"][~played].any()
+
+
+def test_interrupted_corpus_leaves_no_file(tmp_path, monkeypatch):
+    out = tmp_path / "games.h5"
+
+    def explode(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(corpus, "iter_games", explode)
+    with pytest.raises(KeyboardInterrupt):
+        corpus.write_corpus(out, 10, 0, show_progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_games_command_rejects_bad_arguments(tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["games", "--n", "0", "--out", str(tmp_path / "x.h5")])
+    assert result.exit_code == 2 and "Invalid value for '--n'" in result.output
+    result = runner.invoke(main, ["games", "--n", "5", "--out", str(tmp_path / "missing" / "x.h5")])
+    assert result.exit_code == 1 and "does not exist" in result.output and "Traceback" not in result.output
+
+
+def test_help_and_version():
+    runner = CliRunner()
+    assert runner.invoke(main, ["--version"]).output.strip() == f"othello-tui, version {__version__}"
+    help_text = runner.invoke(main, ["--help"]).output
+    for command in ("games", "train", "eval"):
+        assert command in help_text
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [
+        ("othello_tui.game.generator", ("torch", "textual", "h5py")),
+        ("othello_tui.game.rules", ("torch", "textual", "h5py")),
+        ("othello_tui.model.transformer", ("textual",)),
+        ("othello_tui.cli", ("torch", "textual")),
+    ],
+)
+def test_layers_import_only_downward(module, forbidden):
+    code = f"import sys, {module}; print(','.join(m for m in {forbidden!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""
