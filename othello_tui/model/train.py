@@ -38,6 +38,7 @@ class TrainConfig:
     batch: int = 256
     lr: float = 4e-3  # AdamW
     muon_lr: float = 0.02
+    optimizer: str = "muon"  # "muon": Muon on block matrices + AdamW on the rest; "adamw": AdamW on all
     weight_decay: float = 0.01
     warmup_steps: int = 200
     final_lr_frac: float = 0.1
@@ -52,6 +53,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.minutes is None and self.games is None:
             raise ValueError("give a budget: minutes, games or both")
+        if self.optimizer not in ("muon", "adamw"):
+            raise ValueError(f"unknown optimizer {self.optimizer!r} (muon or adamw)")
         if self.seed >= EVAL_SEED:
             raise ValueError(f"training seeds must be below {EVAL_SEED} (evaluation uses those)")
 
@@ -72,6 +75,10 @@ def _is_block_matrix(name: str) -> bool:
 
 
 def make_optimizers(model: OthelloGPT, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
+    if cfg.optimizer == "adamw":
+        return [
+            torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.95), weight_decay=cfg.weight_decay)
+        ]
     matrices = [p for n, p in model.named_parameters() if _is_block_matrix(n)]
     others = [p for n, p in model.named_parameters() if not _is_block_matrix(n)]
     return [
@@ -161,6 +168,7 @@ def train_model(
     try:
         with Progress(*_COLUMNS, disable=not show_progress) as bar:
             task = bar.add_task("train", total=1.0, status="")
+            report = bar.console.print if show_progress else (lambda line: None)
             while (progress := _progress(cfg, state["elapsed"], state["games"])) < 1.0:
                 started = time.perf_counter()
                 tokens, legal = model_inputs(random_games(cfg.batch, rng), device)
@@ -173,7 +181,7 @@ def train_model(
                 state["games"] += cfg.batch
                 state["elapsed"] += time.perf_counter() - started
                 if state["elapsed"] - last_eval >= 60 * cfg.eval_every_minutes:
-                    bar.console.print(record_eval())
+                    report(record_eval())
                     last_eval = state["elapsed"]
                 if state["elapsed"] - last_checkpoint >= 60 * cfg.checkpoint_every_minutes:
                     write_checkpoint()
@@ -183,7 +191,7 @@ def train_model(
                     completed=min(1.0, _progress(cfg, state["elapsed"], state["games"])),
                     status=f"step {state['step']} · loss {running['loss']:.3f} · legal {running['legal']:.2%}",
                 )
-            bar.console.print(record_eval())
+            report(record_eval())
     except KeyboardInterrupt:
         write_checkpoint()
         raise TrainingInterrupted(

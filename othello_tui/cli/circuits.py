@@ -1,0 +1,279 @@
+"""``othello-tui trace``, ``othello-tui intervene`` and ``othello-tui eval circuits``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from othello_tui.cli.groups import DEFAULT_WEIGHTS, evaluate, main
+
+MOVES_HELP = 'The game so far, e.g. "f-4 e-5 d-5" (commas or spaces between moves).'
+POS_HELP = "Position, 0-based: position i holds move i+1 and predicts move i+2. [default: the last move]"
+WEIGHTS_HELP = "Folder with the model; dictionaries are read from its dictionaries/ subfolder."
+
+
+def _load(weights: Path):
+    """The model and its dictionaries; :class:`click.ClickException` when they cannot be read."""
+    from othello_tui.dictionary.io import load_dictionaries
+    from othello_tui.model.weights import WeightsError, load_model
+
+    try:
+        model, _ = load_model(weights)
+        return model, load_dictionaries(weights / "dictionaries", model)
+    except WeightsError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _open_trace(moves: str, position: int | None, weights: Path):
+    """(trace, position) for a move list; the position defaults to the last move."""
+    from othello_tui.circuits.nodes import CircuitError
+    from othello_tui.circuits.trace import GameTrace
+    from othello_tui.game.rules import Game, IllegalMoveError
+    from othello_tui.game.squares import SQUARE_TO_TOKEN
+
+    try:
+        game = Game.from_text(moves)
+    except IllegalMoveError as error:
+        raise click.ClickException(str(error)) from None
+    if not game.moves:
+        raise click.ClickException("--moves is empty: give at least one move, e.g. --moves f-4")
+    position = len(game.moves) - 1 if position is None else position
+    if not 0 <= position < len(game.moves):
+        raise click.ClickException(
+            f"--pos {position} is outside the game: {len(game.moves)} moves, positions 0…{len(game.moves) - 1}"
+        )
+    model, dictionaries = _load(weights)
+    try:
+        return GameTrace(model, dictionaries, [int(SQUARE_TO_TOKEN[s]) for s in game.squares]), position
+    except CircuitError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def rich_tree(expansion, label_of=None):
+    """An indented rich tree: node id, contribution, label; expanded features show their value."""
+    from rich.text import Text
+    from rich.tree import Tree
+
+    from othello_tui.circuits.export import node_label
+
+    target = expansion.target
+    root = Tree(
+        Text.assemble(
+            (target.spec, "bold"),
+            f" at P{target.position} (move {target.position + 1}) = {expansion.value:.4f}",
+            (f"   sum of contributions {expansion.total:.4f}", "dim"),
+        )
+    )
+
+    def add(tree, level) -> None:
+        for branch in level.branches:
+            text = Text.assemble(
+                (branch.node.id, "bold"),
+                "  ",
+                (f"{branch.contribution:+.4f}", "green" if branch.contribution >= 0 else "red"),
+            )
+            if (label := node_label(branch.node, label_of)) is not None:
+                text.append(f"  {label}", "cyan")
+            if branch.expansion is not None:
+                text.append(f"  (value {branch.expansion.value:.4f})", "dim")
+            child = tree.add(text)
+            if branch.expansion is not None:
+                add(child, branch.expansion)
+        if level.branches and level.rest != 0:
+            tree.add(Text(f"… others  {level.rest:+.4f}", "dim"))
+
+    add(root, expansion)
+    return root
+
+
+@main.command("trace")
+@click.option("--moves", required=True, help=MOVES_HELP)
+@click.option("--pos", "position", type=int, default=None, help=POS_HELP)
+@click.option(
+    "--target",
+    "target_text",
+    required=True,
+    help="logit:e-1, feature:L2M845 or score:L3H2:14 (key position 14).",
+)
+@click.option(
+    "--depth", type=click.IntRange(1, 12), default=1, show_default=True, help="Levels of features to expand."
+)
+@click.option(
+    "--top", type=click.IntRange(min=1), default=10, show_default=True, help="Contributors shown per level."
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Show only contributions with |value| ≥ this.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (target, contributions, sum).")
+@click.option("--dot", "as_dot", is_flag=True, help="Print a Graphviz digraph.")
+@click.option(
+    "--weights",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_WEIGHTS,
+    show_default=True,
+    help=WEIGHTS_HELP,
+)
+def trace_command(moves, position, target_text, depth, top, threshold, as_json, as_dot, weights) -> None:
+    """Explain a logit, a feature or an attention score as an exact sum of node contributions.
+
+    Nodes: P7L1M379 (feature 379 of L1M at position 7), P6pos, P2embed, P7L1M.error, P7L1M.bias,
+    and bias parameters such as P7blocks.1.ln2.b. Attention features are explained from nodes at
+    every earlier position (OV); MLP features with the gate frozen (ADC: a lower feature that
+    suppresses neurons is not seen, since a suppressed neuron's gate is already near 0).
+    """
+    from rich.console import Console
+
+    from othello_tui.circuits.export import expansion_to_dict, expansion_to_dot
+    from othello_tui.circuits.nodes import CircuitError, parse_target
+
+    if as_json and as_dot:
+        raise click.UsageError("--json and --dot exclude each other")
+    trace, position = _open_trace(moves, position, weights)
+    try:
+        target = parse_target(target_text, position)
+        if target.kind == "feature":
+            trace.feature_node(position, target.module, target.feature)  # inactive: a clear error
+        expansion = trace.expand(target, depth, top, threshold)
+    except CircuitError as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        click.echo(json.dumps(expansion_to_dict(expansion), indent=2))
+    elif as_dot:
+        click.echo(expansion_to_dot(expansion), nl=False)
+    else:
+        Console(highlight=False).print(rich_tree(expansion))
+
+
+def _board_table(delta_V, title: str):
+    """Δlogit of each square on the 8×8 board, rows a–h and columns 0–7; centre squares blank."""
+    from rich.table import Table
+
+    from othello_tui.game.squares import CENTRE_SQUARES, ROWS, SQUARE_TO_TOKEN
+
+    table = Table(title=title, show_lines=False, box=None, pad_edge=False)
+    table.add_column("")
+    for col in range(8):
+        table.add_column(str(col), justify="right")
+    for row in range(8):
+        cells = []
+        for square in range(8 * row, 8 * row + 8):
+            if square in CENTRE_SQUARES:
+                cells.append("·")
+                continue
+            value = float(delta_V[int(SQUARE_TO_TOKEN[square])])
+            style = "green" if value > 0 else "red" if value < 0 else "dim"
+            cells.append(f"[{style}]{value:+.2f}[/]")
+        table.add_row(ROWS[row], *cells)
+    return table
+
+
+@main.command("intervene")
+@click.option("--moves", required=True, help=MOVES_HELP)
+@click.option("--pos", "position", type=int, default=None, help=POS_HELP + " Logit changes are shown here.")
+@click.option(
+    "--set",
+    "edits_text",
+    multiple=True,
+    required=True,
+    help="P7L1M379=0 (set; 0 ablates) or P7L1M379*2 (scale); repeatable.",
+)
+@click.option(
+    "--watch",
+    multiple=True,
+    help="A downstream feature at a position, e.g. P9L2A12, to report before/after; repeatable.",
+)
+@click.option(
+    "--weights",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_WEIGHTS,
+    show_default=True,
+    help=WEIGHTS_HELP,
+)
+def intervene_command(moves, position, edits_text, watch, weights) -> None:
+    """Set features to new values, rerun the model and show how the logits change."""
+    import torch
+    from rich.console import Console
+
+    from othello_tui.circuits.intervention import intervene, parse_edit
+    from othello_tui.circuits.nodes import CircuitError
+    from othello_tui.game.squares import TOKEN_TO_SQUARE, square_name
+
+    trace, position = _open_trace(moves, position, weights)
+    console = Console(highlight=False)
+    try:
+        edits = [parse_edit(text) for text in edits_text]
+        for edit in edits:
+            old = trace.activation(edit.position, edit.module, edit.feature)
+            if edit.position > position:
+                raise CircuitError(
+                    f"{edit.node_id} is after --pos {position}; it cannot change that position"
+                )
+            if edit.scale is not None or edit.value == 0:  # changes nothing unless the feature is active
+                trace.feature_node(edit.position, edit.module, edit.feature)
+            console.print(f"{edit.node_id}: {old:.4f} → {edit.new_activation(old):.4f}")
+        result = intervene(trace, edits, watch)
+    except CircuitError as error:
+        raise click.ClickException(str(error)) from None
+    delta_V = result.delta_TV[position]
+    console.print(_board_table(delta_V, f"Logit change at P{position} (predicting move {position + 2})"))
+    before_V, after_V = (
+        torch.softmax(x[position], -1) for x in (result.logits_before_TV, result.logits_after_TV)
+    )
+    for token in delta_V[1:].abs().topk(5).indices + 1:
+        square = square_name(int(TOKEN_TO_SQUARE[token]))
+        console.print(
+            f"  {square}  Δlogit {float(delta_V[token]):+.3f}  p {float(before_V[token]):.1%} → {float(after_V[token]):.1%}"
+        )
+    for name, (before, after) in result.features.items():
+        console.print(f"{name}: {before:.4f} → {after:.4f}")
+
+
+@evaluate.command("circuits")
+@click.option("--games", "n_games", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--positions", type=click.IntRange(min=1), default=5, show_default=True, help="Random positions per game."
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Feature contributors ablated per logit.",
+)
+@click.option("--seed", type=int, default=None, help="Game seed [default: the evaluation seed].")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--weights",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_WEIGHTS,
+    show_default=True,
+    help=WEIGHTS_HELP,
+)
+def eval_circuits_command(n_games, positions, top, seed, as_json, weights) -> None:
+    """Faithfulness: each top contributor's DLA against the logit drop when ablating it.
+
+    Drops are measured with every downstream module and LayerNorm scale frozen (should equal the
+    DLA), with only the LayerNorm scales frozen, and unfrozen (the total effect).
+    """
+    from othello_tui.circuits.faithfulness import faithfulness
+    from othello_tui.model.evaluate import EVAL_SEED
+
+    model, dictionaries = _load(weights)
+    report = faithfulness(model, dictionaries, n_games, positions, top, EVAL_SEED if seed is None else seed)
+    summary = report.summary()
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(
+        f"{summary['ablations']} ablations of the top {top} features of {summary['targets']} predicted-move logits"
+    )
+    click.echo(f"{'downstream':<12} {'Spearman ρ':>11} {'max |drop − DLA|':>17}")
+    for mode in summary["spearman"]:
+        click.echo(
+            f"{mode:<12} {summary['spearman'][mode]:>11.4f} {summary['max_abs_difference'][mode]:>17.4g}"
+        )

@@ -1,0 +1,233 @@
+"""``othello-tui train dictionaries`` and ``othello-tui eval dictionaries``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from othello_tui.cli.groups import DEFAULT_CHECKPOINTS, DEFAULT_WEIGHTS, evaluate, train
+
+ARCHITECTURES = ("topk", "standard", "jumprelu")
+
+
+def _modules(value: str | None, n_layers: int) -> list[str]:
+    from othello_tui.dictionary.sae import module_names
+
+    known = module_names(n_layers)
+    if value is None:
+        return known
+    wanted = [m.strip().upper() for m in value.split(",") if m.strip()]
+    unknown = [m for m in wanted if m not in known]
+    if unknown:
+        raise click.ClickException(
+            f"unknown module(s) {', '.join(unknown)}; this model has {', '.join(known)}"
+        )
+    return sorted(set(wanted), key=known.index)
+
+
+def _load_model(weights: Path, device: str):
+    from othello_tui.model.device import resolve_device
+    from othello_tui.model.weights import WeightsError, load_model
+
+    try:
+        model, _ = load_model(weights, resolve_device(device))
+    except (WeightsError, ValueError) as error:
+        raise click.ClickException(str(error)) from None
+    return model
+
+
+@train.command("dictionaries")
+@click.option("--modules", default=None, help="Comma-separated modules, e.g. L0A,L3M (default: all).")
+@click.option("--architecture", type=click.Choice(ARCHITECTURES), default="topk", show_default=True)
+@click.option(
+    "--k", type=click.IntRange(min=1), default=32, show_default=True, help="Active features per token (topk)."
+)
+@click.option(
+    "--l1", "l1_coefficient", type=float, default=1.0, show_default=True, help="L1 coefficient (standard)."
+)
+@click.option(
+    "--l0", "l0_coefficient", type=float, default=3e-4, show_default=True, help="L0 coefficient (jumprelu)."
+)
+@click.option(
+    "--d-sae", type=click.IntRange(min=1), default=1024, show_default=True, help="Features per dictionary."
+)
+@click.option(
+    "--tokens", type=click.IntRange(min=1), default=None, help="Budget in training tokens per dictionary."
+)
+@click.option(
+    "--minutes", type=float, default=80.0, show_default=True, help="Wall-clock budget (whichever ends first)."
+)
+@click.option(
+    "--batch",
+    "batch_tokens",
+    type=click.IntRange(min=1),
+    default=4096,
+    show_default=True,
+    help="Tokens per step.",
+)
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option(
+    "--weights",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_WEIGHTS,
+    show_default=True,
+    help="Model weights folder.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder [default: WEIGHTS/dictionaries].",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_CHECKPOINTS / "dictionaries.safetensors",
+    show_default=True,
+)
+@click.option("--resume", is_flag=True, help="Continue from --checkpoint.")
+def train_dictionaries_command(
+    modules,
+    architecture,
+    k,
+    l1_coefficient,
+    l0_coefficient,
+    d_sae,
+    tokens,
+    minutes,
+    batch_tokens,
+    lr,
+    seed,
+    threads,
+    device,
+    weights,
+    out_dir,
+    checkpoint,
+    resume,
+) -> None:
+    """Train one sparse dictionary per module output, all modules together, on fresh games."""
+    from othello_tui.dictionary.train import train_dictionaries
+    from othello_tui.dictionary.trainer import DictionaryTrainConfig
+    from othello_tui.model.weights import WeightsError
+
+    model = _load_model(weights, device)
+    if minutes is not None and minutes <= 0:
+        minutes = None
+    try:
+        cfg = DictionaryTrainConfig(
+            modules=tuple(_modules(modules, model.cfg.n_layers)),
+            architecture=architecture,
+            d_sae=d_sae,
+            k=k,
+            l1_coefficient=l1_coefficient,
+            l0_coefficient=l0_coefficient,
+            tokens=tokens,
+            minutes=minutes,
+            batch_tokens=batch_tokens,
+            lr=lr,
+            seed=seed,
+            threads=threads,
+            extra={"command": " ".join(["othello-tui", *sys.argv[1:]])},
+        )
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    out_dir = out_dir or weights / "dictionaries"
+    try:
+        training = train_dictionaries(model, cfg, out_dir, checkpoint, resume=resume)
+    except WeightsError as error:
+        raise click.ClickException(str(error)) from None
+    summary = ", ".join(
+        f"{m} FVU {v['fvu']:.4f} L0 {v['l0']:.1f}" for m, v in training["final_running"].items()
+    )
+    click.echo(
+        f"wrote {len(cfg.modules)} dictionaries to {out_dir} after {training['tokens']:,} tokens each ({summary})"
+    )
+
+
+COLUMNS = (
+    ("FVU", "fvu", "{:.4f}"),
+    ("rel err", "rel_error", "{:.3f}"),
+    ("L0", "l0", "{:.1f}"),
+    ("alive", "alive_frac", "{:.1%}"),
+    ("dense", "dense_features", "{}"),
+    ("spliced legal", "spliced_legal_top1", "{:.2%}"),
+    ("spliced KL", "spliced_kl", "{:.4f}"),
+    ("coverage", "coverage", "{:.3f}"),
+    ("board rec.", "board_reconstruction", "{:.3f}"),
+    ("legal cov.", "legal_coverage", "{:.3f}"),
+)
+
+
+@evaluate.command("dictionaries")
+@click.option(
+    "--games", "n_games", type=click.IntRange(min=2), default=2000, show_default=True, help="Held-out games."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--modules", default=None, help="Comma-separated modules (default: every dictionary found).")
+@click.option(
+    "--weights",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_WEIGHTS,
+    show_default=True,
+    help="Model weights folder.",
+)
+@click.option(
+    "--dictionaries",
+    "dict_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Dictionary folder [default: WEIGHTS/dictionaries].",
+)
+@click.option("--save", is_flag=True, help="Also write the metrics into each dictionary's JSON file.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+def eval_dictionaries_command(n_games, as_json, modules, weights, dict_dir, save, device) -> None:
+    """Reconstruction, sparsity, spliced-model and board-state metrics, one row per module."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from othello_tui.dictionary.evaluate import evaluate_dictionaries
+    from othello_tui.dictionary.io import load_dictionaries, save_dictionary
+    from othello_tui.model.weights import WeightsError, read_json
+
+    model = _load_model(weights, device)
+    dict_dir = dict_dir or weights / "dictionaries"
+    try:
+        dictionaries = load_dictionaries(
+            dict_dir, model, _modules(modules, model.cfg.n_layers) if modules else None
+        )
+    except WeightsError as error:
+        raise click.ClickException(str(error)) from None
+    results = evaluate_dictionaries(model, dictionaries, n_games)
+    if save:
+        for module, dictionary in dictionaries.items():
+            meta = read_json(dict_dir / f"{module}.json")
+            metrics = {
+                **results["modules"][module],
+                "games": n_games,
+                "seed": results["seed"],
+                "model_legal_top1": results["model"]["legal_top1"],
+            }
+            save_dictionary(dictionary.cpu(), dict_dir, {**meta, "metrics": metrics})
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    table = Table(
+        title=f"dictionaries in {dict_dir} · {n_games:,} held-out games · "
+        f"model top-1 legal {results['model']['legal_top1']:.2%}"
+    )
+    table.add_column("module")
+    for title, _, _ in COLUMNS:
+        table.add_column(title, justify="right")
+    for module, metrics in results["modules"].items():
+        table.add_row(module, *(fmt.format(metrics[key]) for _, key, fmt in COLUMNS))
+    console = Console()
+    if not console.is_terminal:  # a pipe or file: do not squeeze the table into 80 columns
+        console = Console(width=160)
+    console.print(table)

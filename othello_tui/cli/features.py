@@ -1,0 +1,210 @@
+"""``othello-tui cache build``, ``othello-tui feature`` and ``othello-tui eval labels``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_WEIGHTS, evaluate, main
+
+_WEIGHTS = click.option(
+    "--weights", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WEIGHTS, show_default=True,
+    help="Model folder; dictionaries are read from its dictionaries/ subfolder.",
+)  # fmt: skip
+_CACHE = click.option(
+    "--cache", "cache_file", type=click.Path(dir_okay=False, path_type=Path),
+    help="Cache file to read (default: the newest cache in cache/ built for --weights).",
+)  # fmt: skip
+
+
+def _load_weights(weights: Path, device: str = "cpu"):
+    """(model, dictionaries), or a clear message naming the training command."""
+    from othello_tui.dictionary.io import load_dictionaries
+    from othello_tui.model.weights import WeightsError, load_model
+
+    try:
+        model, _ = load_model(weights, device)
+        return model, {m: d.to(device) for m, d in load_dictionaries(weights / "dictionaries", model).items()}
+    except WeightsError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _open(cache_file: Path | None, weights: Path):
+    """The cache named by ``--cache``, else the newest one in cache/ built for ``--weights``."""
+    from othello_tui.features import CacheError, dictionaries_hash, find_cache, open_cache
+    from othello_tui.model.weights import model_fingerprint
+
+    try:
+        if cache_file is not None:
+            return open_cache(cache_file)
+        model, dictionaries = _load_weights(weights)
+        found = find_cache(DEFAULT_CACHE_DIR, model_fingerprint(model), dictionaries_hash(dictionaries))
+        if found is None:
+            others = (
+                "; the caches there were built for other weights"
+                if any(DEFAULT_CACHE_DIR.glob("features-*.h5"))
+                else ""
+            )
+            raise click.ClickException(
+                f"no feature cache for {weights} in {DEFAULT_CACHE_DIR}{others}; build it with `othello-tui cache build`"
+            )
+        return open_cache(found)
+    except CacheError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@main.group("cache")
+def cache_group() -> None:
+    """The HDF5 cache of dataset-level feature statistics (top examples, panels, labels)."""
+
+
+@cache_group.command("build")
+@click.option(
+    "--games",
+    "n_games",
+    type=click.IntRange(min=1),
+    default=20_000,
+    show_default=True,
+    help="Games to run (59 tokens each).",
+)
+@click.option(
+    "--top-k",
+    type=click.IntRange(1, 2**15 - 1),
+    default=256,
+    show_default=True,
+    help="Top tokens kept per feature.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Games are games 0…N−1 of this seed.")
+@_WEIGHTS
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write (default: cache/features-<id>.h5).",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option(
+    "--force", is_flag=True, help="Rebuild even if a sound cache for these weights and settings exists."
+)
+def cache_build(
+    n_games: int, top_k: int, seed: int, weights: Path, out: Path | None, device: str, force: bool
+) -> None:
+    """Run the model and every dictionary over N games and write the feature cache.
+
+    Ctrl-C leaves no file behind. Prints, per module, the share of alive features with a label
+    of F1 ≥ 0.8.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from othello_tui.features import (
+        BuildSettings,
+        CacheError,
+        build_cache,
+        cache_path,
+        dictionaries_hash,
+        open_cache,
+    )
+    from othello_tui.model.device import resolve_device
+    from othello_tui.model.weights import model_fingerprint
+
+    model, dictionaries = _load_weights(weights, resolve_device(device))
+    settings = BuildSettings(n_games, seed, top_k)
+    model_digest, dictionaries_digest = model_fingerprint(model), dictionaries_hash(dictionaries)
+    path = out or cache_path(DEFAULT_CACHE_DIR, model_digest, dictionaries_digest, settings)
+    if path.exists() and not force:
+        try:
+            cache = open_cache(path, model_digest, dictionaries_digest)
+        except CacheError:
+            pass  # stale or broken: rebuild it
+        else:
+            if cache.settings == settings:
+                click.echo(f"{path} is up to date (--force rebuilds it)")
+                _print_label_summary(cache)
+                return
+    columns = (
+        TextColumn("{task.description:<6}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("games"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns) as bar:
+        tasks = {phase: bar.add_task(phase, total=n_games) for phase in ("games", "panels")}
+        build_cache(model, dictionaries, n_games, seed, top_k, path,
+                    progress=lambda phase, done, total: bar.update(tasks[phase], completed=done))  # fmt: skip
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    _print_label_summary(open_cache(path))
+
+
+def _print_label_summary(cache) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from othello_tui.features.labels import GOOD_LABEL_F1, LABEL_F1_FLOOR
+
+    table = Table(
+        "module", "alive", f"labelled (F1 ≥ {LABEL_F1_FLOOR})", f"F1 ≥ {GOOD_LABEL_F1}", "share of alive"
+    )
+    for module, summary in cache.label_summary().items():
+        table.add_row(
+            module, str(summary.alive), str(summary.labelled), str(summary.good), f"{summary.good_share:.1%}"
+        )
+    Console().print(table)
+
+
+@main.command("feature")
+@click.argument("feature_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
+@click.option(
+    "--examples",
+    "n_examples",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Top examples to list.",
+)
+@_CACHE
+@_WEIGHTS
+def feature(feature_id: str, as_json: bool, n_examples: int, cache_file: Path | None, weights: Path) -> None:
+    """Show what a feature such as L2M845 responds to.
+
+    Board panels over its top examples (move played, legal next moves, board relative to the
+    player who moved, flipped, empty), the logit effect of its decoder row, its automatic label,
+    firing frequency, activation histogram and top examples.
+    """
+    from rich.console import Console
+
+    from othello_tui.features import CacheError, FeatureIdError
+    from othello_tui.features.render import feature_view
+
+    cache = _open(cache_file, weights)
+    try:
+        stats = cache.feature(feature_id)
+    except (FeatureIdError, CacheError) as error:
+        raise click.ClickException(str(error)) from None
+    if as_json:
+        data = stats.to_dict()
+        data["examples"] = data["examples"][:n_examples]
+        click.echo(json.dumps(data, indent=2))
+    else:
+        Console().print(feature_view(stats, n_examples))
+
+
+@evaluate.command("labels")
+@_CACHE
+@_WEIGHTS
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def eval_labels(cache_file: Path | None, weights: Path, as_json: bool) -> None:
+    """Per module: alive features, labelled ones, and the share labelled with F1 ≥ 0.8."""
+    from othello_tui.features import CacheError
+
+    cache = _open(cache_file, weights)
+    try:
+        if as_json:
+            summary = {m: {**vars(s), "good_share": s.good_share} for m, s in cache.label_summary().items()}
+            click.echo(json.dumps(summary, indent=2))
+        else:
+            _print_label_summary(cache)
+    except CacheError as error:
+        raise click.ClickException(str(error)) from None

@@ -1,0 +1,52 @@
+"""``othello-tui play``: the interactive board (a Textual app)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_WEIGHTS, main
+
+
+@main.command()
+@click.option("--moves", default=None, help='Start on this game, e.g. "f-4 e-5 d-5" (commas or spaces).')
+@click.option("--game-index", type=click.IntRange(min=0), default=None, help="Start on game N of --seed.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the dataset games (n, g).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option(
+    "--weights",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_WEIGHTS,
+    show_default=True,
+    help="Model folder (dictionaries in DIR/dictionaries).",
+)
+@click.option(
+    "--cache",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Feature cache for labels (default: the newest one in cache/ built for --weights).",
+)
+def play(
+    moves: str | None, game_index: int | None, seed: int, device: str, weights: Path, cache: Path | None
+) -> None:
+    """Step through or play Othello games and watch the model predict the next move.
+
+    The board is usable at once; the model loads in the background. Press ? for every key.
+    """
+    from othello_tui.game.rules import Game, IllegalMoveError
+    from othello_tui.tui.app import make_app
+    from othello_tui.tui.session import Session
+
+    if moves is not None and game_index is not None:
+        raise click.UsageError("give --moves or --game-index, not both")
+    game = None
+    if moves is not None:
+        try:
+            game = Game.from_text(moves)
+        except IllegalMoveError as error:
+            raise click.ClickException(f"--moves: {error}") from None
+    session = Session.from_weights(
+        weights, device=device, cache=cache, cache_dir=DEFAULT_CACHE_DIR, seed=seed
+    )
+    make_app(session, game, game_index or 0).run()

@@ -1,0 +1,133 @@
+"""Several same-shape dictionaries as one module, so training is batched matmuls (``torch.bmm``)
+over stacked weights instead of a Python loop over dictionaries.
+
+Dictionary ``m`` of the stack is exactly a :class:`~othello_tui.dictionary.sae.Dictionary` acting on
+``scale[m]·x``: training sees every module's output rescaled by a power of two (module norms range
+over more than an order of magnitude, DESIGN.md §5), and :meth:`StackedDictionaries.to_dictionaries`
+folds the scale back so the saved dictionary works on raw activations. Because the scale is a power
+of two, the fold is exact in floating point: for ``s = 2^j``, ``fl(s·a) = s·fl(a)``, so
+
+    h(x)    = W_enc·(x − b_dec/s) + b_enc/s   = h'(s·x) / s
+    c(x)    = act(h(x))                       = act'(h'(s·x)) / s   (ReLU, TopK, JumpReLU with θ/s)
+    x̂(x)    = W_dec·c + b_dec/s              = x̂'(s·x) / s
+
+bit for bit. Shape legend: M dictionaries, N tokens, D d_in, F features, K active per token.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from othello_tui.dictionary.jumprelu import jumprelu
+from othello_tui.dictionary.sae import Dictionary, DictionaryConfig
+
+
+class StackedDictionaries(nn.Module):
+    def __init__(self, configs: list[DictionaryConfig], generator: torch.Generator | None = None):
+        super().__init__()
+        shapes = {(c.architecture, c.d_in, c.d_sae, c.k) for c in configs}
+        if len(shapes) != 1:
+            raise ValueError(f"stacked dictionaries must share architecture, d_in, d_sae and k, got {shapes}")
+        self.configs = list(configs)
+        self.architecture, D, F, self.k = shapes.pop()
+        M = len(configs)
+        self.W_enc = nn.Parameter(torch.empty(M, D, F))
+        self.b_enc = nn.Parameter(torch.zeros(M, F))
+        self.W_dec = nn.Parameter(torch.empty(M, F, D))
+        self.b_dec = nn.Parameter(torch.zeros(M, D))
+        # JumpReLU thresholds are learnt in log space (positive by construction)
+        self.log_threshold = nn.Parameter(
+            torch.full((M, F), -3.0), requires_grad=self.architecture == "jumprelu"
+        )
+        self.register_buffer("scale", torch.ones(M))  # powers of two, see the module docstring
+        with torch.no_grad():
+            self.W_dec.normal_(generator=generator)
+            self.normalise_decoder()
+            self.W_enc.copy_(self.W_dec.transpose(1, 2))
+
+    @property
+    def names(self) -> list[str]:
+        """Module names, in stack order."""
+        return [c.module for c in self.configs]
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    @torch.no_grad()
+    def normalise_decoder(self) -> None:
+        self.W_dec /= self.W_dec.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+
+    @torch.no_grad()
+    def remove_radial_gradient(self) -> None:
+        """Project out the part of each decoder row's gradient along the row, so a step followed
+        by :meth:`normalise_decoder` moves along the unit sphere (Bricken et al. 2023)."""
+        if self.W_dec.grad is not None:
+            radial_MF1 = (self.W_dec.grad * self.W_dec).sum(-1, keepdim=True)
+            self.W_dec.grad -= radial_MF1 * self.W_dec
+
+    def pre_acts(self, x_MND: Tensor) -> Tensor:
+        """``h = W_enc·(x − b_dec) + b_enc`` per dictionary: [M, N, F], computed as
+        ``W_enc·x + (b_enc − W_enc·b_dec)`` so that the gradient of ``b_dec`` costs a [F]×[F, D]
+        product instead of a second [N, F]×[F, D] one (same value up to rounding)."""
+        bias_M1F = (self.b_enc - torch.einsum("md,mdf->mf", self.b_dec, self.W_enc))[:, None, :]
+        return torch.baddbmm(bias_M1F, x_MND, self.W_enc)
+
+    def decode_sparse(self, indices_MNK: Tensor, values_MNK: Tensor) -> Tensor:
+        """``Σ_k values·W_dec[indices]`` per dictionary (no bias): [M, N, D], touching only K rows
+        per token (``embedding_bag`` over the stacked decoders, indices offset by ``m·F``)."""
+        M, N, K = indices_MNK.shape
+        F_, D = self.W_dec.shape[1:]
+        offset_M11 = (torch.arange(M, device=indices_MNK.device) * F_)[:, None, None]
+        out = F.embedding_bag(
+            (indices_MNK + offset_M11).reshape(M * N, K),
+            self.W_dec.reshape(M * F_, D),
+            per_sample_weights=values_MNK.reshape(M * N, K),
+            mode="sum",
+        )
+        return out.reshape(M, N, D)
+
+    def encode(self, h_MNF: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """The activation rule: ``(dense codes or None, top-k indices or None, top-k values or None)``."""
+        if self.architecture == "topk":
+            # top-k of h, then ReLU of the k values: equal to top-k of ReLU(h) without a dense ReLU
+            values_MNK, indices_MNK = h_MNF.topk(self.k, dim=-1, sorted=False)
+            return None, indices_MNK, torch.relu(values_MNK)
+        if self.architecture == "jumprelu":
+            return jumprelu(h_MNF, self.log_threshold.exp()[:, None, :]), None, None
+        return torch.relu(h_MNF), None, None
+
+    def forward(
+        self, x_MND: Tensor
+    ) -> tuple[Tensor, Tensor, tuple[Tensor | None, Tensor | None, Tensor | None]]:
+        """``(x̂ [M,N,D], pre-activations h [M,N,F], codes)`` with ``codes`` as :meth:`encode` gives."""
+        h_MNF = self.pre_acts(x_MND)
+        codes = self.encode(h_MNF)
+        dense_MNF, indices_MNK, values_MNK = codes
+        if dense_MNF is None:
+            x_hat_MND = self.decode_sparse(indices_MNK, values_MNK) + self.b_dec[:, None, :]
+        else:
+            x_hat_MND = torch.baddbmm(self.b_dec[:, None, :], dense_MNF, self.W_dec)
+        return x_hat_MND, h_MNF, codes
+
+    @torch.no_grad()
+    def to_dictionaries(self) -> dict[str, Dictionary]:
+        """One :class:`Dictionary` per module, working on raw (unscaled) activations."""
+        out = {}
+        for m, cfg in enumerate(self.configs):
+            s = self.scale[m].item()
+            dictionary = Dictionary(cfg)
+            dictionary.W_enc.copy_(self.W_enc[m])
+            dictionary.b_enc.copy_(self.b_enc[m] / s)
+            dictionary.W_dec.copy_(self.W_dec[m])
+            dictionary.b_dec.copy_(self.b_dec[m] / s)
+            if cfg.architecture == "jumprelu":
+                dictionary.threshold.copy_(self.log_threshold[m].exp() / s)
+            out[cfg.module] = dictionary.eval()
+        return out
+
+
+def power_of_two_scale(mean_squared_norm: Tensor, d_in: int) -> Tensor:
+    """The power of two ``s`` nearest (in log) to ``sqrt(d_in / E‖x‖²)``, so ``E‖s·x‖² ≈ d_in``."""
+    return torch.exp2(torch.round(0.5 * torch.log2(d_in / mean_squared_norm.clamp(min=1e-12))))

@@ -1,0 +1,214 @@
+"""Build the feature cache (DESIGN.md §6; layout in ``format.py``).
+
+Pass 1 runs the model and every dictionary over the games once, streaming per-module statistics
+(``accumulate.py``): memory stays flat however many games. Pass 2 regenerates the games from the
+seed (cheap: no model) and sums the board predicates over each feature's final top tokens, which
+gives the example panels. The file is written under a temporary name and renamed when complete,
+so an interruption (Ctrl-C, an exception, a progress callback that raises) leaves nothing.
+
+Shape legend: B games, T positions, N tokens, D d_model, F features, K top tokens, P predicates.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from othello_tui.dictionary.sae import Dictionary
+from othello_tui.features.accumulate import HISTOGRAM_EDGES, ModuleStatistics
+from othello_tui.features.format import (
+    FORMAT,
+    FORMAT_VERSION,
+    BuildSettings,
+    cache_id,
+    details_dtype,
+    dictionaries_hash,
+    summary_dtype,
+)
+from othello_tui.features.labels import PredicateCounts, score_labels
+from othello_tui.features.predicates import N_PREDICATES, PREDICATE_NAMES, board_predicates
+from othello_tui.game.corpus import atomic_path
+from othello_tui.game.generator import N_MOVES, GameBatch, iter_games
+from othello_tui.game.squares import TOKEN_TO_SQUARE
+from othello_tui.model.transformer import OthelloGPT
+from othello_tui.model.weights import model_fingerprint
+
+#: ``progress(phase, done, total)`` with phase "games" (model pass) or "panels"; raising aborts
+ProgressCallback = Callable[[str, int, int], None]
+N_INPUT = N_MOVES - 1  # the model reads moves 1…59 (``targets.model_inputs``)
+PANEL_SLICE = 1 << 16  # top-token entries gathered at once (× P bytes)
+DETAIL_ROWS = 4  # features per chunk of ``details``: fetching one decompresses ~20 kB
+
+
+def build_cache(
+    model: OthelloGPT,
+    dictionaries: Mapping[str, Dictionary],
+    n_games: int,
+    seed: int,
+    top_k: int,
+    path: Path,
+    progress: ProgressCallback | None = None,
+    batch_games: int = BuildSettings.batch_games,
+) -> Path:
+    """Write the cache of ``dictionaries`` (on ``model``'s device) over games 0…n_games−1 of
+    ``seed`` to ``path``; modules are stored bottom to top. ``progress`` is called after every
+    batch (from the calling thread, so a TUI worker can post it on); an exception it raises
+    aborts the build and leaves no file."""
+    if not dictionaries:
+        raise ValueError("no dictionaries to build a feature cache for")
+    if not (0 < n_games < 2**32 // N_MOVES and top_k > 0 and batch_games > 0):
+        raise ValueError(f"bad settings: n_games {n_games}, top_k {top_k}, batch_games {batch_games}")
+    dictionaries = {m: dictionaries[m] for m in sorted(dictionaries, key=lambda m: (int(m[1:-1]), m[-1]))}
+    settings = BuildSettings(n_games, seed, top_k, batch_games)
+    report = progress or (lambda phase, done, total: None)
+    device = model.device
+    stats = {m: ModuleStatistics(d.cfg.d_sae, top_k, device) for m, d in dictionaries.items()}
+    predicates = PredicateCounts(device)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        tokens = f.create_dataset(
+            "games/tokens", (n_games, N_MOVES), np.uint8, chunks=(min(n_games, 1024), N_MOVES),
+            compression="gzip", shuffle=True, fletcher32=True,
+        )  # fmt: skip
+        for start, games in _batches(settings):
+            tokens[start : start + len(games)] = games.tokens
+            _accumulate(model, dictionaries, stats, predicates, games, start)
+            report("games", start + len(games), n_games)
+        panels = _example_panels(stats, settings, report)
+        _write_header(f, model, dictionaries, settings, predicates)
+        for module, module_stats in stats.items():
+            _write_module(f, module, dictionaries[module], model, module_stats, predicates, panels[module])
+    return path
+
+
+def _batches(settings: BuildSettings) -> Iterator[tuple[int, GameBatch]]:
+    """(index of the first game, games) in batches of ``batch_games``."""
+    start = 0
+    for chunk in iter_games(settings.n_games, settings.seed):
+        for offset in range(0, len(chunk), settings.batch_games):
+            games = chunk[offset : offset + settings.batch_games]
+            yield start, games
+            start += len(games)
+
+
+@torch.inference_mode()
+def _accumulate(
+    model, dictionaries, stats, predicates: PredicateCounts, games: GameBatch, start: int
+) -> None:
+    device = model.device
+    tokens_np = games.tokens[:, :N_INPUT]
+    valid_BT = tokens_np != 0  # drop padding after a game's end
+    token_id_BT = (start + np.arange(len(games)))[:, None] * N_MOVES + np.arange(N_INPUT)
+    token_N = torch.from_numpy(token_id_BT[valid_BT]).to(device)
+    predicates_NP = (
+        torch.from_numpy(board_predicates(games)[:, :N_INPUT][valid_BT]).to(device).view(torch.int8)
+    )
+    predicates.update(predicates_NP)
+    tokens_BT = torch.from_numpy(tokens_np.astype(np.int64)).to(device)
+    valid = torch.from_numpy(valid_BT).to(device)
+    hooks = {dictionary.cfg.hook_name for dictionary in dictionaries.values()}
+    _, cache = model.run_with_cache(tokens_BT, names=hooks)
+    for module, dictionary in dictionaries.items():
+        acts_NF = dictionary.encode(cache[dictionary.cfg.hook_name][valid])
+        stats[module].update(acts_NF, token_N, predicates_NP, predicates)
+
+
+def _example_panels(stats: Mapping[str, ModuleStatistics], settings: BuildSettings, report: ProgressCallback):
+    """Per module, over each feature's top tokens: predicate counts int32 [F, P], position counts
+    int32 [F, 60] and the square of each top token's move int8 [F, K] (−1: unused slot), read
+    from the regenerated games."""
+    tops = np.concatenate([module_stats.top.result()[1].cpu().numpy() for module_stats in stats.values()])
+    K = tops.shape[1]
+    slots = np.argsort(tops.ravel(), kind="stable")[np.count_nonzero(tops < 0) :]  # unused slots hold −1
+    tokens, rows = tops.ravel()[slots], slots // K
+    positions = np.bincount(rows * N_MOVES + tokens % N_MOVES, minlength=len(tops) * N_MOVES)
+    squares = np.full(tops.size, -1, np.int8)
+    counts = torch.zeros(len(tops), N_PREDICATES)  # float32 sums: exact below 2**24
+    for start, games in _batches(settings):
+        lo, hi = np.searchsorted(tokens, [start * N_MOVES, (start + len(games)) * N_MOVES])
+        local, batch_rows = tokens[lo:hi] - start * N_MOVES, torch.from_numpy(rows[lo:hi])
+        squares[slots[lo:hi]] = games.squares.ravel()[local]
+        predicates_TP = board_predicates(games).reshape(-1, N_PREDICATES).view(np.uint8) if hi > lo else None
+        for a in range(0, hi - lo, PANEL_SLICE):
+            found = predicates_TP[local[a : a + PANEL_SLICE]].astype(np.float32)
+            counts.index_add_(0, batch_rows[a : a + PANEL_SLICE], torch.from_numpy(found))
+        report("panels", start + len(games), settings.n_games)
+    counts, positions = counts.numpy().astype(np.int32), positions.reshape(-1, N_MOVES).astype(np.int32)
+    squares = squares.reshape(-1, K)
+    offsets = np.cumsum([0] + [module_stats.n_features for module_stats in stats.values()])
+    return {
+        m: (counts[a:b], positions[a:b], squares[a:b])
+        for m, a, b in zip(stats, offsets[:-1], offsets[1:], strict=True)
+    }
+
+
+def _dataset(group: h5py.Group, name: str, data: np.ndarray, rows: int) -> h5py.Dataset:
+    """A chunked (``rows`` per chunk), compressed, checksummed dataset: corrupt bytes fail loudly
+    on read."""
+    return group.create_dataset(
+        name,
+        data=data,
+        chunks=(max(1, min(rows, len(data))), *data.shape[1:]),
+        compression="gzip",
+        compression_opts=4,
+        shuffle=True,
+        fletcher32=True,
+    )
+
+
+def _write_header(
+    f: h5py.File, model, dictionaries, settings: BuildSettings, predicates: PredicateCounts
+) -> None:
+    model_digest, dictionaries_digest = model_fingerprint(model), dictionaries_hash(dictionaries)
+    f.attrs.update(
+        format=FORMAT,
+        format_version=FORMAT_VERSION,
+        cache_id=cache_id(model_digest, dictionaries_digest, settings),
+        model_fingerprint=model_digest,
+        dictionaries_hash=dictionaries_digest,
+        n_tokens=predicates.n_tokens,
+        modules=json.dumps({module: d.cfg.d_sae for module, d in dictionaries.items()}),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        **settings.to_dict(),
+    )
+    f.create_dataset("predicates", data=np.array(PREDICATE_NAMES, dtype="S"))
+    f.create_dataset("predicate_count", data=predicates.count_P.cpu().numpy())
+    f.create_dataset("histogram_edges", data=HISTOGRAM_EDGES)
+
+
+def _write_module(
+    f, module: str, dictionary: Dictionary, model, stats: ModuleStatistics, predicates, panels
+) -> None:
+    group = f.create_group(f"modules/{module}")
+    group.attrs.update(
+        architecture=dictionary.cfg.architecture, hook_name=dictionary.cfg.hook_name, d_sae=stats.n_features
+    )
+    top_values, top_tokens = (x.cpu().numpy() for x in stats.top.result())
+    # The decoder row's direct effect on the move logits, through the unembedding alone: the
+    # final LayerNorm's scale depends on the whole residual at a token, so no per-feature
+    # number includes it (DESIGN.md §3.3 freezes it per token instead).
+    with torch.no_grad():
+        effect_FV = (dictionary.W_dec @ model.unembed.W_U).cpu().numpy()
+    effect_F64 = np.full((stats.n_features, 64), np.nan, np.float32)
+    effect_F64[:, TOKEN_TO_SQUARE[1:]] = effect_FV[:, 1:]
+    summary = np.zeros(stats.n_features, summary_dtype())
+    summary["fire_count"] = stats.fire_count_F.cpu().numpy()
+    summary["activation_sum"] = stats.activation_sum_F.cpu().numpy()
+    summary["label_candidates"], summary["label_scores"] = score_labels(stats.labels, predicates)
+    details = np.zeros(stats.n_features, details_dtype(top_tokens.shape[1]))
+    details["histogram"] = stats.histogram_FB.cpu().numpy()
+    details["top_game"] = np.where(top_tokens >= 0, top_tokens // N_MOVES, -1)
+    details["top_position"] = np.where(top_tokens >= 0, top_tokens % N_MOVES, -1)
+    details["top_square"] = panels[2]
+    details["top_activation"] = top_values
+    details["example_predicates"], details["example_positions"] = panels[0], panels[1]
+    details["logit_effect"] = effect_F64
+    _dataset(group, "summary", summary, rows=len(summary))
+    _dataset(group, "details", details, rows=DETAIL_ROWS)

@@ -1,0 +1,168 @@
+"""Automatic feature labels: board predicates scored as classifiers of "the feature fires".
+
+For feature f and predicate p over all tokens: TP = #(f fires ∧ p), precision = TP / #fires,
+recall = TP / #p, F1 = 2·TP / (#fires + #p). Every count is a product of 0/1 matrices summed over
+tokens, so one pass accumulates them all: TP [F, P] = firesᵀ·predicates per chunk.
+
+Conjunctions A ∧ B are searched from each feature's *anchor* A, its best single predicate in the
+first chunk where it fires: TP(A ∧ B) for every B is the same product with the fires masked by A,
+and #(A ∧ B) comes from the predicates' co-occurrence matrix. A feature fires for the first time
+in the chunk that picks its anchor, so the conjunction counts are exact over all tokens; only the
+choice of A rests on that first chunk. A conjunction is the label only where its F1 beats the best
+single predicate's by ``CONJUNCTION_GAIN``.
+
+Shape legend: N tokens, F features, P predicates, C label candidates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from othello_tui.features.predicates import PREDICATE_NAMES
+
+LABEL_F1_FLOOR = 0.5  # below this a feature is unlabelled
+GOOD_LABEL_F1 = 0.8  # the share of alive features labelled at least this well is the headline figure
+CONJUNCTION_GAIN = 0.1
+N_SINGLE_CANDIDATES = 3
+N_CANDIDATES = N_SINGLE_CANDIDATES + 1  # the best singles and the best conjunction
+
+
+def cooccurrence(a_NX: Tensor, b_NY: Tensor) -> Tensor:
+    """int64 [X, Y]: ``aᵀ·b`` for 0/1 int8 matrices, the number of rows where both columns are 1.
+
+    Exact: on CPU int8 products accumulate in int32 (``torch._int_mm``, AMX/VNNI kernels, several
+    times faster than float32 here); elsewhere float32, exact while N < 2**24.
+    """
+    if a_NX.device.type == "cpu":
+        # A one-column transposed view ([1, N], strides (1, 1)) comes out wrong from _int_mm
+        # (torch 2.13), so that case gets a plain contiguous row.
+        a_XN = a_NX.T if a_NX.shape[1] > 1 else a_NX.reshape(1, -1)
+        return torch._int_mm(a_XN, b_NY).long()
+    return (a_NX.T.float() @ b_NY.float()).long()
+
+
+def f1_score(tp, fires, count):
+    """``2·TP / (#fires + #predicate)``, 0 where both counts are 0; numpy or torch, broadcasting."""
+    return 2 * tp / (fires + count).clip(min=1)
+
+
+class PredicateCounts:
+    """How often each predicate and each pair of predicates holds: shared by every module."""
+
+    def __init__(self, device: torch.device | str = "cpu"):
+        P = len(PREDICATE_NAMES)
+        self.n_tokens = 0
+        self.count_P = torch.zeros(P, dtype=torch.int64, device=device)
+        self.pairs_PP = torch.zeros(P, P, dtype=torch.int64, device=device)
+
+    def update(self, predicates_NP: Tensor) -> None:
+        self.n_tokens += len(predicates_NP)
+        self.count_P += predicates_NP.sum(0)
+        self.pairs_PP += cooccurrence(predicates_NP, predicates_NP)
+
+
+class LabelCounts:
+    """The true positives of one dictionary's features, singles and anchored conjunctions."""
+
+    def __init__(self, n_features: int, device: torch.device | str = "cpu"):
+        P = len(PREDICATE_NAMES)
+        self.fires_F = torch.zeros(n_features, dtype=torch.int64, device=device)
+        self.tp_FP = torch.zeros(n_features, P, dtype=torch.int64, device=device)
+        self.conjunction_tp_FP = torch.zeros(n_features, P, dtype=torch.int64, device=device)
+        self.anchor_F = torch.zeros(n_features, dtype=torch.int64, device=device)
+
+    def update(
+        self,
+        fires_NF: Tensor,
+        feature_E: Tensor,
+        token_E: Tensor,
+        predicates_NP: Tensor,
+        predicates: PredicateCounts,
+    ) -> None:
+        """Add a chunk whose firing is given twice: dense, ``fires_NF`` int8 0/1 (for the
+        products), and as entries (``feature_E[e]`` fires at token ``token_E[e]``, for the sparse
+        steps). ``predicates_NP`` int8 0/1; ``predicates`` already counts the chunk."""
+        batch_fires_F = torch.bincount(feature_E, minlength=len(self.fires_F))
+        first_F = (self.fires_F == 0) & (batch_fires_F > 0)
+        self.fires_F += batch_fires_F
+        self.tp_FP += cooccurrence(fires_NF, predicates_NP)
+        if first_F.any():
+            f1_FP = f1_score(self.tp_FP[first_F], self.fires_F[first_F, None], predicates.count_P)
+            self.anchor_F[first_F] = f1_FP.argmax(dim=1)
+        # fires ∧ anchor, built from the entries: far fewer than N·F
+        F = fires_NF.shape[1]
+        P = predicates_NP.shape[1]
+        anchored_E = predicates_NP.view(-1)[token_E * P + self.anchor_F[feature_E]].bool()  # flat indices
+        anchored_NF = torch.zeros_like(fires_NF)
+        anchored_NF.view(-1)[(token_E * F + feature_E)[anchored_E]] = 1
+        self.conjunction_tp_FP += cooccurrence(anchored_NF, predicates_NP)
+
+
+@dataclass(frozen=True)
+class Label:
+    """A predicate (or conjunction, names joined by " & ") and its scores as a classifier."""
+
+    text: str
+    precision: float
+    recall: float
+    f1: float
+
+    def __str__(self) -> str:
+        return f"{self.text} (P {self.precision:.2f}, R {self.recall:.2f})"
+
+
+def label_text(first: int, second: int) -> str:
+    return PREDICATE_NAMES[first] if second < 0 else f"{PREDICATE_NAMES[first]} & {PREDICATE_NAMES[second]}"
+
+
+def score_labels(labels: LabelCounts, predicates: PredicateCounts) -> tuple[np.ndarray, np.ndarray]:
+    """Label candidates of every feature: predicate indices int16 [F, C, 2] (second −1 for a single
+    predicate; a conjunction's pair in index order) and scores float32 [F, C, 3] (precision,
+    recall, F1). Candidate 0 is the label, the others follow by F1."""
+    fires_F1 = labels.fires_F.cpu().numpy()[:, None]
+    count_P = predicates.count_P.cpu().numpy()
+    tp_FP = labels.tp_FP.cpu().numpy()
+    anchor_F = labels.anchor_F.cpu().numpy()
+    F = len(fires_F1)
+    rows_F1 = np.arange(F)[:, None]
+
+    def scores(tp, count):  # [F, X] -> [F, X, 3]
+        return np.stack(
+            [tp / fires_F1.clip(min=1), tp / count.clip(min=1), f1_score(tp, fires_F1, count)], -1
+        )
+
+    single_FS = np.argsort(-f1_score(tp_FP, fires_F1, count_P), axis=1, kind="stable")[
+        :, :N_SINGLE_CANDIDATES
+    ]
+    pair_count_FP = predicates.pairs_PP.cpu().numpy()[anchor_F]
+    pair_tp_FP = labels.conjunction_tp_FP.cpu().numpy()
+    pair_f1_FP = f1_score(pair_tp_FP, fires_F1, pair_count_FP)
+    # A ∧ B is no conjunction where one implies the other (A ∧ A, move=s ∧ mine=s, …)
+    pair_f1_FP[(pair_count_FP == count_P[anchor_F][:, None]) | (pair_count_FP == count_P)] = -1
+    partner_F1 = pair_f1_FP.argmax(axis=1)[:, None]
+
+    candidates_FC2 = np.concatenate(
+        [
+            np.stack([single_FS, np.full_like(single_FS, -1)], -1),
+            np.sort(np.stack([anchor_F[:, None], partner_F1], -1), axis=-1),
+        ],
+        axis=1,
+    )
+    scores_FC3 = np.concatenate(
+        [
+            scores(tp_FP[rows_F1, single_FS], count_P[single_FS]),
+            scores(pair_tp_FP[rows_F1, partner_F1], pair_count_FP[rows_F1, partner_F1]),
+        ],
+        axis=1,
+    )
+    key_FC = scores_FC3[..., 2].copy()
+    conjunction_wins_F = key_FC[:, -1] >= key_FC[:, 0] + CONJUNCTION_GAIN
+    key_FC[np.arange(F), np.where(conjunction_wins_F, N_CANDIDATES - 1, 0)] = np.inf  # the label first
+    order_FC = np.argsort(-key_FC, axis=1, kind="stable")
+    return candidates_FC2[rows_F1, order_FC].astype(np.int16), scores_FC3[rows_F1, order_FC].astype(
+        np.float32
+    )

@@ -1,0 +1,51 @@
+"""``othello-tui play``: the Textual app. Small on purpose: the screens hold the views, the
+session (no Textual) holds the model and the computations."""
+
+from __future__ import annotations
+
+from textual.app import App
+from textual.binding import Binding
+
+from othello_tui.game.rules import Game
+from othello_tui.tui.commands import OthelloCommands
+from othello_tui.tui.screens.help import HelpScreen
+from othello_tui.tui.screens.main import MainScreen
+from othello_tui.tui.session import Session
+from othello_tui.tui.widgets.board import Board
+from othello_tui.tui.widgets.features import FeatureList
+
+
+class OthelloApp(App):
+    TITLE = "othello-tui"
+    COMMANDS = App.COMMANDS | {OthelloCommands}
+    BINDINGS = [
+        Binding("q", "quit", "quit", id="app.quit"),
+        Binding("question_mark", "help", "help", key_display="?", id="app.help"),
+        Binding("ctrl+p", "command_palette", "commands", id="app.commands"),
+    ]
+
+    def __init__(self, session: Session, game: Game | None = None, game_index: int = 0):
+        super().__init__()
+        self.main_screen = MainScreen(session, game, game_index)
+
+    def get_default_screen(self) -> MainScreen:
+        return self.main_screen
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(
+                HelpScreen(
+                    [
+                        ("Game", MainScreen.BINDINGS),
+                        ("Play mode (board)", Board.BINDINGS),
+                        ("Features panel", FeatureList.BINDINGS),
+                        ("Everywhere", OthelloApp.BINDINGS),
+                    ]
+                )
+            )
+
+
+def make_app(session: Session, game: Game | None = None, game_index: int = 0) -> OthelloApp:
+    """The app on ``game`` (e.g. parsed from ``--moves``), else on game ``game_index`` of the
+    session's seed. Used by the CLI and the tests alike."""
+    return OthelloApp(session, game, game_index)

@@ -1,0 +1,366 @@
+"""The main screen: the board, the move list, the model's predictions and the active features.
+
+This screen owns the state (the game, the position shown, play mode, the overlay) and passes a
+:class:`~othello_tui.tui.session.PositionView` down to its widgets; they post messages up. Anything
+slow (loading torch and the model, running it, generating dataset games) runs in thread workers,
+so a key press only ever reads the session's cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.events import Resize
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import get_current_worker
+
+from othello_tui.game.rules import COLOUR_NAMES, Game, IllegalMoveError
+from othello_tui.game.squares import square_name
+from othello_tui.tui.messages import Analysed, GameLoaded, ModelChose, ModelLoaded
+from othello_tui.tui.screens.feature import FeatureScreen
+from othello_tui.tui.screens.prompt import PromptScreen, parse_game_index
+from othello_tui.tui.session import ModelUnavailableError, PositionView, Session
+from othello_tui.tui.widgets.board import CELL_SIZES, DISC, Board
+from othello_tui.tui.widgets.features import FeatureList
+from othello_tui.tui.widgets.move_list import MoveList
+from othello_tui.tui.widgets.predictions import Predictions
+
+MIN_SIZE = (72, 20)  # below this the screen says so instead of drawing a broken layout
+LEGEND = "[●] last move (●) flipped\n +  legal      31 model %\n12! illegal %  ›·‹ cursor"
+
+
+@dataclass(frozen=True, eq=False)
+class Shown:
+    """What the screen shows, as one value: the undo stack holds these."""
+
+    game: Game
+    n_moves: int
+    source: str  # "game 17 (seed 3)", "pasted moves", …
+    index: int | None  # dataset index of the game (None: not a dataset game)
+
+
+def cell_size_for(width: int, height: int) -> tuple[int, int]:
+    """The largest board cell that leaves room for the panels (board ≤ 40% of the width)."""
+    body_height = height - 7  # title, move list, message and footer
+    fitting = [(w, h) for w, h in CELL_SIZES if 2 + 8 * w <= 0.4 * width and 1 + 8 * h <= body_height]
+    return fitting[-1] if fitting else CELL_SIZES[0]
+
+
+class MainScreen(Screen):
+    DEFAULT_CSS = """
+    MainScreen { layout: vertical; }
+    #title { height: 1; padding: 0 1; background: $panel; text-style: bold; }
+    #body { height: 1fr; }
+    #left { width: auto; height: 1fr; }
+    #legend { color: $text-muted; margin-top: 1; width: 26; }
+    Board:focus { background-tint: $foreground 5%; }
+    #features { width: 1fr; height: 1fr; }
+    #features-title { height: 1; padding: 0 1; }
+    #features-note { height: auto; padding: 0 1; }
+    #message { height: auto; max-height: 3; padding: 0 1; color: $text-warning; }
+    #too-small { display: none; width: 1fr; height: 1fr; content-align: center middle; }
+    MainScreen.-too-small > * { display: none; }
+    MainScreen.-too-small > #too-small { display: block; }
+    """
+    AUTO_FOCUS = "FeatureList"
+    BINDINGS = [
+        Binding("left,comma", "step(-1)", "back", key_display="←", tooltip="one move back", id="step.back"),
+        Binding("right,full_stop", "step(1)", "next", key_display="→", tooltip="one move on", id="step.next"),
+        Binding("home", "jump(0)", "first move", show=False, tooltip="the start position", id="step.first"),
+        Binding("end", "jump(-1)", "last move", show=False, tooltip="the end of the game", id="step.last"),
+        Binding("p", "toggle_play", "play", tooltip="play mode on/off: place discs", id="play.toggle"),
+        Binding("m", "model_move", "model", tooltip="the model plays its best legal move", id="play.model"),
+        Binding("u", "undo", "undo", show=False, tooltip="undo a move, a game or a branch", id="play.undo"),
+        Binding("escape", "leave_play", "leave play mode", show=False, id="play.leave"),
+        Binding("n", "new_game", "new", tooltip="the next game of the dataset", id="game.new"),
+        Binding(
+            "g", "open_game", "game by index", show=False, tooltip="game k of the dataset", id="game.index"
+        ),
+        Binding(
+            "colon", "paste_moves", "paste moves", show=False, tooltip="load a move list", id="game.paste"
+        ),
+        Binding(
+            "o", "toggle_overlay", "overlay", show=False, tooltip="probabilities on/off", id="board.overlay"
+        ),
+    ]
+
+    play_mode: reactive[bool] = reactive(False, init=False)
+    overlay: reactive[bool] = reactive(True, init=False)
+
+    def __init__(self, session: Session, game: Game | None = None, game_index: int = 0):
+        super().__init__()
+        self.session = session
+        if game is None:  # the dataset game arrives from a worker; the start position meanwhile
+            self.shown = Shown(Game(), 0, f"loading game {game_index} (seed {session.seed})…", None)
+        else:
+            self.shown = Shown(game, len(game.moves), "pasted moves", None)
+        self._first_index = None if game is not None else game_index
+        self._undo: list[Shown] = []
+        self._requested: tuple[int, ...] | None = None  # game whose analysis a worker is computing
+        self.current_view: PositionView | None = None
+        self._features_note: str | None = ""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title")
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                yield Board(id="board")
+                yield Static(LEGEND, id="legend")
+            yield Predictions(id="predictions")
+            with Vertical(id="features"):
+                yield Static(id="features-title")
+                yield Static(id="features-note")
+                yield FeatureList(id="feature-list")
+        yield MoveList(id="moves")
+        yield Static(id="message")
+        yield Footer(show_command_palette=False)
+        yield Static(id="too-small")
+
+    def on_mount(self) -> None:
+        self.board = self.query_one(Board)
+        self.predictions = self.query_one(Predictions)
+        self.feature_list = self.query_one(FeatureList)
+        self.moves = self.query_one(MoveList)
+        self.fit(*self.app.size)
+        self.show()
+        # only once the board is on screen: importing torch holds the GIL for seconds
+        self.call_after_refresh(self.start_up)
+
+    # -- showing a position ---------------------------------------------------------------------
+
+    def show(self) -> None:
+        """Pass the current position down to every widget (fast: reads the session's cache)."""
+        game, n = self.shown.game, self.shown.n_moves
+        view = self.current_view = self.session.view(game, n)
+        self.board.view = self.predictions.view = self.feature_list.view = view
+        self.moves.entries = tuple((m.square, m.player, m.passed) for m in game.moves)
+        self.moves.current = n
+        self.query_one("#title", Static).update(Text(self._title(view)), layout=False)
+        self.query_one("#features-title", Static).update(self._features_title(view), layout=False)
+        if view.features_note != self._features_note:  # rarely changes; its height may
+            self._features_note = view.features_note
+            note = self.query_one("#features-note", Static)
+            note.update(Text(view.features_note or "", style="italic"))
+            note.display = bool(view.features_note)
+        if view.pending and self._requested != tuple(game.squares):
+            self._requested = tuple(game.squares)
+            self.analyse(game)
+
+    def _title(self, view: PositionView) -> str:
+        parts = [self.shown.source, f"move {view.n_moves} of {view.n_total}"]
+        if view.to_move == 0:
+            black, white = view.black, view.white
+            result = "draw" if black == white else f"{'black' if black > white else 'white'} wins"
+            parts.append(f"game over · {result} {max(black, white)}–{min(black, white)}")
+        else:
+            passed = f" ({COLOUR_NAMES[view.passed]} passed)" if view.passed else ""
+            parts.append(f"{COLOUR_NAMES[view.to_move]} to move{passed}")
+        parts.append(f"{DISC[1]} {view.black}  {DISC[-1]} {view.white}")
+        if self.play_mode:
+            parts.append("PLAY MODE")
+        return " · ".join(parts)
+
+    @staticmethod
+    def _features_title(view: PositionView) -> Text:
+        title = Text(f"Features at move {view.n_moves}", style="bold")
+        if view.n_moves:
+            title.append(f" (P{view.n_moves - 1})")
+        return title
+
+    def say(self, text: str, heading: str = "") -> None:
+        """One line of news for the user (``heading`` in bold before it)."""
+        self.query_one("#message", Static).update(Text.assemble((heading, "bold"), text))
+
+    def go(self, shown: Shown, remember: bool = True) -> None:
+        """Show another game or branch; ``remember`` puts the current one on the undo stack."""
+        if remember:
+            self._undo.append(self.shown)
+        self.shown = shown
+        self.show()
+
+    # -- workers ----------------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="model")
+    def start_up(self) -> None:
+        """The first dataset game (a fraction of a second), then the model (seconds)."""
+        if self._first_index is not None:
+            self.post_message(GameLoaded(self.session.dataset_game(self._first_index), self._first_index))
+        try:
+            self.session.load()
+        except ModelUnavailableError as error:
+            self.post_message(ModelLoaded(str(error)))
+        else:
+            self.post_message(ModelLoaded(None))
+
+    @work(thread=True, exclusive=True, group="analysis")
+    def analyse(self, game: Game) -> None:
+        self.session.analyse(game)
+        if not get_current_worker().is_cancelled:
+            self.post_message(Analysed())
+
+    @work(thread=True, exclusive=True, group="game")
+    def load_game(self, index: int) -> None:
+        game = self.session.dataset_game(index)
+        if not get_current_worker().is_cancelled:
+            self.post_message(GameLoaded(game, index))
+
+    @work(thread=True, exclusive=True, group="model-move")
+    def choose_model_move(self, game: Game, n_moves: int) -> None:
+        self.post_message(ModelChose(game, n_moves, self.session.model_choice(game, n_moves)))
+
+    def on_model_loaded(self, message: ModelLoaded) -> None:
+        if message.error:
+            self.say(message.error, "No model: ")
+            self.notify(message.error, title="No model", severity="error", timeout=10)
+        self.show()
+
+    def on_analysed(self, _: Analysed) -> None:
+        self._requested = None
+        self.show()
+
+    def on_game_loaded(self, message: GameLoaded) -> None:
+        source = f"game {message.index} (seed {self.session.seed})"
+        # the very first game replaces the placeholder start position rather than stacking on it
+        self.go(Shown(message.game, 1, source, message.index), remember=bool(self.shown.game.moves))
+
+    def on_model_chose(self, message: ModelChose) -> None:
+        if message.game is not self.shown.game or message.n_moves != self.shown.n_moves:
+            return  # the user moved on meanwhile
+        if message.square is None:
+            self.say("The model has no move to play here.")
+            return
+        probs = self.session.view(message.game, message.n_moves).probs
+        percent = f" ({100 * probs[message.square]:.1f}%)" if probs is not None else ""
+        self.place(message.square, f"The model played {square_name(message.square)}{percent}.")
+
+    # -- playing ----------------------------------------------------------------------------------
+
+    def place(self, square: int, note: str | None = None) -> None:
+        """Play ``square`` at the position shown; a different move from the game's own next move
+        branches the game there."""
+        game, n = self.shown.game, self.shown.n_moves
+        if n < len(game.moves) and game.moves[n].square == square:
+            self.go(Shown(game, n + 1, self.shown.source, self.shown.index))
+            self.say(note or f"Played {square_name(square)}, the game's own move.")
+            return
+        branch = game.truncated(n)
+        try:
+            branch.play(square)
+        except IllegalMoveError as error:
+            self.say(f"{error.move}: {error.reason}.", "Not played: ")
+            return
+        source = self.shown.source
+        if n < len(game.moves) and "branched" not in source:
+            source = f"{source}, branched at move {n}"
+        self.go(Shown(branch, n + 1, source, self.shown.index))
+        self.say(note or f"Played {square_name(square)}.")
+
+    def on_board_placed(self, message: Board.Placed) -> None:
+        self.place(message.square)
+
+    def on_move_list_jump(self, message: MoveList.Jump) -> None:
+        self.go(Shown(self.shown.game, message.n_moves, self.shown.source, self.shown.index), False)
+
+    def on_feature_list_open(self, message: FeatureList.Open) -> None:
+        summary = self.session.feature_summary(self.shown.game, self.shown.n_moves, message.feature)
+        self.app.push_screen(FeatureScreen(summary))
+
+    # -- actions ----------------------------------------------------------------------------------
+
+    def action_step(self, delta: int) -> None:
+        self.action_jump(self.shown.n_moves + delta)
+
+    def action_jump(self, n_moves: int) -> None:
+        total = len(self.shown.game.moves)
+        n = total if n_moves < 0 else min(max(n_moves, 0), total)
+        if n != self.shown.n_moves:
+            self.go(Shown(self.shown.game, n, self.shown.source, self.shown.index), remember=False)
+
+    def action_toggle_play(self) -> None:
+        self.play_mode = not self.play_mode
+
+    def action_leave_play(self) -> None:
+        self.play_mode = False
+
+    def watch_play_mode(self, play: bool) -> None:
+        self.board.play = play
+        if play:
+            legal = self.current_view.legal if self.current_view else ()
+            if legal and self.board.cursor not in legal:
+                self.board.cursor = legal[0]
+            self.board.focus()
+            self.say("Play mode: arrows or hjkl move, Enter places, m model move, u undo, Esc leaves.")
+        else:
+            self.feature_list.focus()
+            self.say("")
+        self.show()
+
+    def watch_overlay(self, overlay: bool) -> None:
+        self.board.overlay = overlay
+
+    def action_toggle_overlay(self) -> None:
+        self.overlay = not self.overlay
+        self.say(f"Probability overlay {'on' if self.overlay else 'off'}.")
+
+    def action_model_move(self) -> None:
+        view = self.current_view
+        if view is None or view.to_move == 0:
+            self.say("The game is over.")
+        elif view.n_moves == 0:
+            self.say("The model predicts from move 2 on: play move 1 yourself (p, then Enter).")
+        elif not self.session.model_ready:
+            self.say(self.session.model_error or "The model is still loading…")
+        else:
+            self.choose_model_move(self.shown.game, self.shown.n_moves)
+
+    def action_undo(self) -> None:
+        if not self._undo:
+            self.say("Nothing to undo.")
+            return
+        self.go(self._undo.pop(), remember=False)
+        self.say("Undone.")
+
+    def action_new_game(self) -> None:
+        index = self.shown.index
+        self.load_game(0 if index is None else index + 1)
+
+    def action_open_game(self) -> None:
+        prompt = PromptScreen(f"Open game by index (seed {self.session.seed})", "e.g. 17", parse_game_index)
+        self.app.push_screen(prompt, self.open_index)
+
+    def open_index(self, index: int | None) -> None:
+        if index is not None:
+            self.load_game(index)
+
+    def action_paste_moves(self) -> None:
+        prompt = PromptScreen("Paste a move list", "e.g. f-4 e-5 d-5 c-4", Game.from_text)
+        self.app.push_screen(prompt, self.open_moves)
+
+    def open_moves(self, game: Game | None, source: str = "pasted moves") -> None:
+        if game is not None:
+            self.go(Shown(game, len(game.moves), source, None))
+            self.say(f"Loaded {len(game.moves)} moves.")
+
+    # -- terminal size ----------------------------------------------------------------------------
+
+    def on_resize(self, event: Resize) -> None:
+        if self.is_mounted:  # before that, on_mount fits the first size
+            self.fit(*event.size)
+
+    def fit(self, width: int, height: int) -> None:
+        """Pick the board's cell size and the move list's rows for a terminal of this size."""
+        small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        self.set_class(small, "-too-small")
+        self.query_one("#too-small", Static).update(
+            f"The terminal is too small ({width}×{height}).\n"
+            f"othello-tui needs at least {MIN_SIZE[0]}×{MIN_SIZE[1]}: enlarge it, or press q to quit."
+        )
+        self.query_one(Board).cell = cell_size_for(width, height)
+        self.query_one(MoveList).max_rows = 2 if height < 32 else 4

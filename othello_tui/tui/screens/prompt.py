@@ -1,0 +1,62 @@
+"""A one-line prompt (a move list, a game index) that parses what is typed and explains why
+when it cannot: the dialog stays open with the parser's message until the input is good."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static
+
+T = TypeVar("T")
+
+
+def parse_game_index(text: str) -> int:
+    """A non-negative game index; ``ValueError`` with a readable message otherwise."""
+    try:
+        index = int(text.strip())
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not a number") from None
+    if index < 0:
+        raise ValueError("game indices start at 0")
+    return index
+
+
+class PromptScreen(ModalScreen[T], Generic[T]):
+    """Dismisses with ``parse(text)``, or None on Escape; ``parse`` raises ValueError to refuse."""
+
+    DEFAULT_CSS = """
+    PromptScreen { align: center middle; }
+    #dialog { width: 70; height: auto; border: round $accent; padding: 0 1; background: $surface; }
+    #error { color: $text-error; height: auto; }
+    #hint { color: $text-muted; }
+    """
+    BINDINGS = [Binding("escape", "cancel", "cancel", id="prompt.cancel")]
+
+    def __init__(self, title: str, placeholder: str, parse: Callable[[str], T]):
+        super().__init__()
+        self._title, self._placeholder, self._parse = title, placeholder, parse
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(Text(self._title, style="bold"))
+            yield Input(placeholder=self._placeholder, id="prompt-input")
+            yield Static(id="error")
+            yield Label("Enter accepts · Esc cancels", id="hint")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        try:
+            value = self._parse(event.value)
+        except ValueError as error:
+            self.query_one("#error", Static).update(Text(str(error)))
+            return
+        self.dismiss(value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

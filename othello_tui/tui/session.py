@@ -1,0 +1,351 @@
+"""The backend of ``othello-tui play``: everything the screen shows for a (game, position).
+
+No Textual imports, and no torch at import time: the board must be on screen before torch has
+even loaded (importing it takes seconds), so the model arrives through :meth:`Session.load`, which
+the app calls from a thread worker.
+
+The split between fast and slow calls is the contract with the app:
+
+- fast (microseconds to a millisecond, safe on the event loop): :meth:`Session.view` and
+  :meth:`Session.feature_summary` read the rules and whatever analysis is already cached; they
+  never run the model;
+- slow (call from a worker): :meth:`Session.load`, :meth:`Session.analyse`,
+  :meth:`Session.dataset_game`, :meth:`Session.model_choice`.
+
+The model is causal, so one forward pass over a whole game gives every position of it, and of
+every prefix of it: an analysis is cached per game and serves any game sharing the prefix (a game
+branched at move 20 reuses its parent's first 20 positions).
+
+Shape legend: T position, V vocabulary (61 tokens), F dictionary features.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from othello_tui.game.generator import CHUNK, iter_games
+from othello_tui.game.rules import Game, disc_counts
+from othello_tui.game.squares import SQUARE_TO_TOKEN, TOKEN_TO_SQUARE
+
+TOP_PREDICTIONS = 8
+NO_INPUT_NOTE = "The model predicts from move 2 on: it reads the moves, and none is played yet."
+LOADING_NOTE = "Loading the model…"
+Labels = Callable[[str], "str | None"]
+
+
+class ModelUnavailableError(RuntimeError):
+    """The model cannot be loaded (missing or bad weights, no such device); says how to fix it."""
+
+
+@dataclass(frozen=True, eq=False)
+class GameAnalysis:
+    """What one forward pass over a game gives, at every position T of it.
+
+    probs_TV  float32 [T, 61]: softmax of the logits; row t predicts move t+2
+    acts      module -> float32 [T, F]: dictionary feature activations of the module's output
+    """
+
+    probs_TV: np.ndarray
+    acts: dict[str, np.ndarray]
+
+
+class Engine(Protocol):
+    """The torch side (``othello_tui.tui.engine.ModelEngine``; tests may use a stub)."""
+
+    modules: tuple[str, ...]  # modules that have a dictionary, bottom to top
+    features_note: str | None  # why there are no features, when there are none
+    labels: Labels | None  # feature id -> automatic label, from the feature cache
+    labels_note: str | None  # why there are no labels, when there are none
+
+    def analyse(self, squares: Sequence[int]) -> GameAnalysis: ...
+
+
+@dataclass(frozen=True)
+class Prediction:
+    square: int
+    probability: float
+    legal: bool
+
+
+@dataclass(frozen=True)
+class ActiveFeature:
+    module: str  # "L2M"
+    index: int  # 845
+    activation: float
+    label: str | None
+
+    @property
+    def feature_id(self) -> str:
+        return f"{self.module}{self.index}"
+
+
+@dataclass(frozen=True, eq=False)
+class ModuleFeatures:
+    """A module's active features at one position, largest activation first. Kept as arrays:
+    a module can have a hundred active features and the screen shows only expanded modules."""
+
+    module: str
+    index_K: np.ndarray  # int64 [K] feature indices
+    acts_K: np.ndarray  # float32 [K] their activations
+    labels: Labels | None = None
+
+    def __len__(self) -> int:
+        return len(self.index_K)
+
+    def features(self) -> tuple[ActiveFeature, ...]:
+        return tuple(
+            ActiveFeature(
+                self.module, int(i), float(a), self.labels(f"{self.module}{i}") if self.labels else None
+            )
+            for i, a in zip(self.index_K, self.acts_K, strict=True)
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class PositionView:
+    """The position after ``n_moves`` moves of a game, with the model's view of it when known."""
+
+    n_moves: int  # moves played (0: the start position)
+    n_total: int  # moves in the whole game
+    board: np.ndarray  # int8 [64]: +1 black, -1 white, 0 empty
+    last_move: int | None  # square of move n_moves
+    flipped: tuple[int, ...]  # squares that move flipped
+    to_move: int  # colour to move next; 0 once the game is over
+    legal: tuple[int, ...]  # legal next moves
+    passed: int  # colour that had to pass before this position (0: nobody)
+    black: int
+    white: int
+    probs: np.ndarray | None  # float32 [64]: P(next move = square)
+    top: tuple[Prediction, ...]
+    top1_legal: tuple[int, int] | None  # (argmax legal, positions scored) over moves 2…n_moves+1
+    predictions_note: str | None  # why there are no predictions, when there are none
+    features: tuple[ModuleFeatures, ...]
+    features_note: str | None
+    pending: bool  # the model is ready but this position is not analysed yet
+
+
+@dataclass(frozen=True)
+class FeatureSummary:
+    feature: ActiveFeature
+    position: int  # token position (move position + 1)
+    firing: tuple[tuple[int, float], ...]  # (move number, activation) where it fires in this game
+    analysed_moves: int  # how many moves of the game those were looked for in
+
+
+@dataclass(frozen=True, eq=False)
+class _Entry:
+    """A cached analysis plus the cumulative top-1 legality of its game."""
+
+    analysis: GameAnalysis
+    hits_T: np.ndarray  # int [T]: positions ≤ t whose argmax was a legal move
+    scored_T: np.ndarray  # int [T]: positions ≤ t that had any legal move
+
+
+class Session:
+    """Owns the model (through an :class:`Engine`), the dataset of games and the analysis cache."""
+
+    def __init__(
+        self,
+        load_engine: Callable[[], Engine],
+        seed: int = 0,
+        labels: Labels | None = None,  # overrides the engine's labels
+        max_games: int = 64,
+    ):
+        self.seed = seed
+        self._load_engine = load_engine
+        self._labels = labels
+        self._max_games = max_games
+        self._engine: Engine | None = None
+        self.model_error: str | None = None
+        self._cache: OrderedDict[tuple[int, ...], _Entry] = OrderedDict()
+        self._lock = threading.Lock()  # guards the cache; the forward pass runs outside it
+        self._engine_lock = threading.Lock()  # one forward pass at a time
+        self._chunks: list[np.ndarray] = []  # int8 [CHUNK, 60] squares of the seed's games
+        self._chunk_iter: Iterator | None = None
+        self._games_lock = threading.Lock()
+
+    @classmethod
+    def from_weights(
+        cls,
+        weights: Path,
+        device: str = "auto",
+        dictionaries: Path | None = None,
+        cache: Path | None = None,
+        cache_dir: Path | None = None,
+        seed: int = 0,
+    ) -> Session:
+        """A session that loads ``<weights>`` (and ``<weights>/dictionaries``, and labels from the
+        feature cache ``cache`` or the newest one for these weights in ``cache_dir``) when asked."""
+
+        def load() -> Engine:
+            from othello_tui.tui.engine import load_engine
+
+            return load_engine(weights, device, dictionaries, cache, cache_dir)
+
+        return cls(load, seed=seed)
+
+    # -- slow calls: from a worker thread ---------------------------------------------------
+
+    @property
+    def model_ready(self) -> bool:
+        return self._engine is not None
+
+    def load(self) -> None:
+        """Load the engine (imports torch: seconds). Raises :class:`ModelUnavailableError`."""
+        try:
+            self._engine = self._load_engine()
+        except ModelUnavailableError as error:
+            self.model_error = str(error)
+            raise
+
+    def analyse(self, game: Game) -> None:
+        """Run the model over ``game`` unless a cached analysis already covers all of it."""
+        if self._engine is None or not game.moves or self._find(game.squares, len(game.moves)):
+            return
+        with self._engine_lock:
+            analysis = self._engine.analyse(game.squares)
+        entry = _score(game, analysis)
+        with self._lock:
+            self._cache[tuple(game.squares)] = entry
+            while len(self._cache) > self._max_games:
+                self._cache.popitem(last=False)
+
+    def dataset_game(self, index: int) -> Game:
+        """Game ``index`` of this session's seed (``generate_games(index + 1, seed)[index]``)."""
+        with self._games_lock:
+            if self._chunk_iter is None:
+                self._chunk_iter = iter_games(sys.maxsize, self.seed)
+            while len(self._chunks) <= index // CHUNK:
+                self._chunks.append(next(self._chunk_iter).squares)
+            squares = self._chunks[index // CHUNK][index % CHUNK]
+        return Game.from_squares([int(s) for s in squares if s >= 0])
+
+    def model_choice(self, game: Game, n_moves: int) -> int | None:
+        """The model's most probable legal move after ``n_moves`` moves (None: no model, no
+        input yet, or no legal move)."""
+        prefix = game.truncated(n_moves)
+        if n_moves == 0 or prefix.over or self._engine is None:
+            return None
+        self.analyse(prefix)
+        probs = self.view(prefix, n_moves).probs
+        assert probs is not None, "analyse() covers the prefix"
+        legal = np.array(prefix.legal)
+        return int(legal[np.argmax(probs[legal])])
+
+    # -- fast calls: safe on the event loop -------------------------------------------------
+
+    def view(self, game: Game, n_moves: int) -> PositionView:
+        """The position after ``n_moves`` moves, with predictions and features when cached."""
+        prefix = game.truncated(n_moves)
+        last = prefix.moves[-1] if prefix.moves else None
+        black, white = disc_counts(prefix.board)
+        entry = self._find(game.squares, n_moves) if n_moves else None
+        probs, top, top1, features = None, (), None, ()
+        if entry is not None:
+            t = n_moves - 1
+            probs_TV = entry.analysis.probs_TV
+            probs = np.zeros(64, np.float32)
+            probs[TOKEN_TO_SQUARE[1:]] = probs_TV[t, 1:]
+            top1 = (int(entry.hits_T[t]), int(entry.scored_T[t]))
+            if not prefix.over:
+                top = _top_predictions(probs, set(prefix.legal))
+            features = self._features_at(entry.analysis, t)
+        pending = bool(n_moves) and entry is None and self._engine is not None
+        return PositionView(
+            n_moves=n_moves,
+            n_total=len(game.moves),
+            board=prefix.board,
+            last_move=last.square if last else None,
+            flipped=last.flipped if last else (),
+            to_move=prefix.to_move,
+            legal=prefix.legal,
+            passed=-last.player if last and last.passed else 0,
+            black=black,
+            white=white,
+            probs=probs,
+            top=top,
+            top1_legal=top1,
+            predictions_note=self._predictions_note(n_moves, entry is not None),
+            features=features,
+            features_note=self._features_note(n_moves, entry is not None),
+            pending=pending,
+        )
+
+    def feature_summary(self, game: Game, n_moves: int, feature: ActiveFeature) -> FeatureSummary:
+        """Where ``feature`` fires in the analysed part of ``game`` (empty when not analysed)."""
+        entry = self._find(game.squares, n_moves) if n_moves else None
+        firing: tuple[tuple[int, float], ...] = ()
+        analysed = 0
+        if entry is not None:
+            acts_T = entry.analysis.acts[feature.module][:, feature.index]
+            analysed = len(acts_T)
+            firing = tuple((int(t) + 1, float(acts_T[t])) for t in np.flatnonzero(acts_T > 0))
+        return FeatureSummary(feature, n_moves - 1, firing, analysed)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _find(self, squares: Sequence[int], n_moves: int) -> _Entry | None:
+        """A cached analysis of any game that starts with ``squares[:n_moves]``."""
+        prefix = tuple(squares[:n_moves])
+        with self._lock:
+            for key in reversed(self._cache):
+                if len(key) >= n_moves and key[:n_moves] == prefix:
+                    self._cache.move_to_end(key)
+                    return self._cache[key]
+        return None
+
+    def _features_at(self, analysis: GameAnalysis, t: int) -> tuple[ModuleFeatures, ...]:
+        out = []
+        for module, acts_TF in analysis.acts.items():
+            acts_F = acts_TF[t]
+            index_K = np.flatnonzero(acts_F > 0)
+            index_K = index_K[np.argsort(-acts_F[index_K], kind="stable")]
+            out.append(ModuleFeatures(module, index_K, acts_F[index_K], self._labels or self._engine.labels))
+        return tuple(out)
+
+    def _predictions_note(self, n_moves: int, analysed: bool) -> str | None:
+        if n_moves == 0:
+            return NO_INPUT_NOTE
+        if self.model_error:
+            return self.model_error
+        if self._engine is None:
+            return LOADING_NOTE
+        return None if analysed else "Running the model…"
+
+    def _features_note(self, n_moves: int, analysed: bool) -> str | None:
+        engine = self._engine
+        if engine is not None and (engine.features_note or not engine.modules):
+            return engine.features_note or "No dictionaries loaded."
+        if n_moves == 0:
+            return "Features exist from move 1 on."
+        note = self._predictions_note(n_moves, analysed)
+        return note or (engine.labels_note if self._labels is None and engine is not None else None)
+
+
+def _top_predictions(probs: np.ndarray, legal: set[int], k: int = TOP_PREDICTIONS) -> tuple[Prediction, ...]:
+    order = np.argsort(-probs, kind="stable")[:k]
+    return tuple(Prediction(int(s), float(probs[s]), int(s) in legal) for s in order)
+
+
+def _score(game: Game, analysis: GameAnalysis) -> _Entry:
+    """Top-1 legality at each position: is the argmax over all 61 tokens a legal next move?"""
+    argmax_T = analysis.probs_TV.argmax(-1)
+    hits, scored = [], []
+    for t, move in enumerate(game.moves[: len(argmax_T)]):
+        token = int(argmax_T[t])
+        scored.append(bool(move.legal_next))
+        hits.append(token > 0 and int(TOKEN_TO_SQUARE[token]) in move.legal_next)
+    return _Entry(analysis, np.cumsum(hits), np.cumsum(scored))
+
+
+def tokens_of(squares: Sequence[int]) -> np.ndarray:
+    """Model input tokens (int64 [T]) of a list of move squares."""
+    return SQUARE_TO_TOKEN[np.asarray(squares, np.int64)].astype(np.int64)

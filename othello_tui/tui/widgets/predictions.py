@@ -1,0 +1,40 @@
+"""The model's top next-move predictions, each marked legal or illegal, and top-1 legality so far."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from othello_tui.game.squares import square_name
+from othello_tui.tui.session import PositionView
+
+LEGAL, ILLEGAL = "#87d787", "bold #ff8787"
+
+
+def predictions_text(view: PositionView) -> Text:
+    text = Text(overflow="fold")  # notes hold paths longer than the panel is wide
+    text.append(f"Predictions for move {view.n_moves + 1}\n", style="bold")
+    if view.to_move == 0:
+        text.append("The game is over.\n", style="italic")
+    elif view.predictions_note:
+        text.append(view.predictions_note + "\n", style="italic")
+    for p in view.top:
+        text.append(f" {square_name(p.square)}  {100 * p.probability:5.1f}%  ")
+        # light colours: they stay readable when NO_COLOR turns them into shades of grey
+        text.append("✓ legal\n" if p.legal else "✗ illegal\n", style=LEGAL if p.legal else ILLEGAL)
+    if view.top1_legal is not None:
+        hits, scored = view.top1_legal
+        text.append(f"\ntop-1 legal so far {hits}/{scored}", style="bold")
+    return text
+
+
+class Predictions(Widget):
+    DEFAULT_CSS = """
+    Predictions { width: 26; height: 14; padding: 0 1; }
+    """
+
+    view: reactive[PositionView | None] = reactive(None, always_update=True)
+
+    def render(self) -> Text:
+        return Text("") if self.view is None else predictions_text(self.view)

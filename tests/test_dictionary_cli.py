@@ -1,0 +1,93 @@
+"""``othello-tui train dictionaries`` and ``othello-tui eval dictionaries`` end to end on the tiny model."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from othello_tui.cli import main
+
+SMALL = ["--d-sae", "64", "--k", "8", "--batch", "256", "--threads", "1"]
+
+
+def test_train_resume_and_evaluate(tmp_path, tiny_weights):
+    out, checkpoint = tmp_path / "dicts", tmp_path / "dicts.safetensors"
+    runner = CliRunner()
+    common = [
+        "train",
+        "dictionaries",
+        "--weights",
+        str(tiny_weights),
+        "--out",
+        str(out),
+        "--checkpoint",
+        str(checkpoint),
+    ]
+    result = runner.invoke(main, [*common, "--modules", "l1m,L0A", "--tokens", "3000", *SMALL])
+    assert result.exit_code == 0, result.output
+    assert "wrote 2 dictionaries" in result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "L0A.json",
+        "L0A.safetensors",
+        "L1M.json",
+        "L1M.safetensors",
+    ]
+    first = json.loads((out / "L1M.json").read_text())["training"]
+    assert first["tokens"] >= 3000 and first["settings"]["modules"] == ["L0A", "L1M"]
+
+    result = runner.invoke(main, [*common, "--modules", "L0A,L1M", "--tokens", "6000", "--resume", *SMALL])
+    assert result.exit_code == 0, result.output
+    second = json.loads((out / "L1M.json").read_text())["training"]
+    assert second["steps"] > first["steps"] and second["tokens"] >= 6000
+
+    result = runner.invoke(main, [*common, "--modules", "L0A", "--tokens", "6000", "--resume", *SMALL])
+    assert result.exit_code != 0 and "drop --resume" in result.output
+
+    evaluate = [
+        "eval",
+        "dictionaries",
+        "--weights",
+        str(tiny_weights),
+        "--dictionaries",
+        str(out),
+        "--games",
+        "20",
+    ]
+    result = runner.invoke(main, evaluate)
+    assert result.exit_code == 0, result.output
+    for text in ("L0A", "L1M", "FVU", "spliced legal", "coverage", "board rec.", "legal cov."):
+        assert text in result.output
+
+    result = runner.invoke(main, [*evaluate, "--json", "--save"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    keys = {
+        "fvu",
+        "rel_error",
+        "l0",
+        "alive_frac",
+        "spliced_legal_top1",
+        "spliced_kl",
+        "coverage",
+        "board_reconstruction",
+        "legal_coverage",
+    }
+    assert set(report["modules"]) == {"L0A", "L1M"} and keys <= set(report["modules"]["L0A"])
+    assert 0.0 <= report["model"]["legal_top1"] <= 1.0
+    saved = json.loads((out / "L0A.json").read_text())
+    assert saved["metrics"]["fvu"] == report["modules"]["L0A"]["fvu"] and saved["training"] == second
+
+
+def test_clear_messages(tmp_path, tiny_weights):
+    runner = CliRunner()
+    result = runner.invoke(main, ["train", "dictionaries", "--weights", str(tmp_path)])
+    assert result.exit_code != 0 and "othello-tui train model" in result.output
+    result = runner.invoke(
+        main, ["train", "dictionaries", "--weights", str(tiny_weights), "--modules", "L7A"]
+    )
+    assert result.exit_code != 0 and "unknown module(s) L7A" in result.output
+    result = runner.invoke(
+        main, ["eval", "dictionaries", "--weights", str(tiny_weights), "--dictionaries", str(tmp_path)]
+    )
+    assert result.exit_code != 0 and "othello-tui train dictionaries" in result.output

@@ -1,0 +1,126 @@
+"""``othello-tui cache build``, ``feature`` and ``eval labels`` through click's CliRunner."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from othello_tui.cli import main
+from othello_tui.dictionary.io import save_dictionary
+from othello_tui.model.weights import model_fingerprint
+
+
+@pytest.fixture(scope="module")
+def weights_dir(tiny_weights, tiny_model, tiny_dictionaries, tmp_path_factory):
+    """The tiny model with its dictionaries saved beside it, as `train dictionaries` would."""
+    out = tmp_path_factory.mktemp("weights")
+    for path in tiny_weights.glob("othello_gpt.*"):
+        shutil.copy(path, out)
+    for dictionary in tiny_dictionaries.values():
+        save_dictionary(
+            dictionary, out / "dictionaries", {"model_fingerprint": model_fingerprint(tiny_model)}
+        )
+    return out
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    directory = tmp_path / "cache"
+    directory.mkdir()
+    monkeypatch.setattr("othello_tui.cli.features.DEFAULT_CACHE_DIR", directory)
+    return directory
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_build_then_show_a_feature(weights_dir, cache_dir):
+    result = invoke(
+        "cache",
+        "build",
+        "--games",
+        24,
+        "--top-k",
+        4,
+        "--seed",
+        1,
+        "--weights",
+        weights_dir,
+        "--device",
+        "cpu",
+    )
+    assert result.exit_code == 0, result.output
+    (path,) = cache_dir.glob("features-*.h5")
+    assert f"wrote {path}" in result.output and "F1 ≥ 0.8" in result.output and "L1M" in result.output
+
+    again = invoke("cache", "build", "--games", 24, "--top-k", 4, "--seed", 1, "--weights", weights_dir)
+    assert again.exit_code == 0 and "up to date" in again.output and "L1M" in again.output
+
+    shown = invoke("feature", "l0a3", "--weights", weights_dir, "--examples", 2)
+    assert shown.exit_code == 0, shown.output
+    assert (
+        shown.output.startswith("L0A3")
+        and "legal next moves" in shown.output
+        and "top examples" in shown.output
+    )
+    assert all(f"  {row} " in shown.output for row in "abcdefgh")
+
+    data = json.loads(invoke("feature", "L1M7", "--json", "--cache", path, "--examples", 3).output)
+    assert data["feature"] == "L1M7" and len(data["examples"]) <= 3
+    assert len(data["move"]) == 8 and len(data["move"][0]) == 8 and data["logit_effect"][3][3] is None
+    assert data["label_candidates"][0]["f1"] >= 0
+
+    labels = json.loads(invoke("eval", "labels", "--cache", path, "--json").output)
+    assert set(labels) == {"L0A", "L0M", "L1A", "L1M"}
+    assert all(0 <= module["good_share"] <= 1 and module["alive"] <= 64 for module in labels.values())
+
+
+def test_unknown_features_list_the_valid_range(weights_dir, cache_dir):
+    path = cache_dir / "small.h5"
+    assert (
+        invoke(
+            "cache", "build", "--games", 8, "--top-k", 2, "--weights", weights_dir, "--out", path
+        ).exit_code
+        == 0
+    )
+    for feature_id, message in (
+        ("L9A1", "no module L9A (modules L0A, L0M, L1A, L1M"),
+        ("L0A99", "features 0…63"),
+        ("x", "e.g. L2M845"),
+    ):
+        result = invoke("feature", feature_id, "--cache", path)
+        assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
+def test_missing_stale_and_broken_caches_get_clear_messages(
+    weights_dir, cache_dir, tiny_model, tiny_dictionaries, tmp_path
+):
+    missing = invoke("feature", "L0A1", "--weights", weights_dir)
+    assert (
+        missing.exit_code == 1
+        and "no feature cache" in missing.output
+        and "othello-tui cache build" in missing.output
+    )
+
+    from othello_tui.features import build_cache
+
+    other = {"L0A": copy.deepcopy(tiny_dictionaries["L0A"])}
+    with torch.no_grad():
+        other["L0A"].b_enc.add_(1.0)
+    build_cache(tiny_model, other, 4, 0, 2, cache_dir / "features-0123456789ab.h5")
+    stale = invoke("feature", "L0A1", "--weights", weights_dir)
+    assert stale.exit_code == 1 and "built for other weights" in stale.output
+
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes((cache_dir / "features-0123456789ab.h5").read_bytes()[:3000])
+    broken = invoke("feature", "L0A1", "--cache", truncated)
+    assert broken.exit_code == 1 and "truncated" in broken.output and "Traceback" not in broken.output
+
+    no_weights = invoke("cache", "build", "--weights", tmp_path / "nothing")
+    assert no_weights.exit_code == 1 and "othello-tui train model" in no_weights.output
