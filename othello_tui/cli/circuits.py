@@ -8,22 +8,11 @@ from pathlib import Path
 import click
 
 from othello_tui.cli.groups import DEFAULT_WEIGHTS, evaluate, main
+from othello_tui.cli.loading import load_model_and_dictionaries_or_fail
 
 MOVES_HELP = 'The game so far, e.g. "f-4 e-5 d-5" (commas or spaces between moves).'
 POS_HELP = "Position, 0-based: position i holds move i+1 and predicts move i+2. [default: the last move]"
 WEIGHTS_HELP = "Folder with the model; dictionaries are read from its dictionaries/ subfolder."
-
-
-def _load(weights: Path):
-    """The model and its dictionaries; :class:`click.ClickException` when they cannot be read."""
-    from othello_tui.dictionary.io import load_dictionaries
-    from othello_tui.model.weights import WeightsError, load_model
-
-    try:
-        model, _ = load_model(weights)
-        return model, load_dictionaries(weights / "dictionaries", model)
-    except WeightsError as error:
-        raise click.ClickException(str(error)) from None
 
 
 def _open_trace(moves: str, position: int | None, weights: Path):
@@ -44,7 +33,7 @@ def _open_trace(moves: str, position: int | None, weights: Path):
         raise click.ClickException(
             f"--pos {position} is outside the game: {len(game.moves)} moves, positions 0…{len(game.moves) - 1}"
         )
-    model, dictionaries = _load(weights)
+    model, dictionaries = load_model_and_dictionaries_or_fail(weights)
     try:
         return GameTrace(model, dictionaries, [int(SQUARE_TO_TOKEN[s]) for s in game.squares]), position
     except CircuitError as error:
@@ -263,7 +252,7 @@ def eval_circuits_command(n_games, positions, top, seed, as_json, weights) -> No
     from othello_tui.circuits.faithfulness import faithfulness
     from othello_tui.model.evaluate import EVAL_SEED
 
-    model, dictionaries = _load(weights)
+    model, dictionaries = load_model_and_dictionaries_or_fail(weights)
     report = faithfulness(model, dictionaries, n_games, positions, top, EVAL_SEED if seed is None else seed)
     summary = report.summary()
     if as_json:

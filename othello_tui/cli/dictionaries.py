@@ -28,6 +28,28 @@ def _modules(value: str | None, n_layers: int) -> list[str]:
     return sorted(set(wanted), key=known.index)
 
 
+def _k_setting(value: str, modules: list[str]) -> tuple[int, dict[str, int]]:
+    """``"auto"``, ``"32"`` or ``"32,L1A=15"``: the default k and per-module overrides; ``auto`` is
+    half the write-up's L0 per module (``half_writeup_k``), 32 for modules it does not report."""
+    from othello_tui.dictionary.trainer import half_writeup_k
+
+    default, overrides = 32, {}
+    for item in (part.strip() for part in value.split(",") if part.strip()):
+        if item.lower() == "auto":
+            overrides.update(half_writeup_k(modules))
+            continue
+        name, _, number = item.rpartition("=")
+        if not number.isdigit() or int(number) < 1:
+            raise click.BadParameter(f"{item!r} is not a positive k", param_hint="--k")
+        if not name:
+            default = int(number)
+        elif name.upper() in modules:
+            overrides[name.upper()] = int(number)
+        else:
+            raise click.BadParameter(f"{name!r} is not one of the modules trained", param_hint="--k")
+    return default, overrides
+
+
 def _load_model(weights: Path, device: str):
     from othello_tui.model.device import resolve_device
     from othello_tui.model.weights import WeightsError, load_model
@@ -43,7 +65,12 @@ def _load_model(weights: Path, device: str):
 @click.option("--modules", default=None, help="Comma-separated modules, e.g. L0A,L3M (default: all).")
 @click.option("--architecture", type=click.Choice(ARCHITECTURES), default="topk", show_default=True)
 @click.option(
-    "--k", type=click.IntRange(min=1), default=32, show_default=True, help="Active features per token (topk)."
+    "--k",
+    "k_setting",
+    default="auto",
+    show_default=True,
+    help="Active features per token (topk): 'auto' (half the write-up's L0 per module) or a number, "
+    "then optional per-module overrides, e.g. 32,L1A=15.",
 )
 @click.option(
     "--l1", "l1_coefficient", type=float, default=1.0, show_default=True, help="L1 coefficient (standard)."
@@ -68,7 +95,7 @@ def _load_model(weights: Path, device: str):
     show_default=True,
     help="Tokens per step.",
 )
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--lr", type=float, default=3e-3, show_default=True, help="Adam learning rate.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
@@ -96,7 +123,7 @@ def _load_model(weights: Path, device: str):
 def train_dictionaries_command(
     modules,
     architecture,
-    k,
+    k_setting,
     l1_coefficient,
     l0_coefficient,
     d_sae,
@@ -120,12 +147,15 @@ def train_dictionaries_command(
     model = _load_model(weights, device)
     if minutes is not None and minutes <= 0:
         minutes = None
+    module_list = _modules(modules, model.cfg.n_layers)
+    k, module_k = _k_setting(k_setting, module_list)
     try:
         cfg = DictionaryTrainConfig(
-            modules=tuple(_modules(modules, model.cfg.n_layers)),
+            modules=tuple(module_list),
             architecture=architecture,
             d_sae=d_sae,
             k=k,
+            module_k=module_k,
             l1_coefficient=l1_coefficient,
             l0_coefficient=l0_coefficient,
             tokens=tokens,

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_WEIGHTS, evaluate, main
+from othello_tui.cli.loading import load_model_and_dictionaries_or_fail
 
 _WEIGHTS = click.option(
     "--weights", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WEIGHTS, show_default=True,
@@ -19,18 +20,6 @@ _CACHE = click.option(
 )  # fmt: skip
 
 
-def _load_weights(weights: Path, device: str = "cpu"):
-    """(model, dictionaries), or a clear message naming the training command."""
-    from othello_tui.dictionary.io import load_dictionaries
-    from othello_tui.model.weights import WeightsError, load_model
-
-    try:
-        model, _ = load_model(weights, device)
-        return model, {m: d.to(device) for m, d in load_dictionaries(weights / "dictionaries", model).items()}
-    except WeightsError as error:
-        raise click.ClickException(str(error)) from None
-
-
 def _open(cache_file: Path | None, weights: Path):
     """The cache named by ``--cache``, else the newest one in cache/ built for ``--weights``."""
     from othello_tui.features import CacheError, dictionaries_hash, find_cache, open_cache
@@ -39,7 +28,7 @@ def _open(cache_file: Path | None, weights: Path):
     try:
         if cache_file is not None:
             return open_cache(cache_file)
-        model, dictionaries = _load_weights(weights)
+        model, dictionaries = load_model_and_dictionaries_or_fail(weights)
         found = find_cache(DEFAULT_CACHE_DIR, model_fingerprint(model), dictionaries_hash(dictionaries))
         if found is None:
             others = (
@@ -105,10 +94,9 @@ def cache_build(
         dictionaries_hash,
         open_cache,
     )
-    from othello_tui.model.device import resolve_device
     from othello_tui.model.weights import model_fingerprint
 
-    model, dictionaries = _load_weights(weights, resolve_device(device))
+    model, dictionaries = load_model_and_dictionaries_or_fail(weights, device)
     settings = BuildSettings(n_games, seed, top_k)
     model_digest, dictionaries_digest = model_fingerprint(model), dictionaries_hash(dictionaries)
     path = out or cache_path(DEFAULT_CACHE_DIR, model_digest, dictionaries_digest, settings)

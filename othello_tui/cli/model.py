@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from othello_tui.cli.groups import DEFAULT_CHECKPOINTS, DEFAULT_WEIGHTS, evaluate, train
+from othello_tui.cli.loading import load_model_or_fail
 
 
 @train.command("model")
@@ -91,14 +92,11 @@ def eval_model_command(games, seed, weights, device, as_json, record) -> None:
     """Top-1 legality, legal-set F1, loss against its floor, and legality by move number."""
     import json
 
-    from othello_tui.model.device import resolve_device
     from othello_tui.model.evaluate import EVAL_SEED, evaluate_model
-    from othello_tui.model.weights import MODEL_STEM, WeightsError, atomic_write_text, load_model
+    from othello_tui.model.weights import MODEL_STEM, atomic_write_text, read_json
 
-    try:
-        model, meta = load_model(weights, resolve_device(device))
-    except (WeightsError, ValueError) as error:
-        raise click.ClickException(str(error)) from None
+    model = load_model_or_fail(weights, device)
+    meta = read_json(weights / f"{MODEL_STEM}.json")
     seed = EVAL_SEED if seed is None else seed
     metrics = evaluate_model(model, games, seed).to_dict() | {"games": games, "seed": seed}
     if record:

@@ -9,23 +9,13 @@ from pathlib import Path
 import click
 
 from othello_tui.cli.groups import DEFAULT_WEIGHTS, evaluate, train
+from othello_tui.cli.loading import load_model_or_fail
 
 WEIGHTS_OPTION = click.option(
     "--weights", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WEIGHTS, show_default=True,
     help="Model weights folder (the probes live beside the model).",
 )  # fmt: skip
 DEVICE_OPTION = click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-
-
-def _load_model(weights: Path, device: str):
-    from othello_tui.model.device import resolve_device
-    from othello_tui.model.weights import WeightsError, load_model
-
-    try:
-        model, _ = load_model(weights, resolve_device(device))
-    except (WeightsError, ValueError) as error:
-        raise click.ClickException(str(error)) from None
-    return model
 
 
 def _load_probes(weights: Path, model):
@@ -83,7 +73,7 @@ def train_probes_command(
     from othello_tui.probes.io import probe_paths, save_probes
     from othello_tui.probes.train import ProbeTrainConfig, train_probes
 
-    model = _load_model(weights, device)
+    model = load_model_or_fail(weights, device)
     try:
         cfg = ProbeTrainConfig(
             games=games,
@@ -130,7 +120,7 @@ def eval_probes_command(games, seed, as_json, weights, device) -> None:
 
     if seed is not None and seed < EVAL_SEED:
         raise click.ClickException(f"evaluation seeds start at {EVAL_SEED}; lower seeds are for training")
-    model = _load_model(weights, device)
+    model = load_model_or_fail(weights, device)
     probes = _load_probes(weights, model)
     seed = PROBE_EVAL_SEED if seed is None else seed
     result = evaluate_probes(model, probes, games, seed)
@@ -222,7 +212,7 @@ def eval_rediscovery_command(dict_dir, min_cos, top, as_json, weights, device) -
     from othello_tui.model.weights import WeightsError
     from othello_tui.probes.alignment import ProbeAligner, rediscovery_counts
 
-    model = _load_model(weights, device)
+    model = load_model_or_fail(weights, device)
     probes = _load_probes(weights, model)
     try:
         dictionaries = load_dictionaries(dict_dir or weights / "dictionaries", model)
