@@ -1,6 +1,6 @@
 """Render the README screenshot: the main screen with the shipped weights, as an SVG.
 
-    python docs/screenshot.py [--moves N] [--out docs/play.svg]
+python docs/screenshot.py [--moves N] [--out docs/play.svg]
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ async def render(moves: int, out: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--moves", type=int, default=23)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("play.svg"))
     args = parser.parse_args()
