@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from othello_tui.cli import main
 
-SMALL = ["--d-sae", "64", "--k", "8", "--batch", "256", "--threads", "1"]
+SMALL = ["--d-sae", "64", "--k", "8,L1M=5", "--batch", "256", "--threads", "1"]
 
 
 def test_train_resume_and_evaluate(tmp_path, tiny_weights):
@@ -33,6 +33,8 @@ def test_train_resume_and_evaluate(tmp_path, tiny_weights):
         "L1M.json",
         "L1M.safetensors",
     ]
+    assert json.loads((out / "L0A.json").read_text())["k"] == 8
+    assert json.loads((out / "L1M.json").read_text())["k"] == 5
     first = json.loads((out / "L1M.json").read_text())["training"]
     assert first["tokens"] >= 3000 and first["settings"]["modules"] == ["L0A", "L1M"]
 
@@ -41,7 +43,7 @@ def test_train_resume_and_evaluate(tmp_path, tiny_weights):
     second = json.loads((out / "L1M.json").read_text())["training"]
     assert second["steps"] > first["steps"] and second["tokens"] >= 6000
 
-    result = runner.invoke(main, [*common, "--modules", "L0A", "--tokens", "6000", "--resume", *SMALL])
+    result = runner.invoke(main, [*common, "--modules", "L0A", "--tokens", "6000", "--resume", "--k", "8"])
     assert result.exit_code != 0 and "drop --resume" in result.output
 
     evaluate = [
@@ -87,6 +89,8 @@ def test_clear_messages(tmp_path, tiny_weights):
         main, ["train", "dictionaries", "--weights", str(tiny_weights), "--modules", "L7A"]
     )
     assert result.exit_code != 0 and "unknown module(s) L7A" in result.output
+    result = runner.invoke(main, ["train", "dictionaries", "--weights", str(tiny_weights), "--k", "8,L9M=3"])
+    assert result.exit_code != 0 and "'L9M' is not one of the modules trained" in result.output
     result = runner.invoke(
         main, ["eval", "dictionaries", "--weights", str(tiny_weights), "--dictionaries", str(tmp_path)]
     )

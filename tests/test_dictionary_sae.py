@@ -117,8 +117,18 @@ def test_power_of_two_scale():
     assert torch.isfinite(s).all()
 
 
+def test_stacked_topk_with_a_k_per_dictionary():
+    cfgs = [DictionaryConfig(m, hook_name_of(m), "topk", d_in=D, d_sae=F, k=k) for m, k in (("L0A", 3), ("L0M", 7))]
+    stacked = StackedDictionaries(cfgs, torch.Generator().manual_seed(2))
+    x_MND = torch.randn(2, 30, D)
+    x_hat_MND, _, (_, _, values_MNK) = stacked(x_MND)
+    assert ((values_MNK[0] > 0).sum(-1) <= 3).all() and ((values_MNK[1] > 0).sum(-1) > 3).any()
+    for m, dictionary in enumerate(stacked.to_dictionaries().values()):
+        assert torch.allclose(dictionary(x_MND[m])[0], x_hat_MND[m], atol=1e-5)
+
+
 def test_stacked_rejects_mixed_shapes():
     a = DictionaryConfig("L0A", hook_name_of("L0A"), "topk", d_in=D, d_sae=F, k=5)
-    b = DictionaryConfig("L0M", hook_name_of("L0M"), "topk", d_in=D, d_sae=F, k=6)
+    b = DictionaryConfig("L0M", hook_name_of("L0M"), "topk", d_in=D, d_sae=2 * F, k=5)
     with pytest.raises(ValueError, match="must share"):
         StackedDictionaries([a, b])

@@ -109,3 +109,32 @@ def test_checkpoint_tensors_round_trip():
     other.load_checkpoint_tensors(tensors)
     for key, value in other.checkpoint_tensors().items():
         assert torch.equal(value, tensors[key]), key
+
+
+@pytest.mark.parametrize("architecture", ["topk", "standard", "jumprelu"])
+def test_grouped_steps_equal_one_stacked_step(architecture):
+    """Differentiating the dictionaries one group at a time gives the same update as all at once."""
+    stacks = []
+    for group_size in (1, 2):
+        cfgs = [
+            DictionaryConfig(m, hook_name_of(m), architecture, d_in=D, d_sae=32, k=4) for m in ("L0A", "L0M")
+        ]
+        stacked = StackedDictionaries(cfgs, torch.Generator().manual_seed(3))
+        cfg = DictionaryTrainConfig(
+            modules=("L0A", "L0M"),
+            architecture=architecture,
+            d_sae=32,
+            k=4,
+            tokens=10,
+            minutes=None,
+            group_size=group_size,
+            dead_tokens=64,
+        )
+        trainer = DictionaryTrainer(stacked, cfg)
+        generator = torch.Generator().manual_seed(4)
+        trainer.initialise(torch.randn(2, 512, D, generator=generator))
+        for _ in range(3):
+            trainer.step(torch.randn(2, 64, D, generator=generator), progress=0.6)
+        stacks.append(stacked)
+    for (name, a), b in zip(stacks[0].named_parameters(), stacks[1].parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6), name

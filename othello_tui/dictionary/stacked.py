@@ -1,17 +1,22 @@
-"""Several same-shape dictionaries as one module, so training is batched matmuls (``torch.bmm``)
-over stacked weights instead of a Python loop over dictionaries.
+"""Several same-shape dictionaries as one module: one set of stacked parameters ``[M, …]``, one
+optimiser, one checkpoint, and products batched over the stack (``torch.bmm``). The computation
+methods take a ``group`` (a slice of the stack), because measurement decides how much to batch:
+on this 2-core CPU a step that differentiates one dictionary at a time beats one product over all
+12 (smaller working sets; ``bench/dictionaries.py``), while a GPU wants everything at once.
 
-Dictionary ``m`` of the stack is exactly a :class:`~othello_tui.dictionary.sae.Dictionary` acting on
+Dictionary ``m`` of the stack is a :class:`~othello_tui.dictionary.sae.Dictionary` acting on
 ``scale[m]·x``: training sees every module's output rescaled by a power of two (module norms range
 over more than an order of magnitude, DESIGN.md §5), and :meth:`StackedDictionaries.to_dictionaries`
 folds the scale back so the saved dictionary works on raw activations. Because the scale is a power
-of two, the fold is exact in floating point: for ``s = 2^j``, ``fl(s·a) = s·fl(a)``, so
+of two, the fold is exact in floating point (``fl(s·a) = s·fl(a)`` for ``s = 2^j``): with primes
+marking the training-space dictionary,
 
-    h(x)    = W_enc·(x − b_dec/s) + b_enc/s   = h'(s·x) / s
-    c(x)    = act(h(x))                       = act'(h'(s·x)) / s   (ReLU, TopK, JumpReLU with θ/s)
-    x̂(x)    = W_dec·c + b_dec/s              = x̂'(s·x) / s
+    h(x)    = W_enc·(x − b_dec'/s) + b_enc'/s  = h'(s·x) / s
+    c(x)    = act(h(x))                        = c'(s·x) / s   (ReLU, TopK; JumpReLU with θ'/s)
+    x̂(x)    = W_dec·c(x) + b_dec'/s           = x̂'(s·x) / s
 
-bit for bit. Shape legend: M dictionaries, N tokens, D d_in, F features, K active per token.
+bit for bit when both are evaluated as a ``Dictionary``. Shape legend: M dictionaries, N tokens,
+D d_in, F features, K active per token.
 """
 
 from __future__ import annotations
@@ -23,16 +28,20 @@ from torch import Tensor, nn
 from othello_tui.dictionary.jumprelu import jumprelu
 from othello_tui.dictionary.sae import Dictionary, DictionaryConfig
 
+ALL = slice(None)
+
 
 class StackedDictionaries(nn.Module):
     def __init__(self, configs: list[DictionaryConfig], generator: torch.Generator | None = None):
         super().__init__()
-        shapes = {(c.architecture, c.d_in, c.d_sae, c.k) for c in configs}
+        shapes = {(c.architecture, c.d_in, c.d_sae) for c in configs}
         if len(shapes) != 1:
-            raise ValueError(f"stacked dictionaries must share architecture, d_in, d_sae and k, got {shapes}")
+            raise ValueError(f"stacked dictionaries must share architecture, d_in and d_sae, got {shapes}")
         self.configs = list(configs)
-        self.architecture, D, F, self.k = shapes.pop()
+        self.architecture, D, F = shapes.pop()
         M = len(configs)
+        if self.architecture == "topk":  # k may differ per dictionary: top-(max k), the excess masked
+            self.register_buffer("k_M", torch.tensor([c.k for c in configs]))
         self.W_enc = nn.Parameter(torch.empty(M, D, F))
         self.b_enc = nn.Parameter(torch.zeros(M, F))
         self.W_dec = nn.Parameter(torch.empty(M, F, D))
@@ -67,48 +76,55 @@ class StackedDictionaries(nn.Module):
             radial_MF1 = (self.W_dec.grad * self.W_dec).sum(-1, keepdim=True)
             self.W_dec.grad -= radial_MF1 * self.W_dec
 
-    def pre_acts(self, x_MND: Tensor) -> Tensor:
-        """``h = W_enc·(x − b_dec) + b_enc`` per dictionary: [M, N, F], computed as
+    def pre_acts(self, x_MND: Tensor, group: slice = ALL) -> Tensor:
+        """``h = W_enc·(x − b_dec) + b_enc`` for the dictionaries ``group``: [M, N, F], computed as
         ``W_enc·x + (b_enc − W_enc·b_dec)`` so that the gradient of ``b_dec`` costs a [F]×[F, D]
         product instead of a second [N, F]×[F, D] one (same value up to rounding)."""
-        bias_M1F = (self.b_enc - torch.einsum("md,mdf->mf", self.b_dec, self.W_enc))[:, None, :]
-        return torch.baddbmm(bias_M1F, x_MND, self.W_enc)
+        W_enc_MDF = self.W_enc[group]
+        bias_M1F = (self.b_enc[group] - torch.einsum("md,mdf->mf", self.b_dec[group], W_enc_MDF))[:, None, :]
+        return torch.baddbmm(bias_M1F, x_MND, W_enc_MDF)
 
-    def decode_sparse(self, indices_MNK: Tensor, values_MNK: Tensor) -> Tensor:
+    def decode_sparse(self, indices_MNK: Tensor, values_MNK: Tensor, group: slice = ALL) -> Tensor:
         """``Σ_k values·W_dec[indices]`` per dictionary (no bias): [M, N, D], touching only K rows
         per token (``embedding_bag`` over the stacked decoders, indices offset by ``m·F``)."""
         M, N, K = indices_MNK.shape
-        F_, D = self.W_dec.shape[1:]
+        W_dec_MFD = self.W_dec[group]
+        F_, D = W_dec_MFD.shape[1:]
         offset_M11 = (torch.arange(M, device=indices_MNK.device) * F_)[:, None, None]
         out = F.embedding_bag(
             (indices_MNK + offset_M11).reshape(M * N, K),
-            self.W_dec.reshape(M * F_, D),
+            W_dec_MFD.reshape(M * F_, D),
             per_sample_weights=values_MNK.reshape(M * N, K),
             mode="sum",
         )
         return out.reshape(M, N, D)
 
-    def encode(self, h_MNF: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    def encode(self, h_MNF: Tensor, group: slice = ALL) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         """The activation rule: ``(dense codes or None, top-k indices or None, top-k values or None)``."""
         if self.architecture == "topk":
             # top-k of h, then ReLU of the k values: equal to top-k of ReLU(h) without a dense ReLU
-            values_MNK, indices_MNK = h_MNF.topk(self.k, dim=-1, sorted=False)
+            k_M = self.k_M[group]
+            k_max, uniform = int(k_M.max()), bool((k_M == k_M[0]).all())
+            values_MNK, indices_MNK = h_MNF.topk(k_max, dim=-1, sorted=not uniform)
+            if not uniform:  # sorted, so rank ≥ k of dictionary m is beyond its k
+                values_MNK = values_MNK * (torch.arange(k_max, device=h_MNF.device) < k_M[:, None, None])
             return None, indices_MNK, torch.relu(values_MNK)
         if self.architecture == "jumprelu":
-            return jumprelu(h_MNF, self.log_threshold.exp()[:, None, :]), None, None
+            return jumprelu(h_MNF, self.log_threshold[group].exp()[:, None, :]), None, None
         return torch.relu(h_MNF), None, None
 
     def forward(
-        self, x_MND: Tensor
+        self, x_MND: Tensor, group: slice = ALL
     ) -> tuple[Tensor, Tensor, tuple[Tensor | None, Tensor | None, Tensor | None]]:
-        """``(x̂ [M,N,D], pre-activations h [M,N,F], codes)`` with ``codes`` as :meth:`encode` gives."""
-        h_MNF = self.pre_acts(x_MND)
-        codes = self.encode(h_MNF)
+        """``(x̂ [M,N,D], pre-activations h [M,N,F], codes)`` for the dictionaries ``group`` (all by
+        default), ``codes`` as :meth:`encode` gives."""
+        h_MNF = self.pre_acts(x_MND, group)
+        codes = self.encode(h_MNF, group)
         dense_MNF, indices_MNK, values_MNK = codes
         if dense_MNF is None:
-            x_hat_MND = self.decode_sparse(indices_MNK, values_MNK) + self.b_dec[:, None, :]
+            x_hat_MND = self.decode_sparse(indices_MNK, values_MNK, group) + self.b_dec[group, None, :]
         else:
-            x_hat_MND = torch.baddbmm(self.b_dec[:, None, :], dense_MNF, self.W_dec)
+            x_hat_MND = torch.baddbmm(self.b_dec[group, None, :], dense_MNF, self.W_dec[group])
         return x_hat_MND, h_MNF, codes
 
     @torch.no_grad()

@@ -45,7 +45,7 @@ def make_trainer(model: OthelloGPT, cfg: DictionaryTrainConfig) -> DictionaryTra
             cfg.architecture,
             d_in=model.cfg.d_model,
             d_sae=cfg.d_sae,
-            k=cfg.k if cfg.architecture == "topk" else None,
+            k=cfg.module_k.get(module, cfg.k) if cfg.architecture == "topk" else None,
             l1_coefficient=cfg.l1_coefficient if cfg.architecture == "standard" else None,
         )
         for module in cfg.modules
@@ -66,7 +66,7 @@ def progress_of(cfg: DictionaryTrainConfig, elapsed: float, tokens: int) -> floa
 
 
 def _same_run(saved: dict, cfg: DictionaryTrainConfig) -> bool:
-    keys = ("modules", "architecture", "d_sae", "k", "batch_tokens")
+    keys = ("modules", "architecture", "d_sae", "k", "module_k", "batch_tokens")
     return all(
         saved.get(key) == (list(value) if isinstance(value, tuple) else value)
         for key, value in asdict(cfg).items()

@@ -26,8 +26,13 @@ from torch import Tensor
 
 from othello_tui.dictionary.jumprelu import step as heaviside
 from othello_tui.dictionary.sae import MODULES
-from othello_tui.dictionary.stacked import StackedDictionaries, power_of_two_scale
+from othello_tui.dictionary.stacked import ALL, StackedDictionaries, power_of_two_scale
 
+#: mean active features per token of the write-up's dictionaries, L0A … L5M (DESIGN.md §5); issue 4
+#: asks for less, ideally half, which ``half_writeup_k`` gives as per-module top-k settings
+WRITEUP_L0 = dict(
+    zip(MODULES, (70.6, 88.3, 30.6, 98.7, 68.5, 113.6, 62.9, 118.8, 79.0, 121.3, 81.9, 121.9), strict=True)
+)
 RESAMPLE_ENCODER_NORM = 0.2  # Bricken et al.: new encoder rows at 0.2 × the mean alive encoder norm
 L1_WARMUP = 0.05  # fraction of training over which the L1 coefficient ramps up
 
@@ -38,13 +43,15 @@ class DictionaryTrainConfig:
     architecture: str = "topk"
     d_sae: int = 1024
     k: int = 32  # topk
+    module_k: dict[str, int] = field(default_factory=dict)  # topk: per-module overrides of k
     l1_coefficient: float = 1.0  # standard
     l0_coefficient: float = 3e-4  # jumprelu
     tokens: int | None = None  # budget in training tokens per dictionary
     minutes: float | None = 80.0  # wall-clock budget (stops at whichever budget ends first)
     batch_tokens: int = 4096
+    group_size: int | None = None  # dictionaries per backward pass; None: 1 on a CPU, all on a GPU
     buffer_batches: int = 16  # buffer capacity in batches
-    lr: float = 1e-3
+    lr: float = 3e-3
     warmup_steps: int = 100
     decay_fraction: float = 0.2  # the learning rate decays linearly to 0 over the last 20%
     dead_tokens: int = 1_000_000  # a feature that has not fired for this many tokens is dead
@@ -59,6 +66,11 @@ class DictionaryTrainConfig:
     def __post_init__(self):
         if self.minutes is None and self.tokens is None:
             raise ValueError("give a budget: minutes, tokens or both")
+
+
+def half_writeup_k(modules: list[str]) -> dict[str, int]:
+    """Per-module k = half the write-up's L0 (rounded down), for the modules it reports."""
+    return {m: int(WRITEUP_L0[m] // 2) for m in modules if m in WRITEUP_L0}
 
 
 def lr_scale(step: int, progress: float, cfg: DictionaryTrainConfig) -> float:
@@ -101,7 +113,7 @@ class DictionaryTrainer:
     def dead_MF(self) -> Tensor:
         return self.tokens_since_fired_MF >= self.cfg.dead_tokens
 
-    def _auxk_loss(self, h_MNF: Tensor, error_MND: Tensor, dead_MF: Tensor) -> Tensor:
+    def _auxk_loss(self, h_MNF: Tensor, error_MND: Tensor, dead_MF: Tensor, group: slice) -> Tensor:
         """Normalised MSE of the top ``aux_k`` dead features' fit to the residual, per dictionary."""
         M, N, _ = h_MNF.shape
         n_dead = int(dead_MF.sum(-1).max())
@@ -111,44 +123,61 @@ class DictionaryTrainer:
         h_dead_MNn = h_dead_MNn.masked_fill(~is_dead_Mn[:, None, :], float("-inf"))
         values_MNK, picks_MNK = h_dead_MNn.topk(min(self.cfg.aux_k, n_dead), dim=-1, sorted=False)
         features_MNK = dead_first_Mn.gather(1, picks_MNK.reshape(M, -1)).reshape(picks_MNK.shape)
-        fit_MND = self.dicts.decode_sparse(features_MNK, torch.relu(values_MNK))
+        fit_MND = self.dicts.decode_sparse(features_MNK, torch.relu(values_MNK), group)
         target_MND = error_MND.detach()
         spread_M = (target_MND - target_MND.mean(1, keepdim=True)).pow(2).sum((1, 2)).clamp(min=1e-12)
         return (target_MND - fit_MND).pow(2).sum((1, 2)) / spread_M * dead_MF.any(-1)
 
-    def losses(self, x_MND: Tensor, progress: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """``(loss, fvu_M, l0_M, fired_MF, x̂)`` on inputs already scaled."""
+    def losses(
+        self, x_MND: Tensor, progress: float, group: slice = ALL
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """``(loss, fvu_M, l0_M, fired_MF, x̂)`` of the dictionaries ``group`` on their inputs,
+        already scaled."""
         cfg, M, N = self.cfg, x_MND.shape[0], x_MND.shape[1]
-        x_hat_MND, h_MNF, (dense_MNF, indices_MNK, values_MNK) = self.dicts(x_MND)
+        variance_M = self.variance_M[group]
+        x_hat_MND, h_MNF, (dense_MNF, indices_MNK, values_MNK) = self.dicts(x_MND, group)
         error_MND = x_MND - x_hat_MND
-        fvu_M = error_MND.pow(2).sum((1, 2)) / (N * self.variance_M)
+        fvu_M = error_MND.pow(2).sum((1, 2)) / (N * variance_M)
         loss = fvu_M.sum()
         if dense_MNF is None:
             active_MNK = values_MNK > 0
-            fired_MF = torch.zeros_like(self.tokens_since_fired_MF).scatter_add_(
+            fired_MF = torch.zeros(M, h_MNF.shape[-1], device=x_MND.device).scatter_add_(
                 1, indices_MNK.reshape(M, -1), active_MNK.reshape(M, -1).to(x_MND.dtype)
             )
-            dead_MF = self.dead_MF()
+            dead_MF = self.dead_MF()[group]
             if dead_MF.any():
-                loss = loss + cfg.aux_coefficient * self._auxk_loss(h_MNF, error_MND, dead_MF).sum()
+                loss = loss + cfg.aux_coefficient * self._auxk_loss(h_MNF, error_MND, dead_MF, group).sum()
         else:
             active_MNF = dense_MNF > 0
             fired_MF = active_MNF.sum(1).to(x_MND.dtype)
             if self.dicts.architecture == "standard":
-                l1_M = dense_MNF.sum((1, 2)) / (N * self.variance_M.sqrt())
+                l1_M = dense_MNF.sum((1, 2)) / (N * variance_M.sqrt())
                 loss = loss + cfg.l1_coefficient * min(1.0, progress / L1_WARMUP) * l1_M.sum()
             else:
-                threshold_M1F = self.dicts.log_threshold.exp()[:, None, :]
+                threshold_M1F = self.dicts.log_threshold[group].exp()[:, None, :]
                 loss = loss + cfg.l0_coefficient * heaviside(h_MNF, threshold_M1F).sum() / N
         return loss, fvu_M.detach(), fired_MF.sum(-1) / N, fired_MF, x_hat_MND.detach()
 
+    def groups(self) -> list[slice]:
+        """Consecutive slices of the stack processed one after the other within a step."""
+        M = len(self.dicts.configs)
+        size = self.cfg.group_size or (M if self.dicts.W_enc.is_cuda else 1)
+        return [slice(start, min(start + size, M)) for start in range(0, M, size)]
+
     def step(self, raw_MND: Tensor, progress: float) -> StepStats:
-        """One Adam step on a batch of raw (unscaled) inputs ``[M, N, D]``."""
+        """One Adam step on a batch of raw (unscaled) inputs ``[M, N, D]``. The loss is a sum of
+        independent per-dictionary terms, so each group's part is differentiated on its own (small
+        working sets, which on a CPU beat one stacked product, see ``bench/dictionaries.py``)."""
         x_MND = raw_MND * self.dicts.scale[:, None, None]
-        loss, fvu_M, l0_M, fired_MF, x_hat_MND = self.losses(x_MND, progress)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"dictionary loss is {loss.item()} at step {self.steps}")
-        loss.backward()
+        parts = []
+        for group in self.groups():
+            loss, *stats = self.losses(x_MND[group], progress, group)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"dictionary loss is {loss.item()} at step {self.steps}")
+            loss.backward()
+            parts.append((loss.item(), *stats))
+        loss = sum(part[0] for part in parts)
+        fvu_M, l0_M, fired_MF, x_hat_MND = (torch.cat([part[i] for part in parts]) for i in range(1, 5))
         self.dicts.remove_radial_gradient()
         for group in self.optimizer.param_groups:
             group["lr"] = self.cfg.lr * lr_scale(self.steps, progress, self.cfg)
@@ -163,7 +192,7 @@ class DictionaryTrainer:
         self.tokens += N
         if self.dicts.architecture != "topk" and progress < self.cfg.revive_until:
             self.resample_dead(x_MND, x_hat_MND)
-        return StepStats(loss.item(), fvu_M, l0_M)
+        return StepStats(loss, fvu_M, l0_M)
 
     @torch.no_grad()
     def resample_dead(self, x_MND: Tensor, x_hat_MND: Tensor) -> None:
