@@ -118,7 +118,10 @@ def test_power_of_two_scale():
 
 
 def test_stacked_topk_with_a_k_per_dictionary():
-    cfgs = [DictionaryConfig(m, hook_name_of(m), "topk", d_in=D, d_sae=F, k=k) for m, k in (("L0A", 3), ("L0M", 7))]
+    cfgs = [
+        DictionaryConfig(m, hook_name_of(m), "topk", d_in=D, d_sae=F, k=k)
+        for m, k in (("L0A", 3), ("L0M", 7))
+    ]
     stacked = StackedDictionaries(cfgs, torch.Generator().manual_seed(2))
     x_MND = torch.randn(2, 30, D)
     x_hat_MND, _, (_, _, values_MNK) = stacked(x_MND)
