@@ -13,8 +13,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-#: kernel bandwidth, in the units of the (normalised) training activations
-BANDWIDTH = 0.01
+#: kernel bandwidth, in the units of the training activations (scaled so E‖x‖² ≈ d_in, i.e. about
+#: √d_in times the paper's normalisation, which used ε = 0.001)
+BANDWIDTH = 0.05
 
 
 def _kernel(h: Tensor, threshold: Tensor) -> Tensor:

@@ -29,6 +29,8 @@ from othello_tui.dictionary.jumprelu import jumprelu
 from othello_tui.dictionary.sae import Dictionary, DictionaryConfig
 
 ALL = slice(None)
+#: JumpReLU thresholds start at e^-1 ≈ 0.37, in training units (inputs scaled to E‖x‖² ≈ d_in)
+INITIAL_LOG_THRESHOLD = -1.0
 
 
 class StackedDictionaries(nn.Module):
@@ -48,7 +50,7 @@ class StackedDictionaries(nn.Module):
         self.b_dec = nn.Parameter(torch.zeros(M, D))
         # JumpReLU thresholds are learnt in log space (positive by construction)
         self.log_threshold = nn.Parameter(
-            torch.full((M, F), -3.0), requires_grad=self.architecture == "jumprelu"
+            torch.full((M, F), INITIAL_LOG_THRESHOLD), requires_grad=self.architecture == "jumprelu"
         )
         self.register_buffer("scale", torch.ones(M))  # powers of two, see the module docstring
         with torch.no_grad():
