@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from othello_tui.cli.groups import DEFAULT_CHECKPOINTS, DEFAULT_WEIGHTS, evaluate, train
+from othello_tui.cli.loading import load_model_or_fail
 
 ARCHITECTURES = ("topk", "standard", "jumprelu")
 
@@ -48,17 +49,6 @@ def _k_setting(value: str, modules: list[str]) -> tuple[int, dict[str, int]]:
         else:
             raise click.BadParameter(f"{name!r} is not one of the modules trained", param_hint="--k")
     return default, overrides
-
-
-def _load_model(weights: Path, device: str):
-    from othello_tui.model.device import resolve_device
-    from othello_tui.model.weights import WeightsError, load_model
-
-    try:
-        model, _ = load_model(weights, resolve_device(device))
-    except (WeightsError, ValueError) as error:
-        raise click.ClickException(str(error)) from None
-    return model
 
 
 @train.command("dictionaries")
@@ -144,7 +134,7 @@ def train_dictionaries_command(
     from othello_tui.dictionary.trainer import DictionaryTrainConfig
     from othello_tui.model.weights import WeightsError
 
-    model = _load_model(weights, device)
+    model = load_model_or_fail(weights, device)
     if minutes is not None and minutes <= 0:
         minutes = None
     module_list = _modules(modules, model.cfg.n_layers)
@@ -226,7 +216,7 @@ def eval_dictionaries_command(n_games, as_json, modules, weights, dict_dir, save
     from othello_tui.dictionary.io import load_dictionaries, save_dictionary
     from othello_tui.model.weights import WeightsError, read_json
 
-    model = _load_model(weights, device)
+    model = load_model_or_fail(weights, device)
     dict_dir = dict_dir or weights / "dictionaries"
     try:
         dictionaries = load_dictionaries(
