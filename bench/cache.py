@@ -1,9 +1,9 @@
 """Feature-cache build throughput and the open + fetch latency, with the real configuration.
 
-    python bench/cache.py [--games 2000] [--threads 2] [--fetches 100] [--checkpoint PATH]
+    python bench/cache.py [--games 2000] [--threads 2] [--fetches 100] [--weights DIR]
 
-The 6-layer d_model-128 model (weights from a training checkpoint when one exists, else random)
-and 12 random TopK dictionaries (1024 features, k 32). One process times, over the same games:
+The shipped model and dictionaries (``weights/``, ``weights/dictionaries``); where the
+dictionaries are missing, 12 random TopK dictionaries (1024 features, k 80). One process times, over the same games:
 the model's forward passes alone, forward + dictionary encoding, and the whole ``build_cache``,
 so the statistics' own share is the difference; then extrapolates linearly to 20,000 games (the
 issue's target: ≤ 60 s on 2 CPU cores) and reports the file size. Latency: ``open_cache`` plus
@@ -21,24 +21,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from othello_tui.dictionary.io import load_dictionaries
 from othello_tui.dictionary.sae import Dictionary, DictionaryConfig, hook_name_of, module_names
 from othello_tui.features import build_cache, open_cache
 from othello_tui.features.format import BuildSettings
 from othello_tui.game.generator import generate_games
-from othello_tui.model.checkpoint import load_checkpoint
-from othello_tui.model.config import ModelConfig
 from othello_tui.model.transformer import OthelloGPT
+from othello_tui.model.weights import WeightsError, load_model
 
 TARGET_GAMES = 20_000
 
 
-def real_model(checkpoint: Path) -> tuple[OthelloGPT, str]:
-    model = OthelloGPT(ModelConfig())
-    model.reset_parameters(seed=0)
-    if checkpoint.exists():
-        load_checkpoint(checkpoint, model, [])
-        return model.eval(), f"checkpoint {checkpoint}"
-    return model.eval(), "random weights"
+def model_and_dictionaries(weights: Path) -> tuple[OthelloGPT, dict[str, Dictionary], str]:
+    model, _ = load_model(weights, "cpu")
+    try:
+        return model.eval(), load_dictionaries(weights / "dictionaries", model=model), "shipped dictionaries"
+    except WeightsError:
+        return model.eval(), random_dictionaries(model), "random k-80 dictionaries"
 
 
 def random_dictionaries(model: OthelloGPT) -> dict[str, Dictionary]:
@@ -46,7 +45,7 @@ def random_dictionaries(model: OthelloGPT) -> dict[str, Dictionary]:
     dictionaries = {}
     for module in module_names(model.cfg.n_layers):
         dictionary = Dictionary(
-            DictionaryConfig(module, hook_name_of(module), "topk", d_in=model.cfg.d_model, d_sae=1024, k=32)
+            DictionaryConfig(module, hook_name_of(module), "topk", d_in=model.cfg.d_model, d_sae=1024, k=80)
         )
         dictionary.reset_parameters(generator)
         with torch.no_grad():
@@ -65,7 +64,7 @@ def model_pass(model: OthelloGPT, dictionaries: dict[str, Dictionary] | None, n_
         valid = torch.from_numpy(tokens != 0)
         _, cache = model.run_with_cache(torch.from_numpy(tokens.astype(np.int64)), names=hooks)
         for dictionary in (dictionaries or {}).values():
-            dictionary.encode(cache[dictionary.cfg.hook_name][valid])
+            dictionary.encode_entries(cache[dictionary.cfg.hook_name][valid])
 
 
 def timed(fn, *args) -> tuple[float, float]:
@@ -89,15 +88,12 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--fetches", type=int, default=100)
-    parser.add_argument("--checkpoint", type=Path, default=Path("checkpoints/model.safetensors"))
+    parser.add_argument("--weights", type=Path, default=Path("weights"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model, source = real_model(args.checkpoint)
-    dictionaries = random_dictionaries(model)
+    model, dictionaries, source = model_and_dictionaries(args.weights)
     n_tokens = (generate_games(args.games, 0).tokens[:, :59] != 0).sum()
-    print(
-        f"{args.games:,} games ({n_tokens:,} tokens), 12 × 1024-feature TopK dictionaries, {source}, {args.threads} threads"
-    )
+    print(f"{args.games:,} games ({n_tokens:,} tokens), {source}, {args.threads} threads")
 
     forward = timed(model_pass, model, None, args.games)
     encode = timed(model_pass, model, dictionaries, args.games)

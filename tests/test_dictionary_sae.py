@@ -57,6 +57,18 @@ def test_topk_keeps_the_k_largest_positive_pre_activations():
     assert torch.equal(c, torch.where((h >= kth) & (h > 0), h, 0.0))
 
 
+@pytest.mark.parametrize("architecture", ["standard", "topk", "jumprelu"])
+def test_encode_entries_are_the_nonzero_activations(architecture):
+    dictionary = make(architecture)
+    x = torch.randn(200, D)
+    c = dictionary.encode(x)
+    active = dictionary.encode_entries(x)
+    rebuilt = torch.zeros_like(c)
+    rebuilt[active.position_E, active.feature_E] = active.value_E
+    assert active.n_tokens == 200 and (active.value_E > 0).all()
+    assert len(active.value_E) == int((c > 0).sum()) and torch.equal(rebuilt, c)
+
+
 def test_jumprelu_threshold_and_pseudo_gradients():
     h = torch.tensor([[0.10, 0.30, 0.498, 0.9]], requires_grad=False)
     threshold = torch.full((4,), 0.5, requires_grad=True)

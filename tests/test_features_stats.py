@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from othello_tui.dictionary.sae import ActiveEntries
 from othello_tui.features.accumulate import HISTOGRAM_EDGES, ModuleStatistics
 from othello_tui.features.labels import (
     CONJUNCTION_GAIN,
@@ -192,7 +193,10 @@ def test_module_statistics_sums_and_histogram(token_predicates):
         p = torch.from_numpy(token_predicates[start : start + 100]).view(torch.int8)
         predicates.update(p)
         stats.update(
-            torch.from_numpy(acts[start : start + 100]), torch.arange(start, start + len(p)), p, predicates
+            ActiveEntries.of(torch.from_numpy(acts[start : start + 100])),
+            torch.arange(start, start + len(p)),
+            p,
+            predicates,
         )
     assert np.array_equal(stats.fire_count_F.numpy(), (acts > 0).sum(0))
     assert np.allclose(stats.activation_sum_F.numpy(), acts.astype(np.float64).sum(0))

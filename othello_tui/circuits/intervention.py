@@ -6,58 +6,26 @@ hook); everything downstream is recomputed. Two frozen variants exist for the fa
 evaluation: ``freeze_ln`` replaces every LayerNorm scale by its value in the real forward pass;
 ``freeze_modules`` also replaces every module output by its real value (plus the edits), leaving
 only the direct path, along which the logit change is exactly −(the edited nodes' DLA) for an
-ablation with both frozen.
+ablation with both frozen. An :class:`Edit` is plain data (``edits.py``, no torch); it is
+re-exported here.
 
 Shape legend: B batch of edit sets, T position, D d_model, V vocabulary.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from othello_tui.circuits.nodes import CircuitError, parse_feature_node
+from othello_tui.circuits.edits import Edit, parse_edit
+from othello_tui.circuits.nodes import parse_feature_node
 from othello_tui.circuits.trace import GameTrace
 from othello_tui.dictionary.sae import hook_name_of
 
-_EDIT_RE = re.compile(r"^\s*(P\d+L\d+[AM]\d+)\s*([=*])\s*([-+0-9.eE]+)\s*$")
-
-
-@dataclass(frozen=True)
-class Edit:
-    """Feature ``module``/``feature`` at ``position``: set to ``value``, or scaled by ``scale``."""
-
-    position: int
-    module: str
-    feature: int
-    value: float | None = None
-    scale: float | None = None
-
-    @property
-    def node_id(self) -> str:
-        return f"P{self.position}{self.module}{self.feature}"
-
-    def new_activation(self, old: Tensor) -> Tensor | float:
-        return old * self.scale if self.scale is not None else self.value
-
-
-def parse_edit(text: str) -> Edit:
-    """``"P7L1M379=0"`` (set; 0 ablates) or ``"P7L1M379*0.5"`` (scale)."""
-    match = _EDIT_RE.match(text)
-    if match is None:
-        raise CircuitError(f"edit {text!r}: expected e.g. P7L1M379=0 (set) or P7L1M379*2 (scale)")
-    try:
-        number = float(match[3])
-    except ValueError:
-        raise CircuitError(f"edit {text!r}: {match[3]!r} is not a number") from None
-    position, module, feature = parse_feature_node(match[1])
-    if match[2] == "=":
-        return Edit(position, module, feature, value=number)
-    return Edit(position, module, feature, scale=number)
+__all__ = ["Edit", "InterventionResult", "intervene", "intervene_batch", "parse_edit"]
 
 
 @dataclass

@@ -49,6 +49,23 @@ class DictionaryConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+@dataclass(frozen=True)
+class ActiveEntries:
+    """The nonzero activations of N tokens as E entries: token ``position_E[e]`` (0…N−1), feature
+    ``feature_E[e]``, activation ``value_E[e]`` > 0, in no particular order."""
+
+    position_E: Tensor
+    feature_E: Tensor
+    value_E: Tensor
+    n_tokens: int
+
+    @classmethod
+    def of(cls, acts_NF: Tensor) -> ActiveEntries:
+        position_E, feature_E = (acts_NF > 0).nonzero(as_tuple=True)
+        value_E = acts_NF.view(-1)[position_E * acts_NF.shape[1] + feature_E]  # flat: faster than [p, f]
+        return cls(position_E, feature_E, value_E, len(acts_NF))
+
+
 def module_names(n_layers: int = 6) -> list[str]:
     """Modules bottom to top: ``L0A, L0M, L1A, …`` (attention output, then MLP output, per layer)."""
     return [f"L{layer}{kind}" for layer in range(n_layers) for kind in "AM"]
@@ -96,14 +113,29 @@ class Dictionary(nn.Module):
     def activate(self, h_NF: Tensor) -> Tensor:
         """The architecture's activation rule applied to pre-activations."""
         if self.cfg.architecture == "topk":
-            values, indices = torch.relu(h_NF).topk(self.cfg.k, dim=-1)
-            return torch.zeros_like(h_NF).scatter(-1, indices, values)
+            values_NK, index_NK = self._top_k(h_NF)
+            return torch.zeros_like(h_NF).scatter(-1, index_NK, values_NK)
         if self.cfg.architecture == "jumprelu":
             return h_NF * (h_NF > self.threshold)
         return torch.relu(h_NF)
 
+    def _top_k(self, h_NF: Tensor) -> tuple[Tensor, Tensor]:
+        # unsorted: the order is of no use here and sorting costs ~10% of the whole encode
+        return torch.relu(h_NF).topk(self.cfg.k, dim=-1, sorted=False)
+
     def encode(self, x_ND: Tensor) -> Tensor:
         return self.activate(self.pre_acts(x_ND))
+
+    def encode_entries(self, x_ND: Tensor) -> ActiveEntries:
+        """The active features of ``encode(x)`` [N, D] as entries, without the dense [N, F]
+        matrix for TopK (building and scanning it costs more than the encoding itself)."""
+        h_NF = self.pre_acts(x_ND)
+        if self.cfg.architecture != "topk":
+            return ActiveEntries.of(self.activate(h_NF))
+        values_NK, index_NK = self._top_k(h_NF)
+        active_NK = values_NK > 0
+        position_NK = torch.arange(len(h_NF), device=h_NF.device)[:, None].expand_as(index_NK)
+        return ActiveEntries(position_NK[active_NK], index_NK[active_NK], values_NK[active_NK], len(h_NF))
 
     def decode(self, c_NF: Tensor) -> Tensor:
         return c_NF @ self.W_dec + self.b_dec

@@ -116,8 +116,8 @@ def _accumulate(
     hooks = {dictionary.cfg.hook_name for dictionary in dictionaries.values()}
     _, cache = model.run_with_cache(tokens_BT, names=hooks)
     for module, dictionary in dictionaries.items():
-        acts_NF = dictionary.encode(cache[dictionary.cfg.hook_name][valid])
-        stats[module].update(acts_NF, token_N, predicates_NP, predicates)
+        active = dictionary.encode_entries(cache[dictionary.cfg.hook_name][valid])
+        stats[module].update(active, token_N, predicates_NP, predicates)
 
 
 def _example_panels(stats: Mapping[str, ModuleStatistics], settings: BuildSettings, report: ProgressCallback):
