@@ -24,6 +24,7 @@ from othello_tui.features import (
     open_cache,
 )
 from othello_tui.features.format import BuildSettings, cache_path
+from othello_tui.features.predicates import PREDICATE_NAMES, board_predicates
 from othello_tui.game.corpus import write_corpus
 from othello_tui.game.generator import generate_games
 from othello_tui.game.rules import BLACK, Game
@@ -111,6 +112,22 @@ def test_logit_effect_is_the_decoder_row_through_the_unembedding(cache_file, tin
     flat = stats.logit_effect.ravel()
     assert np.allclose(flat[TOKEN_TO_SQUARE[1:]], effect[1:], atol=1e-6)
     assert np.isnan(flat[[27, 28, 35, 36]]).all()
+
+
+def test_predicate_f1_equals_brute_force(cache_file, reference):
+    cache = open_cache(cache_file)
+    acts, _ = reference
+    games = generate_games(SETTINGS.n_games, SETTINGS.seed)
+    predicates = board_predicates(games)[:, :59][games.tokens[:, :59] != 0]  # token order = ids order
+    for module, name in (("L0A", "mine=c-4"), ("L1M", "flipped=d-2"), ("L1A", "legal=e-5")):
+        fires = acts[module] > 0
+        holds = predicates[:, PREDICATE_NAMES.index(name)]
+        for negate, truth in ((False, holds), (True, ~holds)):
+            tp = (fires & truth[:, None]).sum(0)
+            expected = 2 * tp / np.maximum(fires.sum(0) + truth.sum(), 1)
+            assert np.allclose(cache.predicate_f1(module, name, negate), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="no predicate"):
+        cache.predicate_f1("L0A", "mine=z-9")
 
 
 def test_labels_agree_with_feature_stats(cache_file):

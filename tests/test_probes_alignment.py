@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -122,12 +123,42 @@ def test_rediscovery_counts_per_module_and_kind(aligner):
     assert rediscovery_counts(aligner.align(), min_cosine=1.01)["any"]["mine"] == (0, 64)
 
 
-def test_an_f1_column_counts_as_rediscovery_too():
+def test_the_best_classifier_counts_as_rediscovery_too():
     direction = probe_directions(probes_with_random_weights(), SITE)[0][0]
-    weak = ProbeAlignment(direction, "L0A", SITE, (FeatureMatch("L0A3", 0.2),))
-    assert not weak.rediscovered()
-    assert ProbeAlignment(direction, "L0A", SITE, (FeatureMatch("L0A3", 0.2, f1=0.85),)).rediscovered()
+    weak = (FeatureMatch("L0A3", 0.2, f1=0.9),)  # an aligned feature's F1 of its own reading: shown only
+    assert not ProbeAlignment(direction, "L0A", SITE, weak).rediscovered()
+    assert ProbeAlignment(direction, "L0A", SITE, weak, FeatureMatch("L0A5", 0.1, 0.85)).rediscovered()
+    assert not ProbeAlignment(direction, "L0A", SITE, weak, FeatureMatch("L0A5", 0.1, 0.75)).rediscovered()
     assert ProbeAlignment(direction, "L0A", SITE, (FeatureMatch("L0A3", -0.75),)).rediscovered()
+
+
+def test_readings_map_to_cache_predicates():
+    directions = {d.name: d for d in probe_directions(probes_with_random_weights(), SITE)[0]}
+    assert directions["c-4 mine"].predicate(0.5) == ("mine=c-4", False)
+    assert directions["c-4 mine"].predicate(-0.5) == ("theirs=c-4", False)
+    assert directions["c-4 empty"].predicate(-0.5) == ("empty=c-4", True)  # "occupied"
+    assert directions["c-4 legal"].predicate(-0.5) == ("legal=c-4", True)
+    assert directions["c-4 black"].predicate(0.5) is None
+
+
+def test_f1s_come_from_the_cache_lookup(aligner):
+    asked = []
+
+    def f1_of(module, predicate, negate):
+        asked.append((module, predicate, negate))
+        scores = np.full(3, 0.1, np.float32)
+        scores[2] = 0.9 if (predicate, negate) == ("mine=c-4", False) else 0.2
+        return scores
+
+    alignments = {(a.module, a.direction.name): a for a in aligner.align(top=2, f1_of=f1_of)}
+    c4 = alignments["L0A", "c-4 mine"]
+    assert [m.f1 for m in c4.matches] == pytest.approx([0.1, 0.1])  # L0A1 reads "theirs", L0A0 "mine"
+    assert c4.best_f1 == FeatureMatch("L0A2", 0.0, pytest.approx(0.9))  # row 2 is orthogonal to e0
+    assert alignments["L0A", "c-4 black"].best_f1 is None
+    assert ("L0A", "theirs=c-4", False) in asked and len(asked) == len(set(asked))  # each fetched once
+    counts = rediscovery_counts(list(alignments.values()))
+    assert counts["L1M"]["mine"] == (1, 64)  # by F1 alone: no L1M row aligns with it
+    assert counts["L0A"]["legal"] == (0, 60) and counts["any"]["black"] == (0, 64)
 
 
 def test_alignments_for_one_feature(aligner):

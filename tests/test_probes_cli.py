@@ -13,6 +13,7 @@ from safetensors.torch import load_file, save_file
 from othello_tui.cli import main
 from othello_tui.cli.probes import _heatmap
 from othello_tui.dictionary.io import save_dictionary
+from othello_tui.features import build_cache, open_cache
 from othello_tui.model.weights import model_fingerprint
 from othello_tui.probes.evaluate import PROBE_EVAL_SEED, evaluate_probes
 from othello_tui.probes.io import load_probes
@@ -81,7 +82,7 @@ def test_eval_table_and_heatmap(trained, tiny_model):
     assert "\x1b[" in text and "after block 1" in text and "legal" in text
 
 
-def test_rediscovery_counts_from_saved_dictionaries(trained, tiny_model, tiny_dictionaries):
+def test_rediscovery_counts_from_saved_dictionaries(trained, tiny_model, tiny_dictionaries, tmp_path):
     weights, _ = trained
     for dictionary in tiny_dictionaries.values():
         save_dictionary(
@@ -99,8 +100,28 @@ def test_rediscovery_counts_from_saved_dictionaries(trained, tiny_model, tiny_di
     first = report["alignments"][0]
     assert first["site"] == "blocks.0.hook_resid_post" and len(first["matches"]) == 2
     assert abs(first["matches"][0]["cosine"]) >= abs(first["matches"][1]["cosine"])
+    assert first["best_f1"] is None and first["matches"][0]["f1"] is None and "cosines only" in report["note"]
     table = CliRunner().invoke(main, ["eval", "rediscovery", "--weights", str(weights)])
     assert table.exit_code == 0 and "any module" in table.output
+
+    cache_file = build_cache(tiny_model, tiny_dictionaries, 30, 0, 4, tmp_path / "features.h5")
+    result = CliRunner().invoke(
+        main, ["eval", "rediscovery", "--json", "--cache", str(cache_file), "--weights", str(weights)]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    cache = open_cache(cache_file)
+    by_probe = {(a["module"], a["probe"]): a for a in report["alignments"]}
+    mine = by_probe["L0A", "c-4 mine"]
+    f1 = cache.predicate_f1("L0A", "mine=c-4")
+    assert mine["best_f1"]["f1"] == pytest.approx(float(f1.max())) and mine["best_f1"]["reads"] == "c-4 mine"
+    assert mine["best_f1"]["feature"] == f"L0A{int(f1.argmax())}"
+    assert by_probe["L0A", "c-4 black"]["best_f1"] is None and report["note"] is None
+    rediscovered = sum(
+        abs(m["cosine"]) >= 0.7 for a in report["alignments"] if a["module"] == "L1M" and a["family"] == "legal"
+        for m in a["matches"][:1]
+    )  # fmt: skip
+    assert report["counts"]["L1M"]["legal"][0] >= rediscovered
 
 
 def test_missing_or_foreign_probes_are_clear_errors(trained, tmp_path):

@@ -201,13 +201,28 @@ def _heatmap(result):
     help="Features kept per probe direction (JSON).",
 )
 @click.option(
+    "--min-f1",
+    type=click.FloatRange(0, 1),
+    default=0.8,
+    show_default=True,
+    help="F1 (the best feature as a classifier of the probed property) that counts as rediscovered.",
+)
+@click.option(
+    "--cache",
+    "cache_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Feature cache for the F1s (default: the newest one in cache/ built for these weights).",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print JSON (counts and every alignment) instead of a table."
 )
 @WEIGHTS_OPTION
 @DEVICE_OPTION
-def eval_rediscovery_command(dict_dir, min_cos, top, as_json, weights, device) -> None:
+def eval_rediscovery_command(dict_dir, min_cos, top, min_f1, cache_file, as_json, weights, device) -> None:
     """How many probe directions some dictionary feature rediscovers: for each module, the probe
-    directions of the site it writes into whose best feature decoder row has |cos| ≥ --min-cos."""
+    directions of the site it writes into that some feature's decoder row aligns with (|cos| ≥
+    --min-cos) or that some feature classifies (F1 ≥ --min-f1 on the probed property over the
+    feature cache's tokens; needs `othello-tui cache build`)."""
     from othello_tui.dictionary.io import load_dictionaries
     from othello_tui.model.weights import WeightsError
     from othello_tui.probes.alignment import ProbeAligner, rediscovery_counts
@@ -218,16 +233,18 @@ def eval_rediscovery_command(dict_dir, min_cos, top, as_json, weights, device) -
         dictionaries = load_dictionaries(dict_dir or weights / "dictionaries", model)
     except WeightsError as error:
         raise click.ClickException(str(error)) from None
-    alignments = ProbeAligner(probes, dictionaries).align(top)
-    counts = rediscovery_counts(alignments, min_cos)
+    cache, note = _feature_cache(cache_file, model, dictionaries)
+    alignments = ProbeAligner(probes, dictionaries).align(top, cache.predicate_f1 if cache else None)
+    counts = rediscovery_counts(alignments, min_cos, min_f1)
     if as_json:
-        click.echo(json.dumps(_rediscovery_json(alignments, counts, min_cos), indent=2))
+        click.echo(json.dumps(_rediscovery_json(alignments, counts, min_cos, min_f1, note), indent=2))
         return
     from rich.console import Console
     from rich.table import Table
 
     kinds = list(counts["any"])
-    table = Table(title=f"probe directions rediscovered by a dictionary feature (|cos| ≥ {min_cos})")
+    criterion = f"|cos| ≥ {min_cos}" + (f" or F1 ≥ {min_f1}" if cache else "")
+    table = Table(title=f"probe directions rediscovered by a dictionary feature ({criterion})")
     table.add_column("module")
     for kind in kinds:
         table.add_column(kind, justify="right")
@@ -237,11 +254,39 @@ def eval_rediscovery_command(dict_dir, min_cos, top, as_json, weights, device) -
             label, *(f"{row[k][0]}/{row[k][1]}" for k in kinds), style="bold" if module == "any" else None
         )
     Console().print(table)
+    if note:
+        click.echo(note, err=True)
 
 
-def _rediscovery_json(alignments, counts, min_cos: float) -> dict:
+def _feature_cache(cache_file: Path | None, model, dictionaries):
+    """(the feature cache for these weights or None, a note saying why there is none)."""
+    from othello_tui.cli.groups import DEFAULT_CACHE_DIR
+    from othello_tui.features import CacheError, dictionaries_hash, find_cache, open_cache
+    from othello_tui.model.weights import model_fingerprint
+
+    fingerprint, digest = model_fingerprint(model), dictionaries_hash(dictionaries)
+    path = cache_file or find_cache(DEFAULT_CACHE_DIR, fingerprint, digest)
+    if path is None:
+        return (
+            None,
+            "No feature cache for these weights: cosines only (`othello-tui cache build` adds the F1s).",
+        )
+    try:
+        return open_cache(path, fingerprint, digest), None
+    except CacheError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _match_json(direction, match, reads: str | None = None) -> dict:
+    reads = reads or direction.reading(match.cosine)
+    return {"feature": match.feature, "cosine": match.cosine, "reads": reads, "f1": match.f1}
+
+
+def _rediscovery_json(alignments, counts, min_cos: float, min_f1: float, note: str | None) -> dict:
     return {
         "min_cosine": min_cos,
+        "min_f1": min_f1,
+        "note": note,
         "counts": {module: {kind: list(v) for kind, v in row.items()} for module, row in counts.items()},
         "alignments": [
             {
@@ -249,10 +294,10 @@ def _rediscovery_json(alignments, counts, min_cos: float) -> dict:
                 "family": a.direction.contrast.family,
                 "module": a.module,
                 "site": a.site,
-                "matches": [
-                    {"feature": m.feature, "cosine": m.cosine, "reads": a.direction.reading(m.cosine)}
-                    for m in a.matches
-                ],
+                "matches": [_match_json(a.direction, m) for m in a.matches],
+                "best_f1": _match_json(a.direction, a.best_f1, a.direction.reading(1.0))
+                if a.best_f1
+                else None,
             }
             for a in alignments
         ],

@@ -212,3 +212,4 @@ def _write_module(
     details["logit_effect"] = effect_F64
     _dataset(group, "summary", summary, rows=len(summary))
     _dataset(group, "details", details, rows=DETAIL_ROWS)
+    _dataset(group, "predicate_tp", stats.labels.tp_FP.cpu().numpy().astype(np.int32), rows=len(summary))

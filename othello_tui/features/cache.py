@@ -24,7 +24,7 @@ from othello_tui.features.format import (
     details_dtype,
     summary_dtype,
 )
-from othello_tui.features.labels import GOOD_LABEL_F1, LABEL_F1_FLOOR, Label, label_text
+from othello_tui.features.labels import GOOD_LABEL_F1, LABEL_F1_FLOOR, Label, f1_score, label_text
 from othello_tui.features.predicates import PREDICATE_NAMES
 from othello_tui.features.stats import Example, FeatureStats, panels_from_counts
 from othello_tui.game.generator import N_MOVES
@@ -57,6 +57,21 @@ class LabelSummary:
     @property
     def good_share(self) -> float:
         return self.good / max(self.alive, 1)
+
+
+def parse_feature_id(feature_id: str, n_features: dict[str, int], owner: str) -> tuple[str, int]:
+    """``"l2m845" -> ("L2M", 845)``, checked against ``n_features`` (module -> features) of
+    ``owner`` ("this cache"); :class:`FeatureIdError` lists the valid range."""
+    valid = f"modules {', '.join(n_features)}; indices 0…{max(n_features.values(), default=0) - 1}"
+    match = _FEATURE_ID.match(feature_id.strip())
+    if match is None:
+        raise FeatureIdError(f"{feature_id!r} is not a feature id (a module and an index, e.g. L2M845; {valid})")
+    module, index = match[1].upper(), int(match[2])
+    if module not in n_features:
+        raise FeatureIdError(f"{owner} has no module {module} ({valid})")
+    if index >= n_features[module]:
+        raise FeatureIdError(f"{module} has features 0…{n_features[module] - 1}, not {index}")
+    return module, index
 
 
 class FeatureCache:
@@ -95,18 +110,7 @@ class FeatureCache:
 
     def parse(self, feature_id: str) -> tuple[str, int]:
         """``"L2M845" -> ("L2M", 845)``, checked against this cache's modules and sizes."""
-        valid = f"modules {', '.join(self.modules)}; indices 0…{max(self.n_features.values()) - 1}"
-        match = _FEATURE_ID.match(feature_id.strip())
-        if match is None:
-            raise FeatureIdError(
-                f"{feature_id!r} is not a feature id (a module and an index, e.g. L2M845; {valid})"
-            )
-        module, index = match[1].upper(), int(match[2])
-        if module not in self.n_features:
-            raise FeatureIdError(f"this cache has no module {module} ({valid})")
-        if index >= self.n_features[module]:
-            raise FeatureIdError(f"{module} has features 0…{self.n_features[module] - 1}, not {index}")
-        return module, index
+        return parse_feature_id(feature_id, self.n_features, "this cache")
 
     def feature(self, feature_id: str) -> FeatureStats:
         module, f = self.parse(feature_id)
@@ -160,6 +164,26 @@ class FeatureCache:
         module, index = self.parse(feature_id)
         label = self.labels(module)[index]
         return None if label is None else str(label)
+
+    def predicate_f1(self, module: str, predicate: str, negate: bool = False) -> np.ndarray:
+        """float32 [F]: every feature of ``module`` as a classifier of ``predicate`` ("mine=c-4")
+        over all cached tokens, or of its negation (``negate``: "c-4 not mine")."""
+        if predicate not in PREDICATE_NAMES:
+            raise ValueError(f"no predicate {predicate!r} (e.g. {PREDICATE_NAMES[0]})")
+        if module not in self.n_features:
+            raise FeatureIdError(f"this cache has no module {module} (modules {', '.join(self.modules)})")
+        p = PREDICATE_NAMES.index(predicate)
+        tp_F, fires_F, count = self._read(
+            module,
+            lambda g: (
+                g["predicate_tp"][:, p].astype(np.int64),
+                g["summary"].fields("fire_count")[()],
+                int(g.file["predicate_count"][p]),
+            ),
+        )
+        if negate:
+            tp_F, count = fires_F - tp_F, self.n_tokens - count
+        return f1_score(tp_F, fires_F, count).astype(np.float32)
 
     def game_tokens(self, game: int) -> np.ndarray:
         """uint8 [60]: the moves of game ``game`` of the cache's seed (0 after its end)."""
@@ -246,10 +270,14 @@ def _check_layout(path: Path, f: h5py.File, attrs: dict) -> dict[str, int]:
 
 
 def _check_module(path: Path, group, module: str, n_features: int, top_k: int) -> None:
-    expected = {"summary": summary_dtype(), "details": details_dtype(top_k)}
-    for name, dtype in expected.items():
+    expected = {
+        "summary": (summary_dtype(), (n_features,)),
+        "details": (details_dtype(top_k), (n_features,)),
+        "predicate_tp": (np.dtype("<i4"), (n_features, len(PREDICATE_NAMES))),
+    }
+    for name, (dtype, shape) in expected.items():
         dataset = group.get(name) if isinstance(group, h5py.Group) else None
-        if not isinstance(dataset, h5py.Dataset) or dataset.dtype != dtype or dataset.shape != (n_features,):
+        if not isinstance(dataset, h5py.Dataset) or dataset.dtype != dtype or dataset.shape != shape:
             raise _incomplete(path, f"module {module}")
 
 

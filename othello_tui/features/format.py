@@ -22,6 +22,8 @@ module, K top tokens, P predicates, B histogram bins):
             example_predicates int32 [P]   predicate counts over the top tokens (the panels)
             example_positions int32 [60]   position histogram of the top tokens
             logit_effect float32 [64]      W_dec[f] @ W_U on each square's move logit (NaN: centre)
+        predicate_tp  int32 [F, P]: tokens where the feature fires and the predicate holds (the
+                 labels' true positives: any feature scored against any predicate)
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from othello_tui.game.generator import N_MOVES
 from othello_tui.game.squares import N_SQUARES
 
 FORMAT = "othello-tui feature cache"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def summary_dtype() -> np.dtype:

@@ -1,4 +1,5 @@
-"""Which dictionary features point where a probe points (issue 9, part 3: the cosine half).
+"""Which dictionary features point where a probe points, and which classify what it reads (issue 9,
+part 3).
 
 A probe reads a property off the residual stream at a site; the modules ``L{l}A`` and ``L{l}M`` write
 into the site after block ``l`` (``blocks.{l}.hook_resid_post``). For every probe direction of that
@@ -19,14 +20,22 @@ between classes are meaningful; hence "empty" against the mean of the other two.
 label never changes (see ``families.py``) have no direction: centre squares have no "empty",
 corners no "flipped", centre squares no "legal". Colour's "empty" would repeat mine_theirs' one.
 
+The F1 half needs the feature cache: each feature scored as a classifier of the board predicate a
+direction reads ("c-4 mine" is the predicate ``mine=c-4``; "c-4 occupied" the negation of
+``empty=c-4``) over every cached token. A direction counts as rediscovered when some feature of the
+module has |cos| ≥ 0.7 with it, or classifies its positive reading with F1 ≥ 0.8. Colour directions
+have no predicate (the cache's predicates are relative to the mover, as the model's board is).
+
 Shape legend: P probe directions, D d_model, F features.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -38,6 +47,7 @@ from othello_tui.probes.linear import LinearProbes
 
 REDISCOVERY_COSINE = 0.7
 REDISCOVERY_F1 = 0.8
+_PREDICATE_KINDS = ("mine", "theirs", "empty", "flipped", "legal")  # readings named like predicates
 _FEATURE_ID = re.compile(r"(L\d+[AM])(\d+)")
 
 
@@ -76,6 +86,18 @@ class ProbeDirection:
         side = self.contrast.positive if cosine >= 0 else self.contrast.negative
         return f"{square_name(self.square)} {side}"
 
+    def predicate(self, cosine: float = 1.0) -> tuple[str, bool] | None:
+        """The feature-cache predicate of the reading and whether it is negated:
+        ``("mine=c-4", False)``, ``("empty=c-4", True)`` for "occupied"; None for colours."""
+        positive = cosine >= 0
+        side = self.contrast.positive if positive else self.contrast.negative
+        name = square_name(self.square)
+        if side in _PREDICATE_KINDS:
+            return f"{side}={name}", False
+        if self.contrast.positive in _PREDICATE_KINDS:  # "not legal", "occupied"
+            return f"{self.contrast.positive}={name}", True
+        return None
+
 
 @dataclass(frozen=True)
 class FeatureMatch:
@@ -91,15 +113,19 @@ class ProbeAlignment:
     direction: ProbeDirection
     module: str
     site: str
-    matches: tuple[FeatureMatch, ...]
+    matches: tuple[FeatureMatch, ...]  # best |cos| first; f1 of each one's own reading, when known
+    best_f1: FeatureMatch | None = None  # the module's best classifier of the positive reading
 
     @property
     def best(self) -> FeatureMatch:
         return self.matches[0]
 
     def rediscovered(self, min_cosine: float = REDISCOVERY_COSINE, min_f1: float = REDISCOVERY_F1) -> bool:
-        """Some feature has |cos| ≥ ``min_cosine`` or, where known, F1 ≥ ``min_f1`` (issue 9)."""
-        return any(abs(m.cosine) >= min_cosine or (m.f1 is not None and m.f1 >= min_f1) for m in self.matches)
+        """Some feature has |cos| ≥ ``min_cosine``, or classifies the positive reading with
+        F1 ≥ ``min_f1`` (where the F1s are known)."""
+        return any(abs(m.cosine) >= min_cosine for m in self.matches) or (
+            self.best_f1 is not None and self.best_f1.f1 is not None and self.best_f1.f1 >= min_f1
+        )
 
 
 @dataclass(frozen=True)
@@ -161,20 +187,25 @@ class ProbeAligner:
             self._cosines[module] = directions, cos_PF.cpu()
         return self._cosines[module]
 
-    def align(self, top: int = 3) -> list[ProbeAlignment]:
-        """For every module and probe direction, the ``top`` features by |cos|, best first."""
+    def align(self, top: int = 3, f1_of: PredicateF1 | None = None) -> list[ProbeAlignment]:
+        """For every module and probe direction, the ``top`` features by |cos|, best first; with
+        ``f1_of`` (``FeatureCache.predicate_f1``), their F1s and the best classifier's."""
         alignments = []
         for module in self.dictionaries:
             directions, cos_PF = self.cosines(module)
             _, top_index_PK = cos_PF.abs().topk(min(top, cos_PF.shape[1]), dim=1)
             signed_PK = cos_PF.gather(1, top_index_PK)
-            for direction, cos_K, index_K in zip(
-                directions, signed_PK.tolist(), top_index_PK.tolist(), strict=True
+            for direction, cos_K, index_K, cos_F in zip(
+                directions, signed_PK.tolist(), top_index_PK.tolist(), cos_PF, strict=True
             ):
+                f1 = _F1Lookup(f1_of, module, direction)
                 matches = tuple(
-                    FeatureMatch(f"{module}{i}", round(c, 6)) for c, i in zip(cos_K, index_K, strict=True)
+                    FeatureMatch(f"{module}{i}", round(c, 6), f1.of(i, c))
+                    for c, i in zip(cos_K, index_K, strict=True)
                 )
-                alignments.append(ProbeAlignment(direction, module, site_of_module(module), matches))
+                alignments.append(
+                    ProbeAlignment(direction, module, site_of_module(module), matches, f1.best(cos_F))
+                )
         return alignments
 
     def for_feature(
@@ -194,6 +225,39 @@ class ProbeAligner:
             for p in order
             if abs(c := float(cos_P[p])) >= min_abs_cosine
         ]
+
+
+#: ``(module, predicate, negate) -> float32 [F]``: each feature's F1 as a classifier of the predicate
+PredicateF1 = Callable[[str, str, bool], np.ndarray]
+
+
+class _F1Lookup:
+    """F1s of one module's features for one direction's readings, fetched once each."""
+
+    def __init__(self, f1_of: PredicateF1 | None, module: str, direction: ProbeDirection):
+        self.f1_of, self.module, self.direction = f1_of, module, direction
+        self._by_predicate: dict[tuple[str, bool], np.ndarray] = {}
+
+    def _scores(self, cosine: float) -> np.ndarray | None:
+        predicate = self.direction.predicate(cosine)
+        if self.f1_of is None or predicate is None:
+            return None
+        if predicate not in self._by_predicate:
+            self._by_predicate[predicate] = self.f1_of(self.module, *predicate)
+        return self._by_predicate[predicate]
+
+    def of(self, feature: int, cosine: float) -> float | None:
+        scores = self._scores(cosine)
+        return None if scores is None else round(float(scores[feature]), 6)
+
+    def best(self, cos_F: Tensor) -> FeatureMatch | None:
+        scores = self._scores(1.0)
+        if scores is None:
+            return None
+        feature = int(np.argmax(scores))
+        return FeatureMatch(
+            f"{self.module}{feature}", round(float(cos_F[feature]), 6), round(float(scores[feature]), 6)
+        )
 
 
 def rediscovery_counts(
