@@ -20,38 +20,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from shipped import model_and_dictionaries
 
-from othello_tui.dictionary.io import load_dictionaries
-from othello_tui.dictionary.sae import Dictionary, DictionaryConfig, hook_name_of, module_names
+from othello_tui.dictionary.sae import Dictionary, hook_name_of, module_names
 from othello_tui.features import build_cache, open_cache
 from othello_tui.features.format import BuildSettings
 from othello_tui.game.generator import generate_games
 from othello_tui.model.transformer import OthelloGPT
-from othello_tui.model.weights import WeightsError, load_model
 
 TARGET_GAMES = 20_000
-
-
-def model_and_dictionaries(weights: Path) -> tuple[OthelloGPT, dict[str, Dictionary], str]:
-    model, _ = load_model(weights, "cpu")
-    try:
-        return model.eval(), load_dictionaries(weights / "dictionaries", model=model), "shipped dictionaries"
-    except WeightsError:
-        return model.eval(), random_dictionaries(model), "random k-80 dictionaries"
-
-
-def random_dictionaries(model: OthelloGPT) -> dict[str, Dictionary]:
-    generator = torch.Generator().manual_seed(0)
-    dictionaries = {}
-    for module in module_names(model.cfg.n_layers):
-        dictionary = Dictionary(
-            DictionaryConfig(module, hook_name_of(module), "topk", d_in=model.cfg.d_model, d_sae=1024, k=80)
-        )
-        dictionary.reset_parameters(generator)
-        with torch.no_grad():
-            dictionary.b_enc.normal_(0.0, 0.1, generator=generator)
-        dictionaries[module] = dictionary.eval()
-    return dictionaries
 
 
 @torch.inference_mode()

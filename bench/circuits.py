@@ -1,11 +1,10 @@
 """Attribution speed on CPU after a game's forward pass is cached (issue 6 targets: a single
 attribution ≤ 30 ms, a depth-3 tree with the top 8 per level ≤ 500 ms).
 
-    python bench/circuits.py [--k 64] [--targets 40] [--trees 8] [--threads 1] [--seed 0]
+    python bench/circuits.py [--targets 40] [--trees 8] [--threads 1] [--seed 0] [--random --k 64]
 
-The real configuration (6 layers, d_model 128) with random top-k dictionaries of 1024 features
-for all 12 modules; the model weights come from checkpoints/model.safetensors (read-only) when it
-exists, else they are random. Attribution targets sit at random positions of a random 59-move
+The shipped model and dictionaries (random TopK dictionaries of 1024 features with ``--k`` active
+where ``weights/dictionaries`` is missing; ``--random`` forces them). Attribution targets sit at random positions of a random 59-move
 game; feature targets are active features (what a tree expands). Prints medians and maxima.
 """
 
@@ -14,36 +13,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from shipped import model_and_dictionaries, random_dictionaries
 
 from othello_tui.circuits.nodes import Target
 from othello_tui.circuits.trace import GameTrace
-from othello_tui.dictionary.sae import Dictionary, DictionaryConfig, hook_name_of, module_names
 from othello_tui.game.generator import generate_games
 from othello_tui.game.squares import TOKEN_TO_SQUARE
-from othello_tui.model.checkpoint import load_checkpoint
-from othello_tui.model.config import ModelConfig
-from othello_tui.model.transformer import OthelloGPT
-
-CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "model.safetensors"
-
-
-def build(k: int, seed: int) -> tuple[OthelloGPT, dict[str, Dictionary], str]:
-    model = OthelloGPT(ModelConfig())
-    source = "random weights"
-    if CHECKPOINT.exists():
-        load_checkpoint(CHECKPOINT, model, [])
-        source = f"weights of {CHECKPOINT.relative_to(CHECKPOINT.parents[1])}"
-    generator = torch.Generator().manual_seed(seed)
-    dictionaries = {}
-    for module in module_names(model.cfg.n_layers):
-        dictionary = Dictionary(DictionaryConfig(module, hook_name_of(module), "topk", d_sae=1024, k=k))
-        dictionary.reset_parameters(generator)
-        dictionaries[module] = dictionary.eval()
-    return model.eval(), dictionaries, source
 
 
 def timed(fn) -> float:
@@ -82,16 +60,20 @@ def main() -> None:
     parser.add_argument("--trees", type=int, default=8, help="depth-3 trees timed")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--random", action="store_true", help="random dictionaries even if weights/ has some")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model, dictionaries, source = build(args.k, args.seed)
+    model, dictionaries, source = model_and_dictionaries(k=args.k)
+    if args.random:
+        dictionaries, source = (
+            random_dictionaries(model, args.k, args.seed),
+            f"random k-{args.k} dictionaries",
+        )
     tokens = generate_games(1, args.seed).tokens[0, :59].astype(np.int64)
     builds = [timed(lambda: GameTrace(model, dictionaries, tokens)) for _ in range(5)]
     trace = GameTrace(model, dictionaries, tokens)
     rng = np.random.default_rng(args.seed)
-    print(
-        f"6 layers, d_model 128, 12 top-{args.k} dictionaries of 1024 features, {source}, {args.threads} thread(s)"
-    )
+    print(f"6 layers, d_model 128, 12 dictionaries of 1024 features ({source}), {args.threads} thread(s)")
     print(f"{trace.decomposition.vectors_ND.shape[0]:,} nodes in the game's decomposition")
     print(
         f"{'forward pass + decomposition':<32} median {statistics.median(builds):7.1f} ms  max {max(builds):7.1f} ms"
