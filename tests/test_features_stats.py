@@ -14,6 +14,7 @@ from othello_tui.dictionary.sae import ActiveEntries
 from othello_tui.features.accumulate import HISTOGRAM_EDGES, ModuleStatistics
 from othello_tui.features.labels import (
     CONJUNCTION_GAIN,
+    MIN_LIFT,
     LabelCounts,
     PredicateCounts,
     cooccurrence,
@@ -165,6 +166,9 @@ def test_label_scores_equal_direct_counts(token_predicates):
         for (first, second), (precision, recall, f1) in zip(candidates[f], scores[f], strict=True):
             holds = token_predicates[:, first] & (token_predicates[:, second] if second >= 0 else True)
             tp = (fires[:, f] & holds).sum()
+            if tp / fires[:, f].sum() < holds.mean() + MIN_LIFT:  # says nothing: scored 0, never a label
+                assert precision == recall == f1 == 0
+                continue
             assert precision == pytest.approx(tp / fires[:, f].sum(), rel=1e-6)
             assert recall == pytest.approx(tp / holds.sum(), rel=1e-6)
             assert f1 == pytest.approx(2 * tp / (fires[:, f].sum() + holds.sum()), rel=1e-6)
@@ -182,6 +186,14 @@ def test_planted_conjunction_beats_its_parts(token_predicates):
     single_f1 = scores[0, 1:, 2].max()
     assert label_text(*candidates[0, 0]) == "move=b-4 & flipped=c-4"
     assert scores[0, 0, 2] == 1.0 and scores[0, 0, 2] >= single_f1 + CONJUNCTION_GAIN
+
+
+def test_a_feature_firing_everywhere_gets_no_label(token_predicates):
+    """Always firing, it "predicts" a usually-empty corner with F1 ≈ 2p/(1+p) ≈ 0.8, but says nothing."""
+    fires = np.ones((len(token_predicates), 1), bool)
+    labels, predicates = label_counts_for(fires, token_predicates, chunk=64)
+    _, scores = score_labels(labels, predicates)
+    assert scores[0, :, 2].max() == 0  # every candidate uninformative: F1 0, below any floor
 
 
 def test_module_statistics_sums_and_histogram(token_predicates):

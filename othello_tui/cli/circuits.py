@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from othello_tui.cli.groups import DEFAULT_WEIGHTS, evaluate, main
-from othello_tui.cli.loading import load_model_and_dictionaries_or_fail
+from othello_tui.cli.loading import find_feature_cache, load_model_and_dictionaries_or_fail
 
 MOVES_HELP = 'The game so far, e.g. "f-4 e-5 d-5" (commas or spaces between moves).'
 POS_HELP = "Position, 0-based: position i holds move i+1 and predicts move i+2. [default: the last move]"
@@ -107,7 +107,15 @@ def rich_tree(expansion, label_of=None):
     show_default=True,
     help=WEIGHTS_HELP,
 )
-def trace_command(moves, position, target_text, depth, top, threshold, as_json, as_dot, weights) -> None:
+@click.option(
+    "--cache",
+    "cache_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Feature cache for the labels (default: the newest one in cache/ built for --weights).",
+)
+def trace_command(
+    moves, position, target_text, depth, top, threshold, as_json, as_dot, weights, cache_file
+) -> None:
     """Explain a logit, a feature or an attention score as an exact sum of node contributions.
 
     Nodes: P7L1M379 (feature 379 of L1M at position 7), P6pos, P2embed, P7L1M.error, P7L1M.bias,
@@ -130,12 +138,14 @@ def trace_command(moves, position, target_text, depth, top, threshold, as_json, 
         expansion = trace.expand(target, depth, top, threshold)
     except CircuitError as error:
         raise click.ClickException(str(error)) from None
+    cache, _ = find_feature_cache(cache_file, trace.model, trace.dictionaries)
+    label_of = cache.label if cache else None
     if as_json:
-        click.echo(json.dumps(expansion_to_dict(expansion), indent=2))
+        click.echo(json.dumps(expansion_to_dict(expansion, label_of), indent=2))
     elif as_dot:
-        click.echo(expansion_to_dot(expansion), nl=False)
+        click.echo(expansion_to_dot(expansion, label_of), nl=False)
     else:
-        Console(highlight=False).print(rich_tree(expansion))
+        Console(highlight=False).print(rich_tree(expansion, label_of))
 
 
 def _board_table(delta_V, title: str):

@@ -31,3 +31,20 @@ def load_model_and_dictionaries_or_fail(weights: Path, device: str = "auto"):
     except WeightsError as error:
         raise click.ClickException(str(error)) from None
     return model, {module: d.to(model.device) for module, d in dictionaries.items()}
+
+
+def find_feature_cache(cache_file: Path | None, model, dictionaries):
+    """(the feature cache ``cache_file``, else the newest one in cache/ built for these weights, or
+    None; a note saying why there is none). A named file that is stale or broken is an error."""
+    from othello_tui.cli.groups import DEFAULT_CACHE_DIR
+    from othello_tui.features import CacheError, dictionaries_hash, find_cache, open_cache
+    from othello_tui.model.weights import model_fingerprint
+
+    fingerprint, digest = model_fingerprint(model), dictionaries_hash(dictionaries)
+    path = cache_file or find_cache(DEFAULT_CACHE_DIR, fingerprint, digest)
+    if path is None:
+        return None, "No feature cache for these weights (`othello-tui cache build` makes one)."
+    try:
+        return open_cache(path, fingerprint, digest), None
+    except CacheError as error:
+        raise click.ClickException(str(error)) from None

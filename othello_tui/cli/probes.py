@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from othello_tui.cli.groups import DEFAULT_WEIGHTS, evaluate, train
-from othello_tui.cli.loading import load_model_or_fail
+from othello_tui.cli.loading import find_feature_cache, load_model_or_fail
 
 WEIGHTS_OPTION = click.option(
     "--weights", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WEIGHTS, show_default=True,
@@ -233,7 +233,7 @@ def eval_rediscovery_command(dict_dir, min_cos, top, min_f1, cache_file, as_json
         dictionaries = load_dictionaries(dict_dir or weights / "dictionaries", model)
     except WeightsError as error:
         raise click.ClickException(str(error)) from None
-    cache, note = _feature_cache(cache_file, model, dictionaries)
+    cache, note = find_feature_cache(cache_file, model, dictionaries)
     alignments = ProbeAligner(probes, dictionaries).align(top, cache.predicate_f1 if cache else None)
     counts = rediscovery_counts(alignments, min_cos, min_f1)
     if as_json:
@@ -256,25 +256,6 @@ def eval_rediscovery_command(dict_dir, min_cos, top, min_f1, cache_file, as_json
     Console().print(table)
     if note:
         click.echo(note, err=True)
-
-
-def _feature_cache(cache_file: Path | None, model, dictionaries):
-    """(the feature cache for these weights or None, a note saying why there is none)."""
-    from othello_tui.cli.groups import DEFAULT_CACHE_DIR
-    from othello_tui.features import CacheError, dictionaries_hash, find_cache, open_cache
-    from othello_tui.model.weights import model_fingerprint
-
-    fingerprint, digest = model_fingerprint(model), dictionaries_hash(dictionaries)
-    path = cache_file or find_cache(DEFAULT_CACHE_DIR, fingerprint, digest)
-    if path is None:
-        return (
-            None,
-            "No feature cache for these weights: cosines only (`othello-tui cache build` adds the F1s).",
-        )
-    try:
-        return open_cache(path, fingerprint, digest), None
-    except CacheError as error:
-        raise click.ClickException(str(error)) from None
 
 
 def _match_json(direction, match, reads: str | None = None) -> dict:

@@ -11,6 +11,11 @@ in the chunk that picks its anchor, so the conjunction counts are exact over all
 choice of A rests on that first chunk. A conjunction is the label only where its F1 beats the best
 single predicate's by ``CONJUNCTION_GAIN``.
 
+A label must say something: its precision must beat the predicate's base rate by ``MIN_LIFT``.
+Otherwise a feature firing almost everywhere would be "labelled" ``empty=a-7`` with F1 0.87 just
+because that corner is usually empty (a classifier that always says yes scores 2p/(1+p) at base
+rate p).
+
 Shape legend: N tokens, F features, P predicates, C label candidates.
 """
 
@@ -25,6 +30,7 @@ from torch import Tensor
 from othello_tui.features.predicates import PREDICATE_NAMES
 
 LABEL_F1_FLOOR = 0.5  # below this a feature is unlabelled
+MIN_LIFT = 0.1  # a label's precision must beat its predicate's base rate by this much
 GOOD_LABEL_F1 = 0.8  # the share of alive features labelled at least this well is the headline figure
 CONJUNCTION_GAIN = 0.1
 N_SINGLE_CANDIDATES = 3
@@ -43,6 +49,11 @@ def cooccurrence(a_NX: Tensor, b_NY: Tensor) -> Tensor:
         a_XN = a_NX.T if a_NX.shape[1] > 1 else a_NX.reshape(1, -1)
         return torch._int_mm(a_XN, b_NY).long()
     return (a_NX.T.float() @ b_NY.float()).long()
+
+
+def informative(tp, fires, count, n_tokens: int):
+    """Where the predicate holds more often when the feature fires than overall (by ``MIN_LIFT``)."""
+    return tp / fires.clip(min=1) >= count / max(n_tokens, 1) + MIN_LIFT
 
 
 def f1_score(tp, fires, count):
@@ -91,8 +102,10 @@ class LabelCounts:
         self.fires_F += batch_fires_F
         self.tp_FP += cooccurrence(fires_NF, predicates_NP)
         if first_F.any():
-            f1_FP = f1_score(self.tp_FP[first_F], self.fires_F[first_F, None], predicates.count_P)
-            self.anchor_F[first_F] = f1_FP.argmax(dim=1)
+            tp_FP, fires_F1 = self.tp_FP[first_F], self.fires_F[first_F, None]
+            f1_FP = f1_score(tp_FP, fires_F1, predicates.count_P)
+            useful_FP = informative(tp_FP, fires_F1, predicates.count_P, predicates.n_tokens)
+            self.anchor_F[first_F] = f1_FP.masked_fill(~useful_FP, -1.0).argmax(dim=1)
         # fires ∧ anchor, built from the entries: far fewer than N·F
         F = fires_NF.shape[1]
         P = predicates_NP.shape[1]
@@ -135,14 +148,17 @@ def score_labels(labels: LabelCounts, predicates: PredicateCounts) -> tuple[np.n
             [tp / fires_F1.clip(min=1), tp / count.clip(min=1), f1_score(tp, fires_F1, count)], -1
         )
 
-    single_FS = np.argsort(-f1_score(tp_FP, fires_F1, count_P), axis=1, kind="stable")[
-        :, :N_SINGLE_CANDIDATES
-    ]
+    n_tokens = predicates.n_tokens
+    single_f1_FP = np.where(
+        informative(tp_FP, fires_F1, count_P, n_tokens), f1_score(tp_FP, fires_F1, count_P), -1.0
+    )
+    single_FS = np.argsort(-single_f1_FP, axis=1, kind="stable")[:, :N_SINGLE_CANDIDATES]
     pair_count_FP = predicates.pairs_PP.cpu().numpy()[anchor_F]
     pair_tp_FP = labels.conjunction_tp_FP.cpu().numpy()
     pair_f1_FP = f1_score(pair_tp_FP, fires_F1, pair_count_FP)
     # A ∧ B is no conjunction where one implies the other (A ∧ A, move=s ∧ mine=s, …)
     pair_f1_FP[(pair_count_FP == count_P[anchor_F][:, None]) | (pair_count_FP == count_P)] = -1
+    pair_f1_FP[~informative(pair_tp_FP, fires_F1, pair_count_FP, n_tokens)] = -1
     partner_F1 = pair_f1_FP.argmax(axis=1)[:, None]
 
     candidates_FC2 = np.concatenate(
@@ -159,6 +175,10 @@ def score_labels(labels: LabelCounts, predicates: PredicateCounts) -> tuple[np.n
         ],
         axis=1,
     )
+    usable_FC = np.concatenate(
+        [single_f1_FP[rows_F1, single_FS] >= 0, pair_f1_FP[rows_F1, partner_F1] >= 0], axis=1
+    )
+    scores_FC3[~usable_FC] = 0.0  # uninformative candidates score nothing: never a label
     key_FC = scores_FC3[..., 2].copy()
     conjunction_wins_F = key_FC[:, -1] >= key_FC[:, 0] + CONJUNCTION_GAIN
     key_FC[np.arange(F), np.where(conjunction_wins_F, N_CANDIDATES - 1, 0)] = np.inf  # the label first
