@@ -24,7 +24,14 @@ from othello_tui.features.format import (
     details_dtype,
     summary_dtype,
 )
-from othello_tui.features.labels import GOOD_LABEL_F1, LABEL_F1_FLOOR, Label, f1_score, label_text
+from othello_tui.features.labels import (
+    GOOD_LABEL_F1,
+    LABEL_F1_FLOOR,
+    Label,
+    f1_score,
+    informative,
+    label_text,
+)
 from othello_tui.features.predicates import PREDICATE_NAMES
 from othello_tui.features.stats import Example, FeatureStats, panels_from_counts
 from othello_tui.game.generator import N_MOVES
@@ -65,7 +72,9 @@ def parse_feature_id(feature_id: str, n_features: dict[str, int], owner: str) ->
     valid = f"modules {', '.join(n_features)}; indices 0…{max(n_features.values(), default=0) - 1}"
     match = _FEATURE_ID.match(feature_id.strip())
     if match is None:
-        raise FeatureIdError(f"{feature_id!r} is not a feature id (a module and an index, e.g. L2M845; {valid})")
+        raise FeatureIdError(
+            f"{feature_id!r} is not a feature id (a module and an index, e.g. L2M845; {valid})"
+        )
     module, index = match[1].upper(), int(match[2])
     if module not in n_features:
         raise FeatureIdError(f"{owner} has no module {module} ({valid})")
@@ -167,7 +176,8 @@ class FeatureCache:
 
     def predicate_f1(self, module: str, predicate: str, negate: bool = False) -> np.ndarray:
         """float32 [F]: every feature of ``module`` as a classifier of ``predicate`` ("mine=c-4")
-        over all cached tokens, or of its negation (``negate``: "c-4 not mine")."""
+        over all cached tokens, or of its negation (``negate``: "c-4 not mine"); 0 where the
+        feature says nothing about it (precision within ``MIN_LIFT`` of the base rate)."""
         if predicate not in PREDICATE_NAMES:
             raise ValueError(f"no predicate {predicate!r} (e.g. {PREDICATE_NAMES[0]})")
         if module not in self.n_features:
@@ -183,7 +193,8 @@ class FeatureCache:
         )
         if negate:
             tp_F, count = fires_F - tp_F, self.n_tokens - count
-        return f1_score(tp_F, fires_F, count).astype(np.float32)
+        useful_F = informative(tp_F, fires_F, count, self.n_tokens)  # as for labels: no base-rate F1s
+        return np.where(useful_F, f1_score(tp_F, fires_F, count), 0.0).astype(np.float32)
 
     def game_tokens(self, game: int) -> np.ndarray:
         """uint8 [60]: the moves of game ``game`` of the cache's seed (0 after its end)."""
