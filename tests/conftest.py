@@ -39,17 +39,14 @@ def tiny_model(tiny_weights):
     return model
 
 
-@pytest.fixture(scope="session")
-def tiny_dictionaries(tiny_model):
-    """Random-but-plausible top-k dictionaries (64 features) for every module of the tiny model."""
+def random_dictionaries(model) -> dict:
+    """Random-but-plausible top-k dictionaries (64 features) for every module of ``model``."""
     from othello_tui.dictionary.sae import Dictionary, DictionaryConfig, hook_name_of, module_names
 
     generator = torch.Generator().manual_seed(0)
     dictionaries = {}
-    for module in module_names(tiny_model.cfg.n_layers):
-        cfg = DictionaryConfig(
-            module, hook_name_of(module), "topk", d_in=tiny_model.cfg.d_model, d_sae=64, k=8
-        )
+    for module in module_names(model.cfg.n_layers):
+        cfg = DictionaryConfig(module, hook_name_of(module), "topk", d_in=model.cfg.d_model, d_sae=64, k=8)
         dictionary = Dictionary(cfg)
         dictionary.reset_parameters(generator)
         with torch.no_grad():
@@ -57,3 +54,35 @@ def tiny_dictionaries(tiny_model):
             dictionary.b_dec.normal_(0.0, 0.1, generator=generator)
         dictionaries[module] = dictionary.eval()
     return dictionaries
+
+
+@pytest.fixture(scope="session")
+def tiny_dictionaries(tiny_model):
+    return random_dictionaries(tiny_model)
+
+
+@pytest.fixture(scope="session")
+def weights_dir(tiny_weights, tiny_model, tiny_dictionaries, tmp_path_factory) -> Path:
+    """The tiny model with its dictionaries saved beside it, as `train dictionaries` would."""
+    import shutil
+
+    from othello_tui.dictionary.io import save_dictionary
+    from othello_tui.model.weights import model_fingerprint
+
+    out = tmp_path_factory.mktemp("weights")
+    for path in tiny_weights.glob("othello_gpt.*"):
+        shutil.copy(path, out)
+    for dictionary in tiny_dictionaries.values():
+        save_dictionary(
+            dictionary, out / "dictionaries", {"model_fingerprint": model_fingerprint(tiny_model)}
+        )
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tiny_model, tiny_dictionaries, tmp_path_factory) -> Path:
+    """A feature cache of the tiny dictionaries over 300 games of seed 0 (top 32 tokens each)."""
+    from othello_tui.features import build_cache
+
+    path = tmp_path_factory.mktemp("tiny_cache") / "features-tiny.h5"
+    return build_cache(tiny_model, tiny_dictionaries, 300, 0, 32, path, batch_games=100)

@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
 from click.testing import CliRunner
 
 from othello_tui.cli import main
-from othello_tui.dictionary.io import save_dictionary
-from othello_tui.model.weights import model_fingerprint
-
-
-@pytest.fixture(scope="module")
-def weights_dir(tiny_weights, tiny_model, tiny_dictionaries, tmp_path_factory):
-    """The tiny model with its dictionaries saved beside it, as `train dictionaries` would."""
-    out = tmp_path_factory.mktemp("weights")
-    for path in tiny_weights.glob("othello_gpt.*"):
-        shutil.copy(path, out)
-    for dictionary in tiny_dictionaries.values():
-        save_dictionary(
-            dictionary, out / "dictionaries", {"model_fingerprint": model_fingerprint(tiny_model)}
-        )
-    return out
 
 
 @pytest.fixture
@@ -124,3 +110,18 @@ def test_missing_stale_and_broken_caches_get_clear_messages(
 
     no_weights = invoke("cache", "build", "--weights", tmp_path / "nothing")
     assert no_weights.exit_code == 1 and "othello-tui train model" in no_weights.output
+
+
+def test_a_terminated_build_leaves_no_file_and_reports_progress_lines(weights_dir, tmp_path):
+    out = tmp_path / "features.h5"
+    command = [sys.executable, "-m", "othello_tui", "cache", "build", "--weights", weights_dir,
+               "--device", "cpu", "--games", 20_000, "--top-k", 8, "--out", out, "--progress-lines"]  # fmt: skip
+    child = subprocess.Popen([str(a) for a in command], stdout=subprocess.PIPE, text=True)
+    for line in child.stdout:
+        phase, done, total = line.split()
+        if int(done) > 0:
+            break
+    assert (phase, total) == ("games", "20000") and int(done) % 256 == 0
+    assert [p.name for p in tmp_path.iterdir()] == [f".features.h5.partial-{child.pid}"]
+    child.terminate()  # SIGTERM, as a closing session sends: cleaned up like Ctrl-C
+    assert child.wait(60) != 0 and list(tmp_path.iterdir()) == []

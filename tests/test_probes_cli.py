@@ -100,7 +100,11 @@ def test_rediscovery_counts_from_saved_dictionaries(trained, tiny_model, tiny_di
     first = report["alignments"][0]
     assert first["site"] == "blocks.0.hook_resid_post" and len(first["matches"]) == 2
     assert abs(first["matches"][0]["cosine"]) >= abs(first["matches"][1]["cosine"])
-    assert first["best_f1"] is None and first["matches"][0]["f1"] is None and "No feature cache" in report["note"]
+    assert (
+        first["best_f1"] is None
+        and first["matches"][0]["f1"] is None
+        and "No feature cache" in report["note"]
+    )
     table = CliRunner().invoke(main, ["eval", "rediscovery", "--weights", str(weights)])
     assert table.exit_code == 0 and "any module" in table.output
 

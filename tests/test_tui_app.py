@@ -23,6 +23,8 @@ from othello_tui.tui.screens.main import MainScreen
 from othello_tui.tui.screens.prompt import PromptScreen
 from othello_tui.tui.session import Session
 from othello_tui.tui.widgets.board import LABEL_WIDTH, Board
+from othello_tui.tui.widgets.cursor_list import CursorList
+from othello_tui.tui.widgets.examples import ExampleList
 from othello_tui.tui.widgets.features import FeatureList
 from othello_tui.tui.widgets.move_list import ENTRY_WIDTH, MoveList
 from othello_tui.tui.widgets.predictions import Predictions
@@ -285,7 +287,7 @@ def test_a_good_pasted_move_list_opens_at_its_end(engine):
     run(app, scenario)
 
 
-def test_enter_on_a_feature_opens_its_summary(engine):
+def test_enter_on_a_feature_opens_its_page(engine):
     app = app_on(engine, Game.from_text(MOVES))
 
     async def scenario(pilot):
@@ -297,10 +299,10 @@ def test_enter_on_a_feature_opens_its_summary(engine):
         first = screen.current_view.features[0].features()[0]
         assert re.search(rf"{first.feature_id}\s+{first.activation:.2f}", listed)
         await pilot.press("down", "enter")
-        assert isinstance(app.screen, FeatureScreen)
-        summary = str(app.screen.query_one("#summary-text").content)
-        assert first.feature_id in summary and f"{first.activation:.3f}" in summary
-        assert "blocks.0.hook_attn_out" in summary and "move 12 (P11)" in summary
+        assert isinstance(app.screen, FeatureScreen) and app.screen.feature_id == first.feature_id
+        page = shows(app, app.screen)
+        assert f"{first.feature_id} · feature {first.index} of L0A, the attention output of layer 0" in page
+        assert "no feature cache" in page.lower()  # this engine has none: the page says so
         await pilot.press("escape")
         assert app.screen is screen
         await pilot.press("right")  # stepping keeps the cursor on L0A's first feature (move 12 = end)
@@ -321,7 +323,11 @@ def test_help_lists_every_key(engine):
         console = Console(width=100, record=True, file=io.StringIO())
         console.print(app.screen.query_one("#help-keys").content)
         rows = console.export_text()
-        for bindings in (MainScreen.BINDINGS, Board.BINDINGS, FeatureList.BINDINGS, OthelloApp.BINDINGS):
+        every = (
+            *(MainScreen.BINDINGS, Board.BINDINGS, FeatureList.BINDINGS),
+            *(CursorList.BINDINGS, FeatureScreen.BINDINGS, ExampleList.BINDINGS, OthelloApp.BINDINGS),
+        )
+        for bindings in every:
             for binding in bindings:
                 assert (binding.tooltip or binding.description) in rows
                 for key in binding.key.split(","):

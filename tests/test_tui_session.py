@@ -164,7 +164,7 @@ def test_feature_summary_lists_where_the_feature_fires(session, tiny_model, tiny
     game = Game.from_text(MOVES)
     session.analyse(game)
     feature = session.view(game, 4).features[1].features()[0]
-    summary = session.feature_summary(game, 4, feature)
+    summary = session.feature_summary(game, 4, feature.module, feature.index)
     tokens = torch.from_numpy(SQUARE_TO_TOKEN[np.array(game.squares)].astype(np.int64))[None]
     with torch.no_grad():
         _, cache = tiny_model.run_with_cache(tokens)
@@ -174,6 +174,9 @@ def test_feature_summary_lists_where_the_feature_fires(session, tiny_model, tiny
     assert summary.position == 3 and summary.analysed_moves == len(game.moves)
     assert [move for move, _ in summary.firing] == [int(t) + 1 for t in np.flatnonzero(acts.numpy() > 0)]
     assert 4 in [move for move, _ in summary.firing]
+    assert summary.feature_id == feature.feature_id and summary.activation == pytest.approx(
+        feature.activation
+    )
 
 
 def test_missing_weights_say_which_command_trains_them(tmp_path):

@@ -20,7 +20,8 @@ class StubEngine:
     illegal square; features whose activation is a fixed function of position and index."""
 
     modules = ("L0A", "L0M", "L1A", "L1M")
-    features_note = labels_note = None
+    n_features = dict.fromkeys(modules, 32)
+    features_note = labels_note = feature_cache = cache_request = None
 
     @staticmethod
     def labels(feature_id: str) -> str | None:

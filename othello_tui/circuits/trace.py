@@ -124,6 +124,16 @@ class GameTrace:
         dictionary = self.dictionaries[module]
         return dictionary.pre_acts(self.cache[hook_name_of(module)][position])[feature]
 
+    def attention_pattern(self, position: int) -> Tensor:
+        """[L, H, S]: every head's attention from query ``position`` to keys S = 0…position."""
+        self.check_position(position)
+        return torch.stack(
+            [
+                self.cache[f"blocks.{layer}.attn.hook_pattern"][:, position, : position + 1]
+                for layer in range(self.model.cfg.n_layers)
+            ]
+        )
+
     def active_features(self, position: int, module: str) -> list[tuple[int, float]]:
         """(feature, activation) of the features active at a position, strongest first."""
         c_F = self.activations[module][position]

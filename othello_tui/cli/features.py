@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -76,13 +80,25 @@ def cache_group() -> None:
 @click.option(
     "--force", is_flag=True, help="Rebuild even if a sound cache for these weights and settings exists."
 )
+@click.option(
+    "--progress-lines",
+    is_flag=True,
+    help="Report progress as `PHASE DONE TOTAL` lines (for programs, e.g. `play`) instead of a bar.",
+)
 def cache_build(
-    n_games: int, top_k: int, seed: int, weights: Path, out: Path | None, device: str, force: bool
+    n_games: int,
+    top_k: int,
+    seed: int,
+    weights: Path,
+    out: Path | None,
+    device: str,
+    force: bool,
+    progress_lines: bool,
 ) -> None:
     """Run the model and every dictionary over N games and write the feature cache.
 
-    Ctrl-C leaves no file behind. Prints, per module, the share of alive features with a label
-    of F1 ≥ 0.8.
+    Ctrl-C, a hang-up or a kill (SIGTERM) leaves no file behind. Prints, per module, the share of
+    alive features with a label of F1 ≥ 0.8.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -117,12 +133,33 @@ def cache_build(
         TextColumn("games"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns) as bar:
+    with _interruptible(), Progress(*columns, disable=progress_lines) as bar:
         tasks = {phase: bar.add_task(phase, total=n_games) for phase in ("games", "panels")}
-        build_cache(model, dictionaries, n_games, seed, top_k, path,
-                    progress=lambda phase, done, total: bar.update(tasks[phase], completed=done))  # fmt: skip
+
+        def progress(phase: str, done: int, total: int) -> None:
+            bar.update(tasks[phase], completed=done)
+            if progress_lines:
+                click.echo(f"{phase} {done} {total}")
+
+        build_cache(model, dictionaries, n_games, seed, top_k, path, progress=progress)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     _print_label_summary(open_cache(path))
+
+
+@contextmanager
+def _interruptible() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a closed terminal) end the build the way Ctrl-C does, through
+    ``KeyboardInterrupt``, so its temporary file is removed; the old handlers come back after."""
+    signals = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    if threading.current_thread() is not threading.main_thread():  # handlers are main-thread only
+        yield
+        return
+    previous = {s: signal.signal(s, signal.default_int_handler) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def _print_label_summary(cache) -> None:

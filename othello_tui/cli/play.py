@@ -25,14 +25,27 @@ from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_WEIGHTS, main
     "--cache",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Feature cache for labels (default: the newest one in cache/ built for --weights).",
+    help="Feature cache for labels and feature pages (default: the newest one in cache/ built for --weights).",
+)
+@click.option(
+    "--no-build",
+    is_flag=True,
+    help="Do not build a missing feature cache in the background (`othello-tui cache build` does).",
 )
 def play(
-    moves: str | None, game_index: int | None, seed: int, device: str, weights: Path, cache: Path | None
+    moves: str | None,
+    game_index: int | None,
+    seed: int,
+    device: str,
+    weights: Path,
+    cache: Path | None,
+    no_build: bool,
 ) -> None:
     """Step through or play Othello games and watch the model predict the next move.
 
-    The board is usable at once; the model loads in the background. Press ? for every key.
+    The board is usable at once; the model loads in the background. With dictionaries but no
+    feature cache for them, the cache is built in the background (a niced `othello-tui cache
+    build`: minutes); labels and feature pages appear when it is done. Press ? for every key.
     """
     from othello_tui.game.rules import Game, IllegalMoveError
     from othello_tui.tui.app import make_app
@@ -47,6 +60,6 @@ def play(
         except IllegalMoveError as error:
             raise click.ClickException(f"--moves: {error}") from None
     session = Session.from_weights(
-        weights, device=device, cache=cache, cache_dir=DEFAULT_CACHE_DIR, seed=seed
+        weights, device=device, cache=cache, cache_dir=DEFAULT_CACHE_DIR, seed=seed, build=not no_build
     )
     make_app(session, game, game_index or 0).run()

@@ -8,16 +8,24 @@ from textual.binding import Binding
 
 from othello_tui.game.rules import Game
 from othello_tui.tui.commands import OthelloCommands
+from othello_tui.tui.feature_commands import FeatureCommands
+from othello_tui.tui.messages import OpenFeature, ShowGame
+from othello_tui.tui.screens.attention import AttentionScreen
+from othello_tui.tui.screens.feature import FeatureScreen
 from othello_tui.tui.screens.help import HelpScreen
-from othello_tui.tui.screens.main import MainScreen
+from othello_tui.tui.screens.main import MainScreen, Shown
+from othello_tui.tui.screens.tree import TreeScreen
 from othello_tui.tui.session import Session
 from othello_tui.tui.widgets.board import Board
+from othello_tui.tui.widgets.contributor_tree import ContributorTree
+from othello_tui.tui.widgets.cursor_list import CursorList
+from othello_tui.tui.widgets.examples import ExampleList
 from othello_tui.tui.widgets.features import FeatureList
 
 
 class OthelloApp(App):
     TITLE = "othello-tui"
-    COMMANDS = App.COMMANDS | {OthelloCommands}
+    COMMANDS = App.COMMANDS | {OthelloCommands, FeatureCommands}
     BINDINGS = [
         Binding("q", "quit", "quit", id="app.quit"),
         Binding("question_mark", "help", "help", key_display="?", id="app.help"),
@@ -39,10 +47,26 @@ class OthelloApp(App):
                         ("Game", MainScreen.BINDINGS),
                         ("Play mode (board)", Board.BINDINGS),
                         ("Features panel", FeatureList.BINDINGS),
+                        ("Lists", CursorList.BINDINGS),
+                        ("Feature page", FeatureScreen.BINDINGS),
+                        ("Top examples", ExampleList.BINDINGS),
+                        ("Contributor tree (t)", [*ContributorTree.BINDINGS, *TreeScreen.BINDINGS]),
+                        ("Attention view (w)", AttentionScreen.BINDINGS),
                         ("Everywhere", OthelloApp.BINDINGS),
                     ]
                 )
             )
+
+    def on_open_feature(self, message: OpenFeature) -> None:
+        """A feature's page on top of the current screen, its activations in the main screen's game."""
+        main = self.main_screen
+        shown = main.shown
+        self.push_screen(
+            FeatureScreen(main.session, message.feature_id, shown.game, shown.n_moves, shown.source)
+        )
+
+    def on_show_game(self, message: ShowGame) -> None:
+        self.main_screen.visit(Shown(message.game, message.n_moves, message.source, message.index))
 
 
 def make_app(session: Session, game: Game | None = None, game_index: int = 0) -> OthelloApp:

@@ -1,5 +1,6 @@
-"""The command palette (ctrl+p): the screen's actions, plus three typed commands: a move list
-(``f-4 e-5 d-5`` loads it), ``move 23`` and ``game 17``."""
+"""The command palette (ctrl+p): the screens' actions, plus three typed commands: a move list
+(``f-4 e-5 d-5`` loads it), ``move 23`` and ``game 17`` (or ``go to move 23``). The feature
+commands are in ``feature_commands.py``."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from othello_tui.game.rules import Game, IllegalMoveError
 from othello_tui.game.squares import SquareError, parse_square, split_move_list
+from othello_tui.tui.screens.tree import TreeScreen
 
-_NUMBERED = re.compile(r"^\s*(move|game)\s+(\d+)\s*$", re.IGNORECASE)
+_NUMBERED = re.compile(r"^\s*(?:go\s+to\s+)?(move|game)\s+(\d+)\s*$", re.IGNORECASE)
 
 
 class OthelloCommands(Provider):
     def _actions(self) -> list[tuple[str, str, Callable[[], object]]]:
         main = self.app.main_screen
+        tree = self.screen if isinstance(self.screen, TreeScreen) else None
+        no_tree = partial(main.say, "Open a contributor tree first (t): then e, or this command, exports it.")
         return [
             ("Paste a move list", "load a game from moves like f-4 e-5 d-5", main.action_paste_moves),
             ("Open a game by index", "game k of the dataset's seed", main.action_open_game),
@@ -32,6 +36,18 @@ class OthelloCommands(Provider):
             ),
             ("First move", "the start of the game", partial(main.action_jump, 0)),
             ("Last move", "the end of the game", partial(main.action_jump, -1)),
+            ("Contributor tree", "why a feature or a logit has its value (t)", main.action_trace),
+            (
+                "Attention view",
+                "every head's attention at this move, and its QK pairs (w)",
+                main.action_attention,
+            ),
+            ("Clear interventions", "drop every ablation and scaling (c)", (tree or main).action_clear_edits),
+            (
+                "Export the contributor tree",
+                "JSON, DOT and an SVG screenshot, into a folder (e in the tree)",
+                tree.action_export if tree else no_tree,
+            ),
             ("Help", "every key", self.app.action_help),
         ]
 

@@ -1,4 +1,5 @@
-"""The torch half of the session: the model and its dictionaries, one forward pass per game.
+"""The torch half of the session: the model and its dictionaries, one forward pass per game
+(and, for the circuits backend, a game's whole :class:`GameTrace` on demand).
 
 Imported only from :meth:`othello_tui.tui.session.Session.load` (in a worker thread), because
 importing torch takes seconds and the board must be on screen before that.
@@ -11,10 +12,21 @@ from pathlib import Path
 
 import torch
 
+from othello_tui.circuits.trace import GameTrace
 from othello_tui.dictionary.sae import Dictionary, hook_name_of, module_names
+from othello_tui.features import (
+    BuildSettings,
+    CacheError,
+    FeatureCache,
+    cache_path,
+    dictionaries_hash,
+    find_cache,
+    open_cache,
+)
 from othello_tui.model.device import resolve_device
 from othello_tui.model.transformer import OthelloGPT
 from othello_tui.model.weights import WeightsError, load_model, model_fingerprint
+from othello_tui.tui.cache_build import CacheRequest
 from othello_tui.tui.session import GameAnalysis, Labels, ModelUnavailableError, tokens_of
 
 DICTIONARIES_SUBDIR = "dictionaries"
@@ -28,14 +40,26 @@ class ModelEngine:
         model: OthelloGPT,
         dictionaries: dict[str, Dictionary],
         features_note: str | None = None,
-        labels: Labels | None = None,
+        feature_cache: FeatureCache | None = None,
         labels_note: str | None = None,
+        cache_request: CacheRequest | None = None,
     ):
         self.model = model.eval()
         self.dictionaries = dictionaries
         self.modules = tuple(m for m in module_names(model.cfg.n_layers) if m in dictionaries)
+        self.n_features = {m: dictionaries[m].cfg.d_sae for m in self.modules}
         self.features_note = features_note
-        self.labels, self.labels_note = labels, labels_note
+        self.feature_cache, self.labels_note, self.cache_request = feature_cache, labels_note, cache_request
+        self.labels: Labels | None = feature_cache.label if feature_cache else None
+
+    def use_cache(self, path: Path) -> None:
+        """Take the feature cache at ``path`` (just built) if it was built for exactly these
+        weights: its labels are read in full now, so the screen never waits on the file.
+        Raises ``CacheError`` when it was not."""
+        cache = open_cache(path, model_fingerprint(self.model), dictionaries_hash(self.dictionaries))
+        for module in self.modules:
+            cache.labels(module)
+        self.feature_cache, self.labels, self.labels_note, self.cache_request = cache, cache.label, None, None
 
     @torch.no_grad()
     def analyse(self, squares: Sequence[int]) -> GameAnalysis:
@@ -50,6 +74,11 @@ class ModelEngine:
         }
         return GameAnalysis(probs_TV.cpu().numpy(), acts)
 
+    def trace(self, squares: Sequence[int]) -> GameTrace:
+        """The game's forward pass kept whole and split into nodes, for attributions and
+        interventions (a few MB per game: the circuits backend caches a handful)."""
+        return GameTrace(self.model, self.dictionaries, tokens_of(squares))
+
 
 def load_engine(
     weights: Path,
@@ -57,23 +86,50 @@ def load_engine(
     dictionaries: Path | None = None,
     cache: Path | None = None,
     cache_dir: Path | None = None,
+    build_settings: BuildSettings | None = None,
 ) -> ModelEngine:
     """The model from ``weights``; when present, the dictionaries from ``dictionaries`` (default
-    ``<weights>/dictionaries``) and feature labels from the cache ``cache`` (default: the newest
-    cache in ``cache_dir`` built for these weights). Missing dictionaries or labels are not
-    errors: the engine carries a note saying why they are missing."""
+    ``<weights>/dictionaries``) and the feature cache ``cache`` (default: the newest cache in
+    ``cache_dir`` built for these weights). Missing dictionaries or labels are not errors: the
+    engine carries a note saying why they are missing, and, when ``cache_dir`` lacks a cache for
+    the dictionaries of ``weights``, the :class:`CacheRequest` that builds one there (with
+    ``build_settings``, default those of ``othello-tui cache build``)."""
     try:
         device = resolve_device(device)
     except ValueError as error:  # asked for cuda without one, or an unknown name
         raise ModelUnavailableError(str(error)) from None
+    if torch.device(device).type == "cpu":
+        # One game at a time is too small to share between threads: with two, a pass waits on
+        # any other busy process (the background cache build, a training run) and a key press
+        # that needs one can take seconds; with one it stays near 70 ms.
+        torch.set_num_threads(1)
     try:
         model, _ = load_model(Path(weights), device)
     except WeightsError as error:
         raise ModelUnavailableError(str(error)) from None
-    directory = Path(dictionaries) if dictionaries else Path(weights) / DICTIONARIES_SUBDIR
+    default_directory = Path(weights) / DICTIONARIES_SUBDIR
+    directory = Path(dictionaries) if dictionaries else default_directory
     found, note = _load_dictionaries(directory, model)
-    labels, labels_note = _open_labels(cache, cache_dir, model, found) if found else (None, None)
-    return ModelEngine(model, {m: d.to(device).eval() for m, d in found.items()}, note, labels, labels_note)
+    engine = ModelEngine(model, {m: d.to(device).eval() for m, d in found.items()}, note)
+    if not found:
+        return engine
+    digests = model_fingerprint(model), dictionaries_hash(engine.dictionaries)
+    path = cache or (find_cache(cache_dir, *digests) if cache_dir else None)
+    if path is None:
+        engine.labels_note = "No labels: no feature cache for these weights (`othello-tui cache build`)."
+        # `cache build` reads the dictionaries beside the weights: it can build only for those
+        if cache_dir is not None and directory.resolve() == default_directory.resolve():
+            settings = build_settings or BuildSettings()
+            engine.cache_request = CacheRequest(
+                Path(weights), cache_path(cache_dir, *digests, settings), device,
+                settings.n_games, settings.seed, settings.top_k,
+            )  # fmt: skip
+        return engine
+    try:
+        engine.use_cache(path)
+    except CacheError as error:
+        engine.labels_note = f"No labels: {error}"
+    return engine
 
 
 def _load_dictionaries(directory: Path, model: OthelloGPT) -> tuple[dict[str, Dictionary], str | None]:
@@ -87,23 +143,3 @@ def _load_dictionaries(directory: Path, model: OthelloGPT) -> tuple[dict[str, Di
         return load_dictionaries(directory, model=model), None
     except WeightsError as error:
         return {}, f"No dictionaries: {error}"
-
-
-def _open_labels(
-    cache: Path | None, cache_dir: Path | None, model: OthelloGPT, dictionaries: dict[str, Dictionary]
-) -> tuple[Labels | None, str | None]:
-    """``FeatureCache.label`` of the cache built for exactly these weights, read in full now (in
-    the loading worker) so that the screen never waits on the HDF5 file."""
-    from othello_tui.features import CacheError, dictionaries_hash, find_cache, open_cache
-
-    fingerprint, digest = model_fingerprint(model), dictionaries_hash(dictionaries)
-    path = cache or (find_cache(cache_dir, fingerprint, digest) if cache_dir else None)
-    if path is None:
-        return None, "No labels: no feature cache for these weights (`othello-tui cache build`)."
-    try:
-        opened = open_cache(path, fingerprint, digest)
-        for module in dictionaries:
-            opened.labels(module)
-    except CacheError as error:
-        return None, f"No labels: {error}"
-    return opened.label, None

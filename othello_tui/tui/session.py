@@ -12,6 +12,14 @@ The split between fast and slow calls is the contract with the app:
 - slow (call from a worker): :meth:`Session.load`, :meth:`Session.analyse`,
   :meth:`Session.dataset_game`, :meth:`Session.model_choice`.
 
+Feature pages, label search and the feature cache's background build live in
+:attr:`Session.library` (:class:`~othello_tui.tui.feature_library.FeatureLibrary`), with the same
+split.
+
+Contributor trees, attention patterns and interventions live in :attr:`Session.circuits`
+(:class:`~othello_tui.tui.circuits_backend.CircuitsBackend`), with the same split; a view shows
+the next-move probabilities of the game as its interventions change them.
+
 The model is causal, so one forward pass over a whole game gives every position of it, and of
 every prefix of it: an analysis is cached per game and serves any game sharing the prefix (a game
 branched at move 20 reuses its parent's first 20 positions).
@@ -23,17 +31,24 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from othello_tui.circuits.edits import Edit
 from othello_tui.game.generator import CHUNK, iter_games
 from othello_tui.game.rules import Game, disc_counts
 from othello_tui.game.squares import SQUARE_TO_TOKEN, TOKEN_TO_SQUARE
+from othello_tui.tui.circuits_backend import CircuitsBackend
+from othello_tui.tui.feature_library import FeatureLibrary
+from othello_tui.tui.prefix_cache import PrefixCache
+
+if TYPE_CHECKING:
+    from othello_tui.features import BuildSettings, FeatureCache
+    from othello_tui.tui.cache_build import CacheRequest
 
 TOP_PREDICTIONS = 8
 NO_INPUT_NOTE = "The model predicts from move 2 on: it reads the moves, and none is played yet."
@@ -64,6 +79,11 @@ class Engine(Protocol):
     features_note: str | None  # why there are no features, when there are none
     labels: Labels | None  # feature id -> automatic label, from the feature cache
     labels_note: str | None  # why there are no labels, when there are none
+    n_features: dict[str, int]  # features of each module's dictionary
+    feature_cache: FeatureCache | None  # the feature cache built for these weights
+    cache_request: CacheRequest | None  # how to build it where it is missing
+
+    def use_cache(self, path: Path) -> None: ...  # take a cache just built; labels come from it
 
     def analyse(self, squares: Sequence[int]) -> GameAnalysis: ...
 
@@ -130,14 +150,25 @@ class PositionView:
     features: tuple[ModuleFeatures, ...]
     features_note: str | None
     pending: bool  # the model is ready but this position is not analysed yet
+    probs_before: np.ndarray | None = None  # float32 [64]: ``probs`` without the interventions
+    edits: tuple[Edit, ...] = ()  # interventions on this game (``probs`` include those before it)
 
 
 @dataclass(frozen=True)
 class FeatureSummary:
-    feature: ActiveFeature
+    """Where a feature fires in the analysed part of one game."""
+
+    feature_id: str
     position: int  # token position (move position + 1)
     firing: tuple[tuple[int, float], ...]  # (move number, activation) where it fires in this game
     analysed_moves: int  # how many moves of the game those were looked for in
+
+    @property
+    def activation(self) -> float | None:
+        """At ``position`` (None: not analysed there)."""
+        if not 0 <= self.position < self.analysed_moves:
+            return None
+        return dict(self.firing).get(self.position + 1, 0.0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,16 +189,17 @@ class Session:
         seed: int = 0,
         labels: Labels | None = None,  # overrides the engine's labels
         max_games: int = 64,
+        auto_build: bool = True,  # build a missing feature cache in the background
     ):
         self.seed = seed
         self._load_engine = load_engine
         self._labels = labels
-        self._max_games = max_games
         self._engine: Engine | None = None
         self.model_error: str | None = None
-        self._cache: OrderedDict[tuple[int, ...], _Entry] = OrderedDict()
-        self._lock = threading.Lock()  # guards the cache; the forward pass runs outside it
+        self._cache: PrefixCache[_Entry] = PrefixCache(max_games)
         self._engine_lock = threading.Lock()  # one forward pass at a time
+        self.circuits = CircuitsBackend(lambda: self._engine, self._engine_lock)
+        self.library = FeatureLibrary(lambda: self._engine, lambda: self.model_error, auto_build)
         self._chunks: list[np.ndarray] = []  # int8 [CHUNK, 60] squares of the seed's games
         self._chunk_iter: Iterator | None = None
         self._games_lock = threading.Lock()
@@ -181,22 +213,31 @@ class Session:
         cache: Path | None = None,
         cache_dir: Path | None = None,
         seed: int = 0,
+        build: bool = True,
+        build_settings: BuildSettings | None = None,
     ) -> Session:
-        """A session that loads ``<weights>`` (and ``<weights>/dictionaries``, and labels from the
-        feature cache ``cache`` or the newest one for these weights in ``cache_dir``) when asked."""
+        """A session that loads ``<weights>`` (and ``<weights>/dictionaries``, and the feature
+        cache ``cache`` or the newest one for these weights in ``cache_dir``) when asked. With
+        ``build``, a missing cache is built in ``cache_dir`` in the background (with
+        ``build_settings``, default those of ``othello-tui cache build``)."""
 
         def load() -> Engine:
             from othello_tui.tui.engine import load_engine
 
-            return load_engine(weights, device, dictionaries, cache, cache_dir)
+            return load_engine(weights, device, dictionaries, cache, cache_dir, build_settings)
 
-        return cls(load, seed=seed)
+        return cls(load, seed=seed, auto_build=build)
 
     # -- slow calls: from a worker thread ---------------------------------------------------
 
     @property
     def model_ready(self) -> bool:
         return self._engine is not None
+
+    @property
+    def labels(self) -> Labels | None:
+        """Feature id -> automatic label (None: no labels, or no model yet)."""
+        return self._labels or (self._engine.labels if self._engine is not None else None)
 
     def load(self) -> None:
         """Load the engine (imports torch: seconds). Raises :class:`ModelUnavailableError`."""
@@ -207,16 +248,16 @@ class Session:
             raise
 
     def analyse(self, game: Game) -> None:
-        """Run the model over ``game`` unless a cached analysis already covers all of it."""
-        if self._engine is None or not game.moves or self._find(game.squares, len(game.moves)):
+        """Run the model over ``game`` unless a cached analysis already covers all of it, and
+        rerun it with its interventions (if any) unless that is cached too."""
+        if self._engine is None or not game.moves:
             return
-        with self._engine_lock:
-            analysis = self._engine.analyse(game.squares)
-        entry = _score(game, analysis)
-        with self._lock:
-            self._cache[tuple(game.squares)] = entry
-            while len(self._cache) > self._max_games:
-                self._cache.popitem(last=False)
+        if not self._cache.find(game.squares, len(game.moves)):
+            with self._engine_lock:
+                analysis = self._engine.analyse(game.squares)
+            self._cache.put(game.squares, _score(game, analysis))
+        if self.circuits.edits(game.squares) and self.circuits.outcome(game.squares) is None:
+            self.circuits.run_edits(game.squares)
 
     def dataset_game(self, index: int) -> Game:
         """Game ``index`` of this session's seed (``generate_games(index + 1, seed)[index]``)."""
@@ -247,18 +288,22 @@ class Session:
         prefix = game.truncated(n_moves)
         last = prefix.moves[-1] if prefix.moves else None
         black, white = disc_counts(prefix.board)
-        entry = self._find(game.squares, n_moves) if n_moves else None
-        probs, top, top1, features = None, (), None, ()
+        entry = self._cache.find(game.squares, n_moves) if n_moves else None
+        edits = self.circuits.edits(game.squares)
+        outcome = self.circuits.outcome(game.squares) if edits else None
+        probs, probs_before, top, top1, features = None, None, (), None, ()
         if entry is not None:
             t = n_moves - 1
-            probs_TV = entry.analysis.probs_TV
-            probs = np.zeros(64, np.float32)
-            probs[TOKEN_TO_SQUARE[1:]] = probs_TV[t, 1:]
+            probs = _board_probs(entry.analysis.probs_TV[t])
+            if outcome is not None and outcome.first_position <= t:
+                probs_before = _board_probs(outcome.probs_before_TV[t])
+                probs = _board_probs(outcome.probs_after_TV[t])
             top1 = (int(entry.hits_T[t]), int(entry.scored_T[t]))
             if not prefix.over:
                 top = _top_predictions(probs, set(prefix.legal))
             features = self._features_at(entry.analysis, t)
-        pending = bool(n_moves) and entry is None and self._engine is not None
+        missing = entry is None or (bool(edits) and outcome is None)
+        pending = bool(n_moves) and missing and self._engine is not None
         return PositionView(
             n_moves=n_moves,
             n_total=len(game.moves),
@@ -277,30 +322,27 @@ class Session:
             features=features,
             features_note=self._features_note(n_moves, entry is not None),
             pending=pending,
+            probs_before=probs_before,
+            edits=edits,
         )
 
-    def feature_summary(self, game: Game, n_moves: int, feature: ActiveFeature) -> FeatureSummary:
-        """Where ``feature`` fires in the analysed part of ``game`` (empty when not analysed)."""
-        entry = self._find(game.squares, n_moves) if n_moves else None
+    def feature_summary(self, game: Game, n_moves: int, module: str, index: int) -> FeatureSummary:
+        """Where feature ``index`` of ``module`` fires in the analysed part of ``game`` (empty
+        when not analysed). A cached analysis can belong to a longer game sharing the prefix:
+        only the moves it shares with ``game`` count."""
+        span = len(game.moves)
+        entry = self._cache.find(game.squares, span) if span else None
+        if entry is None and n_moves:
+            span, entry = n_moves, self._cache.find(game.squares, n_moves)
         firing: tuple[tuple[int, float], ...] = ()
         analysed = 0
-        if entry is not None:
-            acts_T = entry.analysis.acts[feature.module][:, feature.index]
+        if entry is not None and module in entry.analysis.acts:
+            acts_T = entry.analysis.acts[module][:span, index]
             analysed = len(acts_T)
             firing = tuple((int(t) + 1, float(acts_T[t])) for t in np.flatnonzero(acts_T > 0))
-        return FeatureSummary(feature, n_moves - 1, firing, analysed)
+        return FeatureSummary(f"{module}{index}", n_moves - 1, firing, analysed)
 
     # -- helpers ----------------------------------------------------------------------------
-
-    def _find(self, squares: Sequence[int], n_moves: int) -> _Entry | None:
-        """A cached analysis of any game that starts with ``squares[:n_moves]``."""
-        prefix = tuple(squares[:n_moves])
-        with self._lock:
-            for key in reversed(self._cache):
-                if len(key) >= n_moves and key[:n_moves] == prefix:
-                    self._cache.move_to_end(key)
-                    return self._cache[key]
-        return None
 
     def _features_at(self, analysis: GameAnalysis, t: int) -> tuple[ModuleFeatures, ...]:
         out = []
@@ -308,7 +350,7 @@ class Session:
             acts_F = acts_TF[t]
             index_K = np.flatnonzero(acts_F > 0)
             index_K = index_K[np.argsort(-acts_F[index_K], kind="stable")]
-            out.append(ModuleFeatures(module, index_K, acts_F[index_K], self._labels or self._engine.labels))
+            out.append(ModuleFeatures(module, index_K, acts_F[index_K], self.labels))
         return tuple(out)
 
     def _predictions_note(self, n_moves: int, analysed: bool) -> str | None:
@@ -327,7 +369,16 @@ class Session:
         if n_moves == 0:
             return "Features exist from move 1 on."
         note = self._predictions_note(n_moves, analysed)
-        return note or (engine.labels_note if self._labels is None and engine is not None else None)
+        if note or self._labels is not None or engine is None:
+            return note
+        return self.library.labels_note() or engine.labels_note
+
+
+def _board_probs(probs_V: np.ndarray) -> np.ndarray:
+    """float32 [64]: P(next move = square) from probabilities over the 61 tokens."""
+    probs = np.zeros(64, np.float32)
+    probs[TOKEN_TO_SQUARE[1:]] = probs_V[1:]
+    return probs
 
 
 def _top_predictions(probs: np.ndarray, legal: set[int], k: int = TOP_PREDICTIONS) -> tuple[Prediction, ...]:

@@ -17,14 +17,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from othello_tui.game.rules import COLOUR_NAMES, Game, IllegalMoveError
 from othello_tui.game.squares import square_name
-from othello_tui.tui.messages import Analysed, GameLoaded, ModelChose, ModelLoaded
-from othello_tui.tui.screens.feature import FeatureScreen
+from othello_tui.tui.messages import Analysed, CacheProgress, GameLoaded, ModelChose, ModelLoaded, OpenFeature
+from othello_tui.tui.navigation import History
+from othello_tui.tui.screens.circuit_keys import CIRCUIT_KEYS, CircuitKeys
 from othello_tui.tui.screens.prompt import PromptScreen, parse_game_index
 from othello_tui.tui.session import ModelUnavailableError, PositionView, Session
 from othello_tui.tui.widgets.board import CELL_SIZES, DISC, Board
@@ -53,7 +53,7 @@ def cell_size_for(width: int, height: int) -> tuple[int, int]:
     return fitting[-1] if fitting else CELL_SIZES[0]
 
 
-class MainScreen(Screen):
+class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and c
     DEFAULT_CSS = """
     MainScreen { layout: vertical; }
     #title { height: 1; padding: 0 1; background: $panel; text-style: bold; }
@@ -79,6 +79,14 @@ class MainScreen(Screen):
         Binding("m", "model_move", "model", tooltip="the model plays its best legal move", id="play.model"),
         Binding("u", "undo", "undo", show=False, tooltip="undo a move, a game or a branch", id="play.undo"),
         Binding("escape", "leave_play", "leave play mode", show=False, id="play.leave"),
+        Binding(
+            "backspace",
+            "back",
+            "back",
+            show=False,
+            tooltip="back to the feature page a top example came from",
+            id="nav.back",
+        ),  # fmt: skip
         Binding("n", "new_game", "new", tooltip="the next game of the dataset", id="game.new"),
         Binding(
             "g", "open_game", "game by index", show=False, tooltip="game k of the dataset", id="game.index"
@@ -89,6 +97,7 @@ class MainScreen(Screen):
         Binding(
             "o", "toggle_overlay", "overlay", show=False, tooltip="probabilities on/off", id="board.overlay"
         ),
+        *CIRCUIT_KEYS,
     ]
 
     play_mode: reactive[bool] = reactive(False, init=False)
@@ -103,6 +112,7 @@ class MainScreen(Screen):
             self.shown = Shown(game, len(game.moves), "pasted moves", None)
         self._first_index = None if game is not None else game_index
         self._undo: list[Shown] = []
+        self.history: History[Shown] = History()  # detours down from the screens above
         self._requested: tuple[int, ...] | None = None  # game whose analysis a worker is computing
         self.current_view: PositionView | None = None
         self._features_note: str | None = ""
@@ -165,6 +175,8 @@ class MainScreen(Screen):
         parts.append(f"{DISC[1]} {view.black}  {DISC[-1]} {view.white}")
         if self.play_mode:
             parts.append("PLAY MODE")
+        if view.edits:
+            parts.append(f"INTERVENED ×{len(view.edits)}")
         return " · ".join(parts)
 
     @staticmethod
@@ -215,11 +227,31 @@ class MainScreen(Screen):
     def choose_model_move(self, game: Game, n_moves: int) -> None:
         self.post_message(ModelChose(game, n_moves, self.session.model_choice(game, n_moves)))
 
+    @work(thread=True, exclusive=True, group="cache-build")
+    def build_cache(self) -> None:
+        """The missing feature cache, in a niced child process (minutes); labels come after."""
+        self.post_message(
+            CacheProgress(self.session.library.build(lambda s: self.post_message(CacheProgress(s))))
+        )
+
     def on_model_loaded(self, message: ModelLoaded) -> None:
         if message.error:
             self.say(message.error, "No model: ")
             self.notify(message.error, title="No model", severity="error", timeout=10)
+        if self.session.library.build_wanted:
+            self.build_cache()
         self.show()
+
+    def on_cache_progress(self, message: CacheProgress) -> None:
+        status = message.status
+        if status.state == "done":
+            self.notify("Feature labels and pages are ready.", title="Feature cache built")
+        elif status.state == "failed":
+            self.notify(status.describe(), title="Feature cache", severity="error", timeout=10)
+        self.show()
+
+    def on_unmount(self) -> None:
+        self.session.library.close()  # a build in progress stops and leaves no file
 
     def on_analysed(self, _: Analysed) -> None:
         self._requested = None
@@ -269,8 +301,21 @@ class MainScreen(Screen):
         self.go(Shown(self.shown.game, message.n_moves, self.shown.source, self.shown.index), False)
 
     def on_feature_list_open(self, message: FeatureList.Open) -> None:
-        summary = self.session.feature_summary(self.shown.game, self.shown.n_moves, message.feature)
-        self.app.push_screen(FeatureScreen(summary))
+        self.post_message(OpenFeature(message.feature.feature_id))  # the app opens the page
+
+    def visit(self, shown: Shown) -> None:
+        """Show ``shown``, closing the screens above; Backspace here goes back up to them."""
+        self.history.leave(self.app, self.shown)
+        self.go(shown)
+
+    def action_back(self) -> None:
+        shown = self.history.back(self.app)
+        if shown is None:
+            self.say(
+                "Nothing to go back to: Backspace returns to a feature page after opening one of its examples."
+            )
+        else:
+            self.go(shown)
 
     # -- actions ----------------------------------------------------------------------------------
 

@@ -1,9 +1,11 @@
-"""A one-line prompt (a move list, a game index) that parses what is typed and explains why
+"""A one-line prompt (a move list, a game index, a factor, a folder) that parses what is typed and explains why
 when it cannot: the dialog stays open with the parser's message until the input is good."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from rich.text import Text
@@ -25,6 +27,35 @@ def parse_game_index(text: str) -> int:
     if index < 0:
         raise ValueError("game indices start at 0")
     return index
+
+
+def parse_factor(text: str) -> float:
+    """A finite number (a feature's scale factor); ``ValueError`` with a readable message otherwise."""
+    try:
+        factor = float(text.strip())
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not a number (e.g. 0.5, 2 or -1)") from None
+    if not math.isfinite(factor):
+        raise ValueError("the factor must be a finite number")
+    return factor
+
+
+def parse_threshold(text: str) -> float | None:
+    """A non-negative number, or None for an empty input (no threshold)."""
+    if not text.strip():
+        return None
+    threshold = parse_factor(text)
+    if threshold < 0:
+        raise ValueError("a threshold on |contribution| is 0 or more")
+    return threshold
+
+
+def parse_folder(text: str, default: Path = Path("exports")) -> Path:
+    """A folder to write into (``default`` for an empty input); it need not exist yet."""
+    folder = Path(text.strip()).expanduser() if text.strip() else default
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file, not a folder")
+    return folder
 
 
 class PromptScreen(ModalScreen[T], Generic[T]):

@@ -19,10 +19,10 @@ from textual.events import Click
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from othello_tui.tui.session import ActiveFeature, PositionView
+from othello_tui.tui.widgets.cursor_list import CursorList
 
 
 @dataclass(frozen=True)
@@ -58,19 +58,8 @@ def _same_place(rows: list[Row], old: Row, fallback: int) -> int:
     return found if found is not None else min(fallback, max(len(rows) - 1, 0))
 
 
-class FeatureList(ScrollView, can_focus=True):
-    DEFAULT_CSS = """
-    FeatureList { height: 1fr; overflow-x: hidden; }
-    FeatureList > .feature-list--cursor { background: $block-cursor-blurred-background; }
-    FeatureList:focus > .feature-list--cursor { background: $block-cursor-background;
-                                                color: $block-cursor-foreground; text-style: bold; }
-    """
-    COMPONENT_CLASSES = {"feature-list--cursor"}
+class FeatureList(CursorList):
     BINDINGS = [
-        Binding("up", "move(-1)", "previous row", show=False, id="features.up"),
-        Binding("down", "move(1)", "next row", show=False, id="features.down"),
-        Binding("pageup", "move(-10)", "ten rows up", show=False, id="features.pageup"),
-        Binding("pagedown", "move(10)", "ten rows down", show=False, id="features.pagedown"),
         Binding("enter", "select", "open", id="features.select"),
         Binding("space", "toggle", "expand or collapse module", show=False, id="features.toggle"),
     ]
@@ -83,7 +72,6 @@ class FeatureList(ScrollView, can_focus=True):
             self.feature = feature
 
     view: reactive[PositionView | None] = reactive(None, always_update=True)
-    cursor: reactive[int] = reactive(0)
 
     def __init__(self, *, id: str | None = None):
         super().__init__(id=id)
@@ -109,28 +97,18 @@ class FeatureList(ScrollView, can_focus=True):
         if old is not None:
             self.set_reactive(FeatureList.cursor, _same_place(rows, old, self.cursor))
         self.virtual_size = Size(0, len(rows))
-        self._scroll_to_cursor()
+        self.scroll_to_cursor()
         self.refresh()
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows)
 
     @property
     def current(self) -> Row | None:
         return self.rows[self.cursor] if 0 <= self.cursor < len(self.rows) else None
 
     # -- keys and mouse -----------------------------------------------------------------------
-
-    def action_move(self, delta: int) -> None:
-        self.cursor = min(max(self.cursor + delta, 0), max(len(self.rows) - 1, 0))
-
-    def watch_cursor(self) -> None:
-        self._scroll_to_cursor()
-        self.refresh()
-
-    def _scroll_to_cursor(self) -> None:
-        top, height = self.scroll_offset.y, max(self.size.height, 1)
-        if self.cursor < top:
-            self.scroll_to(y=self.cursor, animate=False, immediate=True)
-        elif self.cursor >= top + height:
-            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
 
     def action_select(self) -> None:
         row = self.current
@@ -174,7 +152,7 @@ class FeatureList(ScrollView, can_focus=True):
                 "header": base + Style(bold=True),
                 "id": base + Style(bold=True),
                 "label": base + Style(italic=True),
-                "cursor": self.get_component_rich_style("feature-list--cursor"),
+                "cursor": self.cursor_style(),
             }
         index = y + self.scroll_offset.y
         width = self.size.width

@@ -1,0 +1,218 @@
+"""The circuits half of the session: contributor trees, attention patterns, QK pairs and
+interventions for the games on screen.
+
+No Textual, and no torch at import time (like the session that owns it). Torch objects — one
+:class:`~othello_tui.circuits.trace.GameTrace` per game, built by the engine — stay in here; the
+screens get plain data: :class:`~othello_tui.circuits.tree.Expansion` trees of
+:class:`~othello_tui.circuits.nodes.Node` (torch-free), numpy arrays and floats.
+
+- fast (the event loop): :meth:`CircuitsBackend.edits`, :meth:`~CircuitsBackend.add_edit`,
+  :meth:`~CircuitsBackend.clear_edits`, :meth:`~CircuitsBackend.outcome`;
+- slow (a worker): :meth:`~CircuitsBackend.tree`, :meth:`~CircuitsBackend.children`,
+  :meth:`~CircuitsBackend.attention`, :meth:`~CircuitsBackend.qk`,
+  :meth:`~CircuitsBackend.run_edits`.
+
+Interventions form one stack, bound to the game they were made on (its exact move list): going to
+another game leaves them aside, coming back finds them again, and an edit made on another game
+replaces the stack.
+
+Shape legend: T position, V vocabulary (61 tokens), L layer, H head, S key position.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from othello_tui.circuits.edits import Edit
+from othello_tui.circuits.nodes import Node, Target
+from othello_tui.circuits.tree import Expansion
+from othello_tui.tui.prefix_cache import PrefixCache
+
+if TYPE_CHECKING:
+    from othello_tui.circuits.trace import GameTrace
+
+Path = tuple[str, ...]  # node ids from the root's first level down to a node
+
+
+class CircuitsUnavailableError(RuntimeError):
+    """No circuits for now (the model is loading or failed, or the engine cannot trace); says why."""
+
+
+@dataclass(frozen=True, eq=False)
+class Outcome:
+    """A game rerun with an edit stack. Rows t of the [T, V] arrays belong to position t and
+    predict move t+2, as in :class:`~othello_tui.tui.session.GameAnalysis`.
+
+    probs_before_TV, probs_after_TV    float32 [T, 61]: softmax of the logits
+    logits_before_TV, logits_after_TV  float32 [T, 61]
+    features  watched feature node id -> (activation before, after)
+    """
+
+    squares: tuple[int, ...]
+    edits: tuple[Edit, ...]
+    probs_before_TV: np.ndarray
+    probs_after_TV: np.ndarray
+    logits_before_TV: np.ndarray
+    logits_after_TV: np.ndarray
+    features: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def first_position(self) -> int:
+        """The earliest edited position: the outputs before it are unchanged (the model is causal)."""
+        return min(edit.position for edit in self.edits)
+
+
+class CircuitsBackend:
+    """Owned by the session: ``engine()`` is its engine once loaded (None before), ``lock`` the
+    session's one-forward-pass-at-a-time lock (an intervention hooks the shared model)."""
+
+    def __init__(self, engine: Callable[[], object | None], lock: threading.Lock, max_traces: int = 4):
+        self._engine = engine
+        self._model_lock = lock
+        self._traces: PrefixCache[GameTrace] = PrefixCache(max_traces)
+        self._state_lock = threading.Lock()  # guards the stack and the last outcome
+        self._stack: tuple[tuple[int, ...], tuple[Edit, ...]] = ((), ())
+        self._outcome: Outcome | None = None
+
+    # -- slow calls: from a worker ------------------------------------------------------------
+
+    def trace(self, squares: Sequence[int], n_moves: int) -> GameTrace:
+        """A trace covering ``squares[:n_moves]`` (built and cached on first use: one forward pass)."""
+        trace = self._traces.find(squares, n_moves)
+        if trace is not None:
+            return trace
+        if (why := self.unavailable()) is not None:
+            raise CircuitsUnavailableError(why)
+        with self._model_lock:
+            trace = self._engine().trace(squares)
+        self._traces.put(squares, trace)
+        return trace
+
+    def tree(
+        self,
+        squares: Sequence[int],
+        target: Target,
+        top: int | None,
+        threshold: float | None = None,
+        open_paths: Collection[Path] = (),
+    ) -> Expansion:
+        """The target's contributors (the top ``top`` by |contribution|, those ≥ ``threshold``),
+        and, again, those of every feature branch whose path is in ``open_paths``. A feature
+        target must be active (:class:`CircuitError` says so otherwise)."""
+        trace = self.trace(squares, target.position + 1)
+        if target.kind == "feature":
+            trace.feature_node(target.position, target.module, target.feature)
+        return _grow(trace, target, top, threshold, set(open_paths), ())
+
+    def children(
+        self, squares: Sequence[int], node: Node, top: int | None, threshold: float | None = None
+    ) -> Expansion | None:
+        """One level under a node: its own contributors (None for a leaf)."""
+        return self.trace(squares, node.position + 1).children(node, top, threshold)
+
+    def attention(self, squares: Sequence[int], position: int) -> np.ndarray:
+        """float32 [L, H, S]: every head's attention from ``position`` to keys 0…position."""
+        return self.trace(squares, position + 1).attention_pattern(position).float().cpu().numpy()
+
+    def qk(
+        self, squares: Sequence[int], position: int, layer: int, head: int, key: int, top: int | None
+    ) -> Expansion:
+        """The pre-softmax score of head ``layer``/``head`` from ``position`` to ``key`` as
+        (query node, key node) pairs: the top ``top``, with the rest and the sum."""
+        target = Target("score", position, layer=layer, head=head, key=key)
+        return self.trace(squares, position + 1).expand(target, 1, top)
+
+    def run_edits(self, squares: Sequence[int], watch: Sequence[str] = ()) -> Outcome | None:
+        """Rerun the game with its edit stack (None without one) and remember the outcome;
+        ``watch`` names features (``"P9L1A12"``) whose activations before and after it reports."""
+        edits = self.edits(squares)
+        if not edits:
+            return None
+        from othello_tui.circuits.intervention import intervene  # torch: in since the model loaded
+
+        trace = self.trace(squares, len(squares))
+        with self._model_lock:
+            result = intervene(trace, edits, watch)
+        T = len(squares)
+        before_TV, after_TV = (x[:T].float().cpu() for x in (result.logits_before_TV, result.logits_after_TV))
+        outcome = Outcome(
+            tuple(squares),
+            edits,
+            before_TV.softmax(-1).numpy(),
+            after_TV.softmax(-1).numpy(),
+            before_TV.numpy(),
+            after_TV.numpy(),
+            result.features,
+        )
+        with self._state_lock:
+            self._outcome = outcome
+        return outcome
+
+    # -- fast calls: the edit stack ------------------------------------------------------------
+
+    def unavailable(self) -> str | None:
+        """Why circuits cannot be computed now (None: they can)."""
+        engine = self._engine()
+        if engine is None:
+            return "The model is not loaded yet."
+        if not hasattr(engine, "trace"):
+            return "This engine cannot trace circuits (it has no model)."
+        return None
+
+    def edits(self, squares: Sequence[int]) -> tuple[Edit, ...]:
+        """The interventions on this game (none when the stack belongs to another game)."""
+        with self._state_lock:
+            game, edits = self._stack
+        return edits if game == tuple(squares) else ()
+
+    def add_edit(self, squares: Sequence[int], edit: Edit) -> str | None:
+        """Push ``edit`` (it replaces an earlier edit of the same feature at the same position).
+        Returns a note when that dropped the interventions of another game."""
+        if not 0 <= edit.position < len(squares):
+            raise ValueError(f"{edit.node_id} is outside this game of {len(squares)} moves")
+        with self._state_lock:
+            game, edits = self._stack
+            note = None
+            if game != tuple(squares):
+                note = f"Cleared {len(edits)} intervention(s) of another game." if edits else None
+                edits = ()
+            kept = tuple(e for e in edits if e.node_id != edit.node_id)
+            self._stack = (tuple(squares), (*kept, edit))
+        return note
+
+    def clear_edits(self) -> int:
+        """Drop every intervention; returns how many there were."""
+        with self._state_lock:
+            count = len(self._stack[1])
+            self._stack, self._outcome = ((), ()), None
+        return count
+
+    def outcome(self, squares: Sequence[int]) -> Outcome | None:
+        """The rerun of this game with its current edit stack, when it has been computed."""
+        edits = self.edits(squares)
+        with self._state_lock:
+            outcome = self._outcome
+        if not edits or outcome is None or outcome.squares != tuple(squares) or outcome.edits != edits:
+            return None
+        return outcome
+
+
+def _grow(
+    trace: GameTrace,
+    target: Target,
+    top: int | None,
+    threshold: float | None,
+    open_paths: set[Path],
+    path: Path,
+) -> Expansion:
+    expansion = trace.expand(target, 1, top, threshold)
+    for branch in expansion.branches:
+        child, here = branch.node.as_target(), (*path, branch.node.id)
+        if child is not None and here in open_paths:
+            branch.expansion = _grow(trace, child, top, threshold, open_paths, here)
+    return expansion

@@ -1,0 +1,191 @@
+"""The main screen's circuit keys: ``t`` the contributor tree, ``w`` the attention view, ``a``/``x``
+ablate or scale a feature, ``c`` clear the interventions.
+
+``t`` picks its target at the position shown:
+- in play mode, the logit of the square under the board's cursor;
+- otherwise the feature under the features panel's cursor, when it is on a feature;
+- otherwise the logit of the model's top prediction (without interventions: the tree explains
+  the clean forward pass).
+
+:class:`CircuitKeys` is the main screen's base class, kept apart so that the main screen stays a
+readable size; it reads the state the main screen owns (declared below) and never computes.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING
+
+import numpy as np
+from textual.binding import Binding
+from textual.screen import Screen
+
+from othello_tui.circuits.edits import Edit
+from othello_tui.circuits.nodes import Target
+from othello_tui.game.squares import SQUARE_TO_TOKEN, square_name
+from othello_tui.tui.screens.attention import AttentionScreen
+from othello_tui.tui.screens.prompt import PromptScreen, parse_factor
+from othello_tui.tui.screens.tree import TreeScreen
+from othello_tui.tui.session import ActiveFeature, PositionView, Session
+from othello_tui.tui.widgets.board import Board
+from othello_tui.tui.widgets.features import FeatureList
+
+if TYPE_CHECKING:
+    from othello_tui.tui.screens.main import Shown
+
+NO_FEATURE = "Put the features panel's cursor on a feature first (Enter on a module lists its features)."
+
+
+def _not_analysed(view: PositionView) -> str | None:
+    if view.n_moves == 0:
+        return "The model reads moves: play or step to move 1 first."
+    if view.probs is None:
+        return view.predictions_note or "The model is still running…"
+    return None
+
+
+def tree_target(view: PositionView, feature: ActiveFeature | None, play: bool, cursor: int) -> Target | str:
+    """The target of ``t`` (see the module's docstring), or why there is none."""
+    if (why := _not_analysed(view)) is not None:
+        return why
+    position = view.n_moves - 1
+    if play:
+        if SQUARE_TO_TOKEN[cursor] == 0:
+            return (
+                f"{square_name(cursor)} is a centre square, never a move: move the cursor to another square."
+            )
+        return Target("logit", position, square=cursor)
+    if feature is not None:
+        return Target("feature", position, module=feature.module, feature=feature.index)
+    clean = view.probs if view.probs_before is None else view.probs_before
+    return Target("logit", position, square=int(np.argmax(clean)))
+
+
+def feature_edit(view: PositionView, feature: ActiveFeature | None, scale: float | None = None) -> Edit | str:
+    """The edit of ``a`` (ablate: ``scale`` None) or ``x`` (scale by ``scale``) on the feature
+    under the features panel's cursor at the position shown, or why there is none."""
+    if (why := _not_analysed(view)) is not None:
+        return why
+    if feature is None:
+        return NO_FEATURE
+    position = view.n_moves - 1
+    if scale is None:
+        return Edit(position, feature.module, feature.index, value=0.0)
+    return Edit(position, feature.module, feature.index, scale=scale)
+
+
+#: the circuit keys, listed with the main screen's own
+CIRCUIT_KEYS = [
+    Binding(
+        "t",
+        "trace",
+        "trace",
+        tooltip="tree: cursor's feature, else top prediction (play: cursor square)",
+        id="circuits.tree",
+    ),
+    Binding(
+        "w",
+        "attention",
+        "attention",
+        show=False,
+        tooltip="every head's attention here; QK pairs",
+        id="circuits.attention",
+    ),
+    Binding(
+        "a",
+        "ablate",
+        "ablate",
+        show=False,  # the footer is full at 80 columns; the help lists it
+        tooltip="ablate the feature under the cursor at this move",
+        id="circuits.ablate",
+    ),
+    Binding(
+        "x",
+        "scale",
+        "scale",
+        show=False,
+        tooltip="scale the feature under the cursor by a factor",
+        id="circuits.scale",
+    ),
+    Binding("c", "clear_edits", "clear", show=False, tooltip="clear every intervention", id="circuits.clear"),
+]
+
+
+class CircuitKeys(Screen):
+    """The actions of :data:`CIRCUIT_KEYS`, for the main screen to inherit. They read the state
+    declared below and call the main screen's ``say()``, ``show()`` and ``action_jump(n)``."""
+
+    session: Session
+    shown: Shown
+    current_view: PositionView | None
+    board: Board
+    feature_list: FeatureList
+    play_mode: bool
+
+    def on_screen_resume(self) -> None:
+        if self.current_view is not None:  # the screens above may have changed the interventions
+            self.show()
+
+    def _cursor_feature(self) -> ActiveFeature | None:
+        row = self.feature_list.current
+        return row.feature if row is not None else None
+
+    def _circuits_ready(self) -> bool:
+        why = self.session.circuits.unavailable()
+        if why is not None:
+            self.say(self.session.model_error or why)
+        return why is None
+
+    def action_trace(self) -> None:
+        if not self._circuits_ready():
+            return
+        target = tree_target(self.current_view, self._cursor_feature(), self.play_mode, self.board.cursor)
+        if isinstance(target, str):
+            self.say(target)
+            return
+        self.app.push_screen(
+            TreeScreen(self.session, self.shown.game, target, self.shown.source, self.action_jump)
+        )
+
+    def action_attention(self) -> None:
+        if not self._circuits_ready():
+            return
+        if (why := _not_analysed(self.current_view)) is not None:
+            self.say(why)
+            return
+        position = self.current_view.n_moves - 1
+        screen = AttentionScreen(self.session, self.shown.game, position, self.shown.source, self.action_jump)
+        self.app.push_screen(screen)
+
+    def action_ablate(self) -> None:
+        self.push_edit(feature_edit(self.current_view, self._cursor_feature()))
+
+    def action_scale(self) -> None:
+        feature = self._cursor_feature()
+        edit = feature_edit(self.current_view, feature, 1.0)  # checks there is a feature to scale
+        if isinstance(edit, str):
+            self.say(edit)
+            return
+        prompt = PromptScreen(f"Scale {edit.node_id} by", "e.g. 0.5, 2 or -1", parse_factor)
+        self.app.push_screen(prompt, partial(self._scale, self.current_view, feature))
+
+    def _scale(self, view: PositionView, feature: ActiveFeature, factor: float | None) -> None:
+        if factor is not None:
+            self.push_edit(feature_edit(view, feature, factor))
+
+    def push_edit(self, edit: Edit | str) -> None:
+        """Put ``edit`` on the game's stack of interventions (a string: why there is no edit)."""
+        if isinstance(edit, str):
+            self.say(edit)
+            return
+        if not self._circuits_ready():
+            return
+        note = self.session.circuits.add_edit(self.shown.game.squares, edit)
+        effect = f"the predictions from move {edit.position + 2} on show its effect (Δ); c clears."
+        self.say(f"{edit.text}: {effect}{' ' + note if note else ''}")
+        self.show()
+
+    def action_clear_edits(self) -> None:
+        count = self.session.circuits.clear_edits()
+        self.say(f"Cleared {count} intervention(s)." if count else "No interventions to clear.")
+        self.show()

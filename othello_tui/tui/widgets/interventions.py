@@ -1,0 +1,37 @@
+"""The stack of interventions (feature edits) on the game shown, in the form ``othello-tui
+intervene --set`` reads, so that a finding can be replayed from the command line."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from othello_tui.circuits.edits import Edit
+
+
+def edit_note(edit: Edit) -> str:
+    """``P7L1M379=0 (ablated)``, ``P7L1M379*2``, ``P7L1M379=1.5``."""
+    return f"{edit.text} (ablated)" if edit.value == 0 else edit.text
+
+
+def edits_text(edits: Sequence[Edit]) -> Text:
+    """A heading and one line per edit (empty text without edits)."""
+    text = Text()
+    if edits:
+        text.append("Interventions (c clears)\n", style="bold")
+        text.append("\n".join(f" {edit_note(edit)}" for edit in edits))
+    return text
+
+
+class InterventionList(Widget):
+    DEFAULT_CSS = """
+    InterventionList { height: auto; }
+    """
+
+    edits: reactive[tuple[Edit, ...]] = reactive((), layout=True)
+
+    def render(self) -> Text:
+        return edits_text(self.edits) if self.edits else Text("No interventions (a ablates, x scales)", "dim")
