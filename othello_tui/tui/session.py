@@ -29,6 +29,7 @@ Shape legend: T position, V vocabulary (61 tokens), F dictionary features.
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -246,6 +247,10 @@ class Session:
         except ModelUnavailableError as error:
             self.model_error = str(error)
             raise
+        # torch, the model and the dictionaries live as long as the app: keep the collector from
+        # rescanning their hundreds of thousands of objects (full passes cost 100+ ms per screen)
+        gc.collect()
+        gc.freeze()
 
     def analyse(self, game: Game) -> None:
         """Run the model over ``game`` unless a cached analysis already covers all of it, and
