@@ -145,7 +145,7 @@ class FeatureCache:
             move_number=details["example_positions"],
             logit_effect=details["logit_effect"].reshape(8, 8),
             label=self._labelled(candidates[0]),
-            candidates=candidates,
+            candidates=[c for c in candidates if c.f1 > 0],  # F1 0: uninformative, nothing to show
         )
 
     @staticmethod

@@ -101,8 +101,10 @@ def label_line(stats: FeatureStats) -> Text:
     """The label with its precision, recall and F1 as a classifier of "the feature fires", or
     why there is none."""
     if stats.label is None:
-        best = f": the best candidate, {stats.candidates[0].text}, has F1 {stats.candidates[0].f1:.2f}"
-        return Text("unlabelled" + (best if stats.candidates else ""), style="dim")
+        if not stats.candidates:
+            return Text("unlabelled: no board predicate says anything about it", style="dim")
+        best = stats.candidates[0]
+        return Text(f"unlabelled: the best candidate, {best.text}, has F1 {best.f1:.2f}", style="dim")
     label = stats.label
     text = Text(label.text, style="bold cyan")
     return text.append(f"  P {label.precision:.2f} · R {label.recall:.2f} · F1 {label.f1:.2f}")
@@ -111,7 +113,7 @@ def label_line(stats: FeatureStats) -> Text:
 def candidates_line(stats: FeatureStats) -> Text:
     """The candidates after the first (the label, or the best of the unlabelled)."""
     others = "; ".join(f"{c.text} F1 {c.f1:.2f}" for c in stats.candidates[1:])
-    return Text(f"other candidates: {others}", style="dim")
+    return Text(f"other candidates: {others or 'none informative'}", style="dim")
 
 
 def facts_line(stats: FeatureStats) -> Text:
