@@ -3,6 +3,8 @@
 python docs/screenshot.py [--moves N] [--out docs/play.svg]       the main screen
 python docs/screenshot.py --tree [--moves N] [--out docs/tree.svg]  the contributor tree of the
     top prediction there, its strongest contributor expanded
+python docs/screenshot.py --attention --seed 0 --game 0 --moves 30   the attention view at move 31
+    with the QK table of layer 0, head 0 and the key two moves back
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ async def settle(app, pilot) -> None:
             break
 
 
-async def render(moves: int, out: Path, tree: bool) -> None:
-    session = Session.from_weights(DEFAULT_WEIGHTS, cache_dir=DEFAULT_CACHE_DIR, seed=3)
-    app = make_app(session, None, 17)
+async def render(moves: int, out: Path, tree: bool, attention: bool, seed: int, game: int) -> None:
+    session = Session.from_weights(DEFAULT_WEIGHTS, cache_dir=DEFAULT_CACHE_DIR, seed=seed)
+    app = make_app(session, None, game)
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(app, pilot)
         for _ in range(moves):
@@ -36,6 +38,11 @@ async def render(moves: int, out: Path, tree: bool) -> None:
             await pilot.press("t")
             await settle(app, pilot)
             await pilot.press("down", "space")
+            await settle(app, pilot)
+        if attention:
+            await pilot.press("w")
+            await settle(app, pilot)
+            await pilot.press("left", "left", "enter")
             await settle(app, pilot)
         await pilot.pause(0.5)
         out.write_text(app.export_screenshot(title="othello-tui play"))
@@ -47,10 +54,14 @@ def main() -> None:
     )
     parser.add_argument("--moves", type=int, default=23)
     parser.add_argument("--tree", action="store_true", help="the contributor tree instead")
+    parser.add_argument("--attention", action="store_true", help="the attention view instead")
+    parser.add_argument("--seed", type=int, default=3, help="dataset seed")
+    parser.add_argument("--game", type=int, default=17, help="game index in the dataset")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    args.out = args.out or Path(__file__).with_name("tree.svg" if args.tree else "play.svg")
-    asyncio.run(render(args.moves, args.out, args.tree))
+    name = "tree.svg" if args.tree else "attention.svg" if args.attention else "play.svg"
+    args.out = args.out or Path(__file__).with_name(name)
+    asyncio.run(render(args.moves, args.out, args.tree, args.attention, args.seed, args.game))
     print(f"wrote {args.out}")
 
 
