@@ -10,7 +10,7 @@ import click
 from othello_tui.cli.groups import DEFAULT_WEIGHTS, evaluate, main
 from othello_tui.cli.loading import find_feature_cache, load_model_and_dictionaries_or_fail
 
-MOVES_HELP = 'The game so far, e.g. "f-4 e-5 d-5" (commas or spaces between moves).'
+MOVES_HELP = 'The game so far, e.g. "f-4 f-5 c-3" (commas or spaces between moves).'
 POS_HELP = "Position, 0-based: position i holds move i+1 and predicts move i+2. [default: the last move]"
 WEIGHTS_HELP = "Folder with the model; dictionaries are read from its dictionaries/ subfolder."
 

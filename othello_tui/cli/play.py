@@ -10,7 +10,7 @@ from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_WEIGHTS, main
 
 
 @main.command()
-@click.option("--moves", default=None, help='Start on this game, e.g. "f-4 e-5 d-5" (commas or spaces).')
+@click.option("--moves", default=None, help='Start on this game, e.g. "f-4 f-5 c-3" (commas or spaces).')
 @click.option("--game-index", type=click.IntRange(min=0), default=None, help="Start on game N of --seed.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the dataset games (n, g).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)

@@ -1,5 +1,5 @@
 """The command palette (ctrl+p): the screens' actions, plus three typed commands: a move list
-(``f-4 e-5 d-5`` loads it), ``move 23`` and ``game 17`` (or ``go to move 23``). The feature
+(``f-4 f-5 c-3`` loads it), ``move 23`` and ``game 17`` (or ``go to move 23``). The feature
 commands are in ``feature_commands.py``."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class OthelloCommands(Provider):
         tree = self.screen if isinstance(self.screen, TreeScreen) else None
         no_tree = partial(main.say, "Open a contributor tree first (t): then e, or this command, exports it.")
         return [
-            ("Paste a move list", "load a game from moves like f-4 e-5 d-5", main.action_paste_moves),
+            ("Paste a move list", "load a game from moves like f-4 f-5 c-3", main.action_paste_moves),
             ("Open a game by index", "game k of the dataset's seed", main.action_open_game),
             ("New game", "the next game of the dataset", main.action_new_game),
             ("Play mode on/off", "place discs with the cursor", main.action_toggle_play),

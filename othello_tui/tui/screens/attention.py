@@ -16,6 +16,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
@@ -85,7 +86,10 @@ class AttentionScreen(Screen):
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
-        self.grid = self.query_one(AttentionGrid)
+        try:
+            self.grid = self.query_one(AttentionGrid)
+        except NoMatches:  # pushed while the app quits: it never got its widgets
+            return
         move = self.game.moves[self.position]
         self.query_one("#attention-title", Static).update(
             Text(

@@ -385,7 +385,7 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
             self.load_game(index)
 
     def action_paste_moves(self) -> None:
-        prompt = PromptScreen("Paste a move list", "e.g. f-4 e-5 d-5 c-4", Game.from_text)
+        prompt = PromptScreen("Paste a move list", "e.g. f-4 f-5 c-3", Game.from_text)
         self.app.push_screen(prompt, self.open_moves)
 
     def open_moves(self, game: Game | None, source: str = "pasted moves") -> None:

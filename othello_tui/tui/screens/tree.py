@@ -20,6 +20,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static, Tree
@@ -176,7 +177,10 @@ class TreeScreen(Screen):
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
-        self.contributors = self.query_one(ContributorTree)
+        try:
+            self.contributors = self.query_one(ContributorTree)
+        except NoMatches:  # pushed while the app quits: it never got its widgets
+            return
         self.show_board(self.target.position)
         self.reload(set(self._first_paths))
 
