@@ -223,7 +223,8 @@ def intervene_command(moves, position, edits_text, watch, weights) -> None:
     before_V, after_V = (
         torch.softmax(x[position], -1) for x in (result.logits_before_TV, result.logits_after_TV)
     )
-    for token in delta_V[1:].abs().topk(5).indices + 1:
+    console.print("Largest probability changes:")
+    for token in (after_V - before_V)[1:].abs().topk(5).indices + 1:  # what moves the prediction
         square = square_name(int(TOKEN_TO_SQUARE[token]))
         console.print(
             f"  {square}  Δlogit {float(delta_V[token]):+.3f}  p {float(before_V[token]):.1%} → {float(after_V[token]):.1%}"
