@@ -119,6 +119,8 @@ def candidates_line(stats: FeatureStats) -> Text:
 def facts_line(stats: FeatureStats) -> Text:
     """Firing frequency, mean activation, and who moved at the top examples (panel 1 of §6)."""
     n, black = stats.n_examples, _percent(stats.player_black, stats.n_examples)
+    if n == 0:
+        return Text(f"never fires on the cache's {stats.n_tokens:,} tokens (a dead feature)")
     return Text(
         f"fires on {stats.frequency:.3%} of {stats.n_tokens:,} tokens · mean activation when firing "
         f"{stats.mean_activation:.3g} · top {n} examples: ● black moved {black}%, ○ white {100 - black}%"
