@@ -8,14 +8,13 @@ a reader never sees half a file and an old export is replaced whole or not at al
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from othello_tui.circuits.export import LabelOf, expansion_to_dict, expansion_to_dot
 from othello_tui.circuits.nodes import Target
 from othello_tui.circuits.tree import Expansion
+from othello_tui.game.corpus import atomic_path
 
 
 def file_stem(target: Target) -> str:
@@ -34,14 +33,9 @@ def tree_files(expansion: Expansion, label_of: LabelOf | None, svg: str) -> dict
 
 
 def write_atomic(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """``path`` with ``text``, or (on any error) untouched; made with the usual permissions."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
 
 
 def write_files(folder: Path, files: dict[str, str]) -> list[Path]:
