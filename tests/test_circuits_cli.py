@@ -54,6 +54,8 @@ def test_trace_prints_an_indented_tree(weights, trace):
     assert [line.split()[1] for line in lines[1:5]] == [node.id for node, _ in expected]
     assert [line.split()[2] for line in lines[1:5]] == [f"{v:+.4f}" for _, v in expected]
     assert "… others" in lines[5]
+    from_end = run(weights, "trace", "--moves", MOVES, "--pos", "-8", "--target", "logit:e-1", "--top", "4")
+    assert from_end.output == result.output  # 20 moves: -8 is position 12
 
 
 def test_trace_json_sums_and_nests(weights, trace):
@@ -145,6 +147,7 @@ def test_eval_circuits_json(weights):
         (["trace", "--moves", MOVES + " a-0", "--target", "logit:e-1"], "move 21 'a-0': not legal"),
         (["trace", "--moves", "f-4 z-9", "--target", "logit:e-1"], "move 2 'z-9'"),
         (["trace", "--moves", MOVES, "--pos", "20", "--target", "logit:e-1"], "positions 0…19"),
+        (["trace", "--moves", MOVES, "--pos", "-21", "--target", "logit:e-1"], "--pos -21 is outside"),
         (["trace", "--moves", MOVES, "--target", "feature:L7M1"], "no module L7M"),
         (["trace", "--moves", MOVES, "--target", "feature:L1M64"], "features 0…63"),
         (["trace", "--moves", MOVES, "--target", "feature:L1Mx"], "not a feature"),

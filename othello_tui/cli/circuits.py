@@ -11,7 +11,10 @@ from othello_tui.cli.groups import DEFAULT_WEIGHTS, evaluate, main
 from othello_tui.cli.loading import find_feature_cache, load_model_and_dictionaries_or_fail
 
 MOVES_HELP = 'The game so far, e.g. "f-4 f-5 c-3" (commas or spaces between moves).'
-POS_HELP = "Position, 0-based: position i holds move i+1 and predicts move i+2. [default: the last move]"
+POS_HELP = (
+    "Position, 0-based: position i holds move i+1 and predicts move i+2; negative counts from the end."
+    " [default: the last move]"
+)
 WEIGHTS_HELP = "Folder with the model; dictionaries are read from its dictionaries/ subfolder."
 
 
@@ -28,10 +31,12 @@ def _open_trace(moves: str, position: int | None, weights: Path):
         raise click.ClickException(str(error)) from None
     if not game.moves:
         raise click.ClickException("--moves is empty: give at least one move, e.g. --moves f-4")
-    position = len(game.moves) - 1 if position is None else position
-    if not 0 <= position < len(game.moves):
+    n = len(game.moves)
+    given = n - 1 if position is None else position
+    position = given + n if given < 0 else given  # negative counts from the end: -1 is the last move
+    if not 0 <= position < n:
         raise click.ClickException(
-            f"--pos {position} is outside the game: {len(game.moves)} moves, positions 0…{len(game.moves) - 1}"
+            f"--pos {given} is outside the game: {n} moves, positions 0…{n - 1} (or −{n}…−1 from the end)"
         )
     model, dictionaries = load_model_and_dictionaries_or_fail(weights)
     try:

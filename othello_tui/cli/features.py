@@ -184,7 +184,7 @@ def _print_label_summary(cache) -> None:
 @click.option(
     "--examples",
     "n_examples",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=1),
     default=10,
     show_default=True,
     help="Top examples to list.",
