@@ -35,10 +35,15 @@ class ModuleStatistics:
         return self.labels.fires_F
 
     def update(
-        self, active: ActiveEntries, token_N: Tensor, predicates_NP: Tensor, predicates: PredicateCounts
+        self,
+        active: ActiveEntries,
+        token_N: Tensor,
+        predicates_NP: Tensor,
+        predicates: PredicateCounts,
+        example_N: Tensor | None = None,
     ) -> None:
         """Add a chunk: its active features, global token ids (increasing), int8 predicates of its
-        tokens."""
+        tokens, and which tokens may be top examples (bool; default all: see ``openings.py``)."""
         position_E, feature_E, value_E = active.position_E, active.feature_E, active.value_E
         F, B = self.histogram_FB.shape
         fires_NF = torch.zeros(active.n_tokens, F, dtype=torch.int8, device=value_E.device)
@@ -47,5 +52,6 @@ class ModuleStatistics:
         self.activation_sum_F += torch.bincount(feature_E, weights=value64_E, minlength=F)
         bin_E = torch.bucketize(value64_E, self._inner_edges, right=True)  # edges[b] <= v < edges[b+1]
         self.histogram_FB += torch.bincount(feature_E * B + bin_E, minlength=F * B).view(F, B)
-        self.top.update(feature_E, token_N[position_E], value_E)
+        keep_E = slice(None) if example_N is None else example_N[position_E]
+        self.top.update(feature_E[keep_E], token_N[position_E][keep_E], value_E[keep_E])
         self.labels.update(fires_NF, feature_E, position_E, predicates_NP, predicates)

@@ -32,6 +32,7 @@ from othello_tui.features.format import (
     summary_dtype,
 )
 from othello_tui.features.labels import PredicateCounts, score_labels
+from othello_tui.features.openings import OpeningFilter
 from othello_tui.features.predicates import N_PREDICATES, PREDICATE_NAMES, board_predicates
 from othello_tui.game.corpus import atomic_path
 from othello_tui.game.generator import N_MOVES, GameBatch, iter_games
@@ -69,6 +70,7 @@ def build_cache(
     report = progress or (lambda phase, done, total: None)
     device = model.device
     stats = {m: ModuleStatistics(d.cfg.d_sae, top_k, device) for m, d in dictionaries.items()}
+    openings = OpeningFilter()
     predicates = PredicateCounts(device)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +81,7 @@ def build_cache(
         )  # fmt: skip
         for start, games in _batches(settings):
             tokens[start : start + len(games)] = games.tokens
-            _accumulate(model, dictionaries, stats, predicates, games, start)
+            _accumulate(model, dictionaries, stats, predicates, games, start, openings)
             report("games", start + len(games), n_games)
         panels = _example_panels(stats, settings, report)
         _write_header(f, model, dictionaries, settings, predicates)
@@ -100,13 +102,14 @@ def _batches(settings: BuildSettings) -> Iterator[tuple[int, GameBatch]]:
 
 @torch.inference_mode()
 def _accumulate(
-    model, dictionaries, stats, predicates: PredicateCounts, games: GameBatch, start: int
+    model, dictionaries, stats, predicates: PredicateCounts, games: GameBatch, start: int, openings
 ) -> None:
     device = model.device
     tokens_np = games.tokens[:, :N_INPUT]
     valid_BT = tokens_np != 0  # drop padding after a game's end
     token_id_BT = (start + np.arange(len(games)))[:, None] * N_MOVES + np.arange(N_INPUT)
     token_N = torch.from_numpy(token_id_BT[valid_BT]).to(device)
+    example_N = torch.from_numpy(openings.first_seen(tokens_np)[valid_BT]).to(device)
     predicates_NP = (
         torch.from_numpy(board_predicates(games)[:, :N_INPUT][valid_BT]).to(device).view(torch.int8)
     )
@@ -117,7 +120,7 @@ def _accumulate(
     _, cache = model.run_with_cache(tokens_BT, names=hooks)
     for module, dictionary in dictionaries.items():
         active = dictionary.encode_entries(cache[dictionary.cfg.hook_name][valid])
-        stats[module].update(active, token_N, predicates_NP, predicates)
+        stats[module].update(active, token_N, predicates_NP, predicates, example_N)
 
 
 def _example_panels(stats: Mapping[str, ModuleStatistics], settings: BuildSettings, report: ProgressCallback):
