@@ -285,17 +285,13 @@ def synthetic_weights(directory: Path, k: int = 64) -> Path:
 
 
 def random_dictionaries(model, directory: Path, k: int = 64) -> None:
-    """Top-k dictionaries of 1024 random features for every module of ``model``, saved like real ones."""
-    import torch
+    """``shipped.random_dictionaries`` (1024 random features per module) saved like real ones."""
+    from shipped import random_dictionaries as build
 
     from othello_tui.dictionary.io import save_dictionary
-    from othello_tui.dictionary.sae import Dictionary, DictionaryConfig, hook_name_of, module_names
     from othello_tui.model.weights import model_fingerprint
 
-    generator = torch.Generator().manual_seed(0)
-    for module in module_names(model.cfg.n_layers):
-        dictionary = Dictionary(DictionaryConfig(module, hook_name_of(module), "topk", k=k))
-        dictionary.reset_parameters(generator)
+    for dictionary in build(model, k).values():
         save_dictionary(dictionary, directory, {"model_fingerprint": model_fingerprint(model)})
 
 

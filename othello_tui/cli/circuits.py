@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from othello_tui.cli.groups import DEFAULT_WEIGHTS, evaluate, main
-from othello_tui.cli.loading import find_feature_cache, load_model_and_dictionaries_or_fail
+from othello_tui.cli.loading import cache_option, find_feature_cache, load_model_and_dictionaries_or_fail
 
 MOVES_HELP = 'The game so far, e.g. "f-4 f-5 c-3" (commas or spaces between moves).'
 POS_HELP = (
@@ -112,12 +112,7 @@ def rich_tree(expansion, label_of=None):
     show_default=True,
     help=WEIGHTS_HELP,
 )
-@click.option(
-    "--cache",
-    "cache_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Feature cache for the labels (default: the newest one in cache/ built for --weights).",
-)
+@cache_option("Feature cache for the labels")
 def trace_command(
     moves, position, target_text, depth, top, threshold, as_json, as_dot, weights, cache_file
 ) -> None:

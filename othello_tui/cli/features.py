@@ -12,40 +12,35 @@ from pathlib import Path
 import click
 
 from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_WEIGHTS, evaluate, main
-from othello_tui.cli.loading import load_model_and_dictionaries_or_fail
+from othello_tui.cli.loading import cache_option, find_feature_cache, load_model_and_dictionaries_or_fail
 
 _WEIGHTS = click.option(
     "--weights", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WEIGHTS, show_default=True,
     help="Model folder; dictionaries are read from its dictionaries/ subfolder.",
 )  # fmt: skip
-_CACHE = click.option(
-    "--cache", "cache_file", type=click.Path(dir_okay=False, path_type=Path),
-    help="Cache file to read (default: the newest cache in cache/ built for --weights).",
-)  # fmt: skip
+_CACHE = cache_option("Cache file to read")
 
 
 def _open(cache_file: Path | None, weights: Path):
     """The cache named by ``--cache``, else the newest one in cache/ built for ``--weights``."""
-    from othello_tui.features import CacheError, dictionaries_hash, find_cache, open_cache
-    from othello_tui.model.weights import model_fingerprint
+    from othello_tui.features import CacheError, open_cache
 
-    try:
-        if cache_file is not None:
+    if cache_file is not None:
+        try:
             return open_cache(cache_file)
-        model, dictionaries = load_model_and_dictionaries_or_fail(weights)
-        found = find_cache(DEFAULT_CACHE_DIR, model_fingerprint(model), dictionaries_hash(dictionaries))
-        if found is None:
-            others = (
-                "; the caches there were built for other weights"
-                if any(DEFAULT_CACHE_DIR.glob("features-*.h5"))
-                else ""
-            )
-            raise click.ClickException(
-                f"no feature cache for {weights} in {DEFAULT_CACHE_DIR}{others}; build it with `othello-tui cache build`"
-            )
-        return open_cache(found)
-    except CacheError as error:
-        raise click.ClickException(str(error)) from None
+        except CacheError as error:
+            raise click.ClickException(str(error)) from None
+    cache, _ = find_feature_cache(None, *load_model_and_dictionaries_or_fail(weights))
+    if cache is None:
+        others = (
+            "; the caches there were built for other weights"
+            if any(DEFAULT_CACHE_DIR.glob("features-*.h5"))
+            else ""
+        )
+        raise click.ClickException(
+            f"no feature cache for {weights} in {DEFAULT_CACHE_DIR}{others}; build it with `othello-tui cache build`"
+        )
+    return cache
 
 
 @main.group("cache")

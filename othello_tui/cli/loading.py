@@ -33,6 +33,16 @@ def load_model_and_dictionaries_or_fail(weights: Path, device: str = "auto"):
     return model, {module: d.to(model.device) for module, d in dictionaries.items()}
 
 
+def cache_option(purpose: str):
+    """The ``--cache FILE`` option (parameter ``cache_file``) of the commands that read a feature cache."""
+    return click.option(
+        "--cache",
+        "cache_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=f"{purpose} (default: the newest cache in cache/ built for --weights).",
+    )
+
+
 def find_feature_cache(cache_file: Path | None, model, dictionaries):
     """(the feature cache ``cache_file``, else the newest one in cache/ built for these weights, or
     None; a note saying why there is none). A named file that is stale or broken is an error."""

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from othello_tui.cli.groups import DEFAULT_WEIGHTS, evaluate, train
-from othello_tui.cli.loading import find_feature_cache, load_model_or_fail
+from othello_tui.cli.loading import cache_option, find_feature_cache, load_model_or_fail
 
 WEIGHTS_OPTION = click.option(
     "--weights", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WEIGHTS, show_default=True,
@@ -207,12 +207,7 @@ def _heatmap(result):
     show_default=True,
     help="F1 (the best feature as a classifier of the probed property) that counts as rediscovered.",
 )
-@click.option(
-    "--cache",
-    "cache_file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Feature cache for the F1s (default: the newest one in cache/ built for these weights).",
-)
+@cache_option("Feature cache for the F1s")
 @click.option(
     "--json", "as_json", is_flag=True, help="Print JSON (counts and every alignment) instead of a table."
 )
