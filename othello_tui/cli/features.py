@@ -30,7 +30,7 @@ def _open(cache_file: Path | None, weights: Path):
             return open_cache(cache_file)
         except CacheError as error:
             raise click.ClickException(str(error)) from None
-    cache, _ = find_feature_cache(None, *load_model_and_dictionaries_or_fail(weights))
+    cache, _ = find_feature_cache(None, *load_model_and_dictionaries_or_fail(weights), DEFAULT_CACHE_DIR)
     if cache is None:
         others = (
             "; the caches there were built for other weights"

@@ -43,15 +43,16 @@ def cache_option(purpose: str):
     )
 
 
-def find_feature_cache(cache_file: Path | None, model, dictionaries):
+def find_feature_cache(cache_file: Path | None, model, dictionaries, directory: Path | None = None):
     """(the feature cache ``cache_file``, else the newest one in cache/ built for these weights, or
-    None; a note saying why there is none). A named file that is stale or broken is an error."""
+    None; a note saying why there is none). ``directory`` defaults to cache/. A named file that is
+    stale or broken is an error."""
     from othello_tui.cli.groups import DEFAULT_CACHE_DIR
     from othello_tui.features import CacheError, dictionaries_hash, find_cache, open_cache
     from othello_tui.model.weights import model_fingerprint
 
     fingerprint, digest = model_fingerprint(model), dictionaries_hash(dictionaries)
-    path = cache_file or find_cache(DEFAULT_CACHE_DIR, fingerprint, digest)
+    path = cache_file or find_cache(directory or DEFAULT_CACHE_DIR, fingerprint, digest)
     if path is None:
         return None, "No feature cache for these weights (`othello-tui cache build` makes one)."
     try:
