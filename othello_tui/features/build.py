@@ -11,8 +11,10 @@ Shape legend: B games, T positions, N tokens, D d_model, F features, K top token
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -118,9 +120,20 @@ def _accumulate(
     valid = torch.from_numpy(valid_BT).to(device)
     hooks = {dictionary.cfg.hook_name for dictionary in dictionaries.values()}
     _, cache = model.run_with_cache(tokens_BT, names=hooks)
-    for module, dictionary in dictionaries.items():
-        active = dictionary.encode_entries(cache[dictionary.cfg.hook_name][valid])
+
+    @torch.inference_mode()  # grad mode is per thread
+    def encode_and_count(module: str) -> None:
+        active = dictionaries[module].encode_entries(cache[dictionaries[module].cfg.hook_name][valid])
         stats[module].update(active, token_N, predicates_NP, predicates, example_N)
+
+    # Modules are independent and most of their steps run on one core: spread them over the
+    # cores (torch releases the GIL).
+    list(_module_pool().map(encode_and_count, dictionaries))
+
+
+@functools.cache
+def _module_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max(1, torch.get_num_threads()), thread_name_prefix="cache-build")
 
 
 def _example_panels(stats: Mapping[str, ModuleStatistics], settings: BuildSettings, report: ProgressCallback):
