@@ -5,6 +5,8 @@ python docs/screenshot.py --tree [--moves N] [--out docs/tree.svg]  the contribu
     top prediction there, its strongest contributor expanded
 python docs/screenshot.py --attention --seed 0 --game 0 --moves 30   the attention view at move 31
     with the QK table of layer 0, head 0 and the key two moves back
+python docs/screenshot.py --feature L0A567 --seed 0 --game 0 --moves 38   the contributor tree of
+    a feature active at move 39 [--out docs/feature-tree.svg]
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from othello_tui.circuits.nodes import parse_target
 from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_WEIGHTS
 from othello_tui.tui.app import make_app
+from othello_tui.tui.screens.tree import TreeScreen
 from othello_tui.tui.session import Session
 
 
@@ -26,7 +30,9 @@ async def settle(app, pilot) -> None:
             break
 
 
-async def render(moves: int, out: Path, tree: bool, attention: bool, seed: int, game: int) -> None:
+async def render(
+    moves: int, out: Path, tree: bool, attention: bool, feature: str | None, seed: int, game: int
+) -> None:
     session = Session.from_weights(DEFAULT_WEIGHTS, cache_dir=DEFAULT_CACHE_DIR, seed=seed)
     app = make_app(session, None, game)
     async with app.run_test(size=(120, 36)) as pilot:
@@ -38,6 +44,15 @@ async def render(moves: int, out: Path, tree: bool, attention: bool, seed: int, 
             await pilot.press("t")
             await settle(app, pilot)
             await pilot.press("down", "space")
+            await settle(app, pilot)
+        if feature:
+            main_screen = app.screen
+            target = parse_target(f"feature:{feature}", moves)
+            app.push_screen(
+                TreeScreen(
+                    session, main_screen.shown.game, target, main_screen.shown.source, main_screen.action_jump
+                )
+            )
             await settle(app, pilot)
         if attention:
             await pilot.press("w")
@@ -55,13 +70,17 @@ def main() -> None:
     parser.add_argument("--moves", type=int, default=23)
     parser.add_argument("--tree", action="store_true", help="the contributor tree instead")
     parser.add_argument("--attention", action="store_true", help="the attention view instead")
+    parser.add_argument("--feature", help="the contributor tree of this feature (e.g. L0A567) instead")
     parser.add_argument("--seed", type=int, default=3, help="dataset seed")
     parser.add_argument("--game", type=int, default=17, help="game index in the dataset")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    name = "tree.svg" if args.tree else "attention.svg" if args.attention else "play.svg"
+    name = (
+        "tree.svg" if args.tree else "attention.svg" if args.attention
+        else "feature-tree.svg" if args.feature else "play.svg"
+    )  # fmt: skip
     args.out = args.out or Path(__file__).with_name(name)
-    asyncio.run(render(args.moves, args.out, args.tree, args.attention, args.seed, args.game))
+    asyncio.run(render(args.moves, args.out, args.tree, args.attention, args.feature, args.seed, args.game))
     print(f"wrote {args.out}")
 
 
