@@ -40,6 +40,7 @@ import numpy as np
 from textual import events
 
 from othello_tui.tui.app import make_app
+from othello_tui.tui.idle_gc import CHECK_EVERY_SECONDS, IDLE_SECONDS
 from othello_tui.tui.messages import OpenFeature
 from othello_tui.tui.screens.feature import FeatureScreen
 from othello_tui.tui.screens.tree import TreeScreen
@@ -109,9 +110,12 @@ async def key_latency(weights: Path, steps: int) -> dict[str, list[float]]:
     return times
 
 
-async def feature_page_latency(weights: Path, cache: Path, opens: int) -> dict[str, list[float]]:
+async def feature_page_latency(
+    weights: Path, cache: Path, opens: int, idle_gc: bool = True
+) -> dict[str, list[float]]:
     """Seconds to open ``opens`` pages of distinct features (first opens), then the same again
-    (re-opens), at 120×40 on game 0: wall clock, and the CPU time of the event loop's thread."""
+    (re-opens), at 120×40 on game 0: wall clock, and the CPU time of the event loop's thread.
+    ``idle_gc=False``: Python's automatic full collections instead of the app's idle ones."""
     from othello_tui.features import open_cache
 
     opened = open_cache(cache)
@@ -122,6 +126,9 @@ async def feature_page_latency(weights: Path, cache: Path, opens: int) -> dict[s
     times: dict[str, list[float]] = {"first open": [], "re-open": [], "first open CPU": [], "re-open CPU": []}
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
+        if not idle_gc:
+            app.collector.stop()
+            app.collector.collect_if_idle = lambda: False
         for kind in ("first open", "re-open"):
             for feature_id in dict.fromkeys(ids):
                 start, cpu_start = time.perf_counter(), time.thread_time()
@@ -135,7 +142,8 @@ async def feature_page_latency(weights: Path, cache: Path, opens: int) -> dict[s
                 await pilot.press("escape")  # and let the main screen redraw outside the clock
                 await pilot._wait_for_screen()
                 app.screen._on_timer_update()
-                await pilot.pause(0.05)
+                # a reader's pause before the next page: the app's idle collector runs then
+                await pilot.pause(IDLE_SECONDS + 2 * CHECK_EVERY_SECONDS)
     return times
 
 
@@ -349,8 +357,15 @@ def main() -> None:
             args.weights, Path(tempfile.mkdtemp(prefix="othello-tui-bench-")), args.cache_games
         )
         print(f"feature page: message -> page drawn with its statistics (120×40; cache {cache}); wall clock:")
-        for kind, seconds in asyncio.run(feature_page_latency(args.weights, cache, args.opens)).items():
-            print(f"  {kind:>14}  {percentiles(seconds)}")
+        for idle_gc in (True, False):
+            print(
+                "  full garbage collections "
+                + ("while idle (the app)" if idle_gc else "automatic (baseline)")
+            )
+            for kind, seconds in asyncio.run(
+                feature_page_latency(args.weights, cache, args.opens, idle_gc)
+            ).items():
+                print(f"  {kind:>14}  {percentiles(seconds)}, max {1e3 * max(seconds):.0f} ms")
         print(f"  load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     if args.circuits:
         print("circuits: key -> screen drawn with the result (120×40, game 0, last move); wall clock:")

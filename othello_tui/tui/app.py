@@ -3,12 +3,14 @@ session (no Textual) holds the model and the computations."""
 
 from __future__ import annotations
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding
 
 from othello_tui.game.rules import Game
 from othello_tui.tui.commands import OthelloCommands
 from othello_tui.tui.feature_commands import FeatureCommands
+from othello_tui.tui.idle_gc import CHECK_EVERY_SECONDS, IdleCollector
 from othello_tui.tui.messages import OpenFeature, ShowGame
 from othello_tui.tui.screens.attention import AttentionScreen
 from othello_tui.tui.screens.feature import FeatureScreen
@@ -35,6 +37,19 @@ class OthelloApp(App):
     def __init__(self, session: Session, game: Game | None = None, game_index: int = 0):
         super().__init__()
         self.main_screen = MainScreen(session, game, game_index)
+        self.collector = IdleCollector()
+
+    def on_mount(self) -> None:
+        self.collector.start()
+        self.set_interval(CHECK_EVERY_SECONDS, self.collector.collect_if_idle)
+
+    def on_unmount(self) -> None:
+        self.collector.stop()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.MouseDown)):
+            self.collector.touch()
+        await super().on_event(event)
 
     def get_default_screen(self) -> MainScreen:
         return self.main_screen

@@ -19,7 +19,7 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from othello_tui.circuits.nodes import CircuitError
 from othello_tui.circuits.tree import Expansion
@@ -29,6 +29,7 @@ from othello_tui.tui.circuits_backend import CircuitsUnavailableError
 from othello_tui.tui.session import Session
 from othello_tui.tui.widgets.attention_grid import AttentionGrid
 from othello_tui.tui.widgets.contributor_tree import sum_check
+from othello_tui.tui.widgets.footer import Footer
 from othello_tui.tui.widgets.qk_table import QKTable
 
 QK_TOP = 30  # pairs listed; the rest is one row

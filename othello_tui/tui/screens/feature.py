@@ -29,13 +29,14 @@ from textual.events import Resize
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from othello_tui.game.rules import Game
 from othello_tui.tui.messages import ShowGame
 from othello_tui.tui.session import FeatureSummary, Session
 from othello_tui.tui.widgets.examples import HEADER, ExampleList
+from othello_tui.tui.widgets.footer import Footer
 
 if TYPE_CHECKING:
     from othello_tui.features import Example, FeatureStats

@@ -17,7 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.reactive import reactive
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from othello_tui.game.rules import COLOUR_NAMES, Game, IllegalMoveError
@@ -29,6 +29,7 @@ from othello_tui.tui.screens.prompt import PromptScreen, parse_game_index
 from othello_tui.tui.session import ModelUnavailableError, PositionView, Session
 from othello_tui.tui.widgets.board import CELL_SIZES, DISC, Board
 from othello_tui.tui.widgets.features import FeatureList
+from othello_tui.tui.widgets.footer import Footer
 from othello_tui.tui.widgets.move_list import MoveList
 from othello_tui.tui.widgets.predictions import Predictions
 

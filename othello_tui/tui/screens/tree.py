@@ -23,7 +23,7 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static, Tree
+from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
 from othello_tui.circuits.edits import Edit
@@ -37,6 +37,7 @@ from othello_tui.tui.screens.prompt import PromptScreen, parse_factor, parse_fol
 from othello_tui.tui.session import Session
 from othello_tui.tui.widgets.board import Board
 from othello_tui.tui.widgets.contributor_tree import ContributorTree, Item
+from othello_tui.tui.widgets.footer import Footer
 from othello_tui.tui.widgets.interventions import InterventionList
 
 TOP_STEPS = (3, 5, 8, 10, 15, 20, 30, 50, 100)  # contributors per level, ``+``/``−`` step through
