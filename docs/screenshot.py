@@ -5,8 +5,8 @@ python docs/screenshot.py --tree [--moves N] [--out docs/tree.svg]  the contribu
     top prediction there, its strongest contributor expanded
 python docs/screenshot.py --attention --seed 0 --game 0 --moves 30   the attention view at move 31
     with the QK table of layer 0, head 0 and the key two moves back
-python docs/screenshot.py --feature L0A567 --seed 0 --game 0 --moves 38   the contributor tree of
-    a feature active at move 39 [--out docs/feature-tree.svg]
+python docs/screenshot.py --target feature:L3A17 --seed 0 --game 17598 --moves 39   the contributor
+    tree of a feature or logit (logit:d-5) at move 40 [--out docs/feature-tree.svg]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ async def settle(app, pilot) -> None:
 
 
 async def render(
-    moves: int, out: Path, tree: bool, attention: bool, feature: str | None, seed: int, game: int
+    moves: int, out: Path, tree: bool, attention: bool, target: str | None, seed: int, game: int
 ) -> None:
     session = Session.from_weights(DEFAULT_WEIGHTS, cache_dir=DEFAULT_CACHE_DIR, seed=seed)
     app = make_app(session, None, game)
@@ -45,12 +45,15 @@ async def render(
             await settle(app, pilot)
             await pilot.press("down", "space")
             await settle(app, pilot)
-        if feature:
+        if target:
             main_screen = app.screen
-            target = parse_target(f"feature:{feature}", moves)
             app.push_screen(
                 TreeScreen(
-                    session, main_screen.shown.game, target, main_screen.shown.source, main_screen.action_jump
+                    session,
+                    main_screen.shown.game,
+                    parse_target(target, moves),
+                    main_screen.shown.source,
+                    main_screen.action_jump,
                 )
             )
             await settle(app, pilot)
@@ -70,17 +73,19 @@ def main() -> None:
     parser.add_argument("--moves", type=int, default=23)
     parser.add_argument("--tree", action="store_true", help="the contributor tree instead")
     parser.add_argument("--attention", action="store_true", help="the attention view instead")
-    parser.add_argument("--feature", help="the contributor tree of this feature (e.g. L0A567) instead")
+    parser.add_argument(
+        "--target", help="the contributor tree of this target (feature:L3A17, logit:d-5) instead"
+    )
     parser.add_argument("--seed", type=int, default=3, help="dataset seed")
     parser.add_argument("--game", type=int, default=17, help="game index in the dataset")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     name = (
         "tree.svg" if args.tree else "attention.svg" if args.attention
-        else "feature-tree.svg" if args.feature else "play.svg"
+        else "feature-tree.svg" if args.target else "play.svg"
     )  # fmt: skip
     args.out = args.out or Path(__file__).with_name(name)
-    asyncio.run(render(args.moves, args.out, args.tree, args.attention, args.feature, args.seed, args.game))
+    asyncio.run(render(args.moves, args.out, args.tree, args.attention, args.target, args.seed, args.game))
     print(f"wrote {args.out}")
 
 
