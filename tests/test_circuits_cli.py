@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from othello_tui.circuits.intervention import intervene, parse_edit
 from othello_tui.circuits.nodes import parse_target
 from othello_tui.circuits.trace import GameTrace
-from othello_tui.cli import main
+from othello_tui.cli import main, output
 from othello_tui.dictionary.io import save_dictionary
 from othello_tui.game.generator import generate_games
 from othello_tui.game.squares import SQUARE_TO_TOKEN, square_name
@@ -56,6 +56,15 @@ def test_trace_prints_an_indented_tree(weights, trace):
     assert "… others" in lines[5]
     from_end = run(weights, "trace", "--moves", MOVES, "--pos", "-8", "--target", "logit:e-1", "--top", "4")
     assert from_end.output == result.output  # 20 moves: -8 is position 12
+
+
+def test_piped_output_is_not_wrapped_at_80_columns(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # as test runners and some shells set it
+    wide = output.console()  # stdout is captured here: not a terminal
+    assert not wide.is_terminal and wide.width == output.PIPE_WIDTH
+    with wide.capture() as captured:
+        wide.print("x" * 150)
+    assert captured.get() == "x" * 150 + "\n"
 
 
 def test_trace_json_sums_and_nests(weights, trace):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from othello_tui.cli import output
 from othello_tui.cli.groups import DEFAULT_WEIGHTS, evaluate, main
 from othello_tui.cli.loading import cache_option, find_feature_cache, load_model_and_dictionaries_or_fail
 
@@ -123,7 +124,6 @@ def trace_command(
     every earlier position (OV); MLP features with the gate frozen (ADC: a lower feature that
     suppresses neurons is not seen, since a suppressed neuron's gate is already near 0).
     """
-    from rich.console import Console
 
     from othello_tui.circuits.export import expansion_to_dict, expansion_to_dot
     from othello_tui.circuits.nodes import CircuitError, parse_target
@@ -145,7 +145,7 @@ def trace_command(
     elif as_dot:
         click.echo(expansion_to_dot(expansion, label_of), nl=False)
     else:
-        Console(highlight=False).print(rich_tree(expansion, label_of))
+        output.console(highlight=False).print(rich_tree(expansion, label_of))
 
 
 def _board_table(delta_V, title: str):
@@ -196,14 +196,13 @@ def _board_table(delta_V, title: str):
 def intervene_command(moves, position, edits_text, watch, weights) -> None:
     """Set features to new values, rerun the model and show how the logits change."""
     import torch
-    from rich.console import Console
 
     from othello_tui.circuits.intervention import intervene, parse_edit
     from othello_tui.circuits.nodes import CircuitError
     from othello_tui.game.squares import TOKEN_TO_SQUARE, square_name
 
     trace, position = _open_trace(moves, position, weights)
-    console = Console(highlight=False)
+    console = output.console(highlight=False)
     try:
         edits = [parse_edit(text) for text in edits_text]
         for edit in edits:

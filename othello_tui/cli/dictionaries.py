@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from othello_tui.cli import output
 from othello_tui.cli.groups import DEFAULT_CHECKPOINTS, DEFAULT_WEIGHTS, evaluate, train
 from othello_tui.cli.loading import load_model_or_fail
 
@@ -209,7 +210,6 @@ COLUMNS = (
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 def eval_dictionaries_command(n_games, as_json, modules, weights, dict_dir, save, device) -> None:
     """Reconstruction, sparsity, spliced-model and board-state metrics, one row per module."""
-    from rich.console import Console
     from rich.table import Table
 
     from othello_tui.dictionary.evaluate import evaluate_dictionaries
@@ -247,7 +247,5 @@ def eval_dictionaries_command(n_games, as_json, modules, weights, dict_dir, save
         table.add_column(title, justify="right")
     for module, metrics in results["modules"].items():
         table.add_row(module, *(fmt.format(metrics[key]) for _, key, fmt in COLUMNS))
-    console = Console()
-    if not console.is_terminal:  # a pipe or file: do not squeeze the table into 80 columns
-        console = Console(width=160)
+    console = output.console()
     console.print(table)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from othello_tui.cli import output
 from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_WEIGHTS, evaluate, main
 from othello_tui.cli.loading import cache_option, find_feature_cache, load_model_and_dictionaries_or_fail
 
@@ -158,7 +159,6 @@ def _interruptible() -> Iterator[None]:
 
 
 def _print_label_summary(cache) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from othello_tui.features.labels import GOOD_LABEL_F1, LABEL_F1_FLOOR
@@ -170,7 +170,7 @@ def _print_label_summary(cache) -> None:
         table.add_row(
             module, str(summary.alive), str(summary.labelled), str(summary.good), f"{summary.good_share:.1%}"
         )
-    Console().print(table)
+    output.console().print(table)
 
 
 @main.command("feature")
@@ -193,7 +193,6 @@ def feature(feature_id: str, as_json: bool, n_examples: int, cache_file: Path | 
     player who moved, flipped, empty), the logit effect of its decoder row, its automatic label,
     firing frequency, activation histogram and top examples.
     """
-    from rich.console import Console
 
     from othello_tui.features import CacheError, FeatureIdError
     from othello_tui.features.render import feature_view
@@ -208,7 +207,7 @@ def feature(feature_id: str, as_json: bool, n_examples: int, cache_file: Path | 
         data["examples"] = data["examples"][:n_examples]
         click.echo(json.dumps(data, indent=2))
     else:
-        Console().print(feature_view(stats, n_examples))
+        output.console().print(feature_view(stats, n_examples))
 
 
 @evaluate.command("labels")

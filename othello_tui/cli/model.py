@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from othello_tui.cli import output
 from othello_tui.cli.groups import DEFAULT_CHECKPOINTS, DEFAULT_WEIGHTS, evaluate, train
 from othello_tui.cli.loading import load_model_or_fail
 
@@ -109,7 +110,6 @@ def eval_model_command(games, seed, weights, device, as_json, record) -> None:
 
 
 def _print_metrics(metrics: dict) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"Othello-GPT on {metrics['games']:,} held-out games (seed {metrics['seed']})")
@@ -122,8 +122,8 @@ def _print_metrics(metrics: dict) -> None:
     by_move = metrics["legal_top1_by_move"]
     worst = min(range(len(by_move)), key=by_move.__getitem__)
     table.add_row("worst move number", f"move {worst + 2}: {by_move[worst]:.2%}")
-    Console().print(table)
+    output.console().print(table)
     spark = "▁▂▃▄▅▆▇█"
     low = min(by_move)
     bars = "".join(spark[min(7, int((v - low) / max(1e-9, 1 - low) * 7.999))] for v in by_move)
-    Console().print(f"legality by move 2…60 ({low:.1%} … 100%): {bars}")
+    output.console().print(f"legality by move 2…60 ({low:.1%} … 100%): {bars}")

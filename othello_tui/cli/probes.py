@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from othello_tui.cli import output
 from othello_tui.cli.groups import DEFAULT_WEIGHTS, evaluate, train
 from othello_tui.cli.loading import cache_option, find_feature_cache, load_model_or_fail
 
@@ -127,11 +128,8 @@ def eval_probes_command(games, seed, as_json, weights, device) -> None:
     if as_json:
         click.echo(json.dumps({"games": games, "seed": seed, **result.to_dict()}, indent=2))
         return
-    from rich.console import Console
 
-    console = Console()
-    if not console.is_terminal:  # a pipe or file: do not squeeze the table into 80 columns
-        console = Console(width=160)
+    console = output.console()
     console.print(_accuracy_table(result, f"probes in {weights} · {games:,} held-out games (seed {seed})"))
     if console.is_terminal:
         console.print(_heatmap(result))
@@ -234,7 +232,6 @@ def eval_rediscovery_command(dict_dir, min_cos, top, min_f1, cache_file, as_json
     if as_json:
         click.echo(json.dumps(_rediscovery_json(alignments, counts, min_cos, min_f1, note), indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
 
     kinds = list(counts["any"])
@@ -248,7 +245,7 @@ def eval_rediscovery_command(dict_dir, min_cos, top, min_f1, cache_file, as_json
         table.add_row(
             label, *(f"{row[k][0]}/{row[k][1]}" for k in kinds), style="bold" if module == "any" else None
         )
-    Console().print(table)
+    output.console().print(table)
     if note:
         click.echo(note, err=True)
 
