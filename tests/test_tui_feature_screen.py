@@ -278,7 +278,8 @@ def test_a_failed_build_leaves_no_file_and_says_why(tiny_model, tiny_dictionarie
 
 def test_quitting_during_a_build_stops_it_and_leaves_no_file(weights_dir, tmp_path):
     cache_dir = tmp_path / "cache"
-    app = building_app(weights_dir, cache_dir, BuildSettings(20_000, 0, 8))
+    # a build far too long to finish before the quit arrives, even on a loaded machine
+    app = building_app(weights_dir, cache_dir, BuildSettings(1_000_000, 0, 8))
     library = app.main_screen.session.library
 
     async def scenario(pilot):
