@@ -6,6 +6,7 @@ the engine's own analysis of the game an example opens."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -278,8 +279,8 @@ def test_a_failed_build_leaves_no_file_and_says_why(tiny_model, tiny_dictionarie
 
 def test_quitting_during_a_build_stops_it_and_leaves_no_file(weights_dir, tmp_path):
     cache_dir = tmp_path / "cache"
-    # a build far too long to finish before the quit arrives, even on a loaded machine
-    app = building_app(weights_dir, cache_dir, BuildSettings(1_000_000, 0, 8))
+    # a build too long to finish before the quit arrives, even on a loaded machine
+    app = building_app(weights_dir, cache_dir, BuildSettings(200_000, 0, 8))
     library = app.main_screen.session.library
 
     async def scenario(pilot):
@@ -287,7 +288,13 @@ def test_quitting_during_a_build_stops_it_and_leaves_no_file(weights_dir, tmp_pa
         assert any(".partial-" in name for name in cache_files(cache_dir))  # writing its temporary file
         await pilot.press("q")
 
-    run(app, scenario, wait=False)
+    # Started with SIGINT ignored, as a shell's background job is, the build inherits that; it
+    # must still stop on the cancel's SIGINT.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        run(app, scenario, wait=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert library.build_status.state == "cancelled" and cache_files(cache_dir) == []
 
 

@@ -144,9 +144,11 @@ def cache_build(
 
 @contextmanager
 def _interruptible() -> Iterator[None]:
-    """SIGTERM and SIGHUP (a closed terminal) end the build the way Ctrl-C does, through
-    ``KeyboardInterrupt``, so its temporary file is removed; the old handlers come back after."""
-    signals = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    """SIGINT, SIGTERM and SIGHUP (a closed terminal) end the build through
+    ``KeyboardInterrupt``, so its temporary file is removed; the old handlers come back after.
+    SIGINT too: a process started with it ignored (a shell's background job, and every child of
+    such a process, e.g. the build ``play`` starts) would otherwise never stop on a cancel."""
+    signals = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
     if threading.current_thread() is not threading.main_thread():  # handlers are main-thread only
         yield
         return
