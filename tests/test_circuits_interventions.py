@@ -96,6 +96,18 @@ def test_watched_features_report_the_rerun(trace):
     assert before == after
 
 
+def test_an_edit_holds_the_other_features_of_its_module_output(trace):
+    (feature, value), (other, other_value) = trace.active_features(25, "L0M")[:2]
+    later = f"P25L1A{trace.active_features(25, 'L1A')[0][0]}"
+    result = intervene(
+        trace, [Edit(25, "L0M", feature, scale=0.5)], [f"P25L0M{feature}", f"P25L0M{other}", later]
+    )
+    assert result.features[f"P25L0M{feature}"] == pytest.approx((value, 0.5 * value))
+    assert result.features[f"P25L0M{other}"] == (other_value, other_value)  # held, not re-encoded
+    before, after = result.features[later]  # downstream: re-encoded from the rerun
+    assert before != after
+
+
 def test_a_batch_is_the_single_interventions_side_by_side(trace):
     edits = [Edit(5, "L0A", trace.active_features(5, "L0A")[i][0], value=0.0) for i in range(3)]
     logits_BTV, _ = intervene_batch(trace, [[]] + [[e] for e in edits])

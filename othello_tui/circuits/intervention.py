@@ -104,9 +104,13 @@ def intervene(
     freeze_ln: bool = False,
     freeze_modules: bool = False,
 ) -> InterventionResult:
-    """Apply ``edits`` together and rerun the model; ``watch`` names downstream features
-    (``"P9L1A12"``) whose activations before and after are reported. Identity: an edit that sets
-    a feature to its own activation adds an exact zero, so nothing changes, bit for bit."""
+    """Apply ``edits`` together and rerun the model; ``watch`` names features (``"P9L1A12"``)
+    whose activations before and after are reported. Identity: an edit that sets a feature to its
+    own activation adds an exact zero, so nothing changes, bit for bit.
+
+    An edited feature reports its new value, and the other features of an edited module output
+    keep theirs: the edit is made in that dictionary's basis. (Re-encoding the edited output would
+    move them a little, since the encoder is not the decoder's exact inverse.)"""
     watched = [parse_feature_node(text) for text in watch]
     for position, module, feature in watched:
         trace.check_position(position)
@@ -117,8 +121,22 @@ def intervene(
     after = {
         module: trace.dictionaries[module].encode(kept[hook_name_of(module)][0]) for _, module, _ in watched
     }
+    edited_outputs = {(edit.position, edit.module) for edit in edits}
+    set_to = {
+        (edit.position, edit.module, edit.feature): float(
+            edit.new_activation(trace.activations[edit.module][edit.position, edit.feature])
+        )
+        for edit in edits
+    }
+
+    def after_value(position: int, module: str, feature: int) -> float:
+        if (position, module, feature) in set_to:
+            return set_to[position, module, feature]
+        if (position, module) in edited_outputs:
+            return trace.activation(position, module, feature)
+        return float(after[module][position, feature])
+
     features = {
-        text: (trace.activation(position, module, feature), float(after[module][position, feature]))
-        for text, (position, module, feature) in zip(watch, watched, strict=True)
+        text: (trace.activation(*node), after_value(*node)) for text, node in zip(watch, watched, strict=True)
     }
     return InterventionResult(trace.logits_TV, logits_BTV[0], features)
