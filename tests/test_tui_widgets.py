@@ -7,7 +7,8 @@ import numpy as np
 
 from othello_tui.game.rules import Game
 from othello_tui.tui.screens.main import cell_size_for
-from othello_tui.tui.session import ActiveFeature, Session
+from othello_tui.tui.session import Session
+from othello_tui.tui.views import ActiveFeature
 from othello_tui.tui.widgets.board import cell_faces
 from othello_tui.tui.widgets.features import Row, _same_place
 

@@ -27,7 +27,8 @@ from othello_tui.model.device import resolve_device
 from othello_tui.model.transformer import OthelloGPT
 from othello_tui.model.weights import WeightsError, load_model, model_fingerprint
 from othello_tui.tui.cache_build import CacheRequest
-from othello_tui.tui.session import GameAnalysis, Labels, ModelUnavailableError, tokens_of
+from othello_tui.tui.session import GameAnalysis, ModelUnavailableError, tokens_of
+from othello_tui.tui.views import Labels
 
 DICTIONARIES_SUBDIR = "dictionaries"
 

@@ -26,7 +26,8 @@ from othello_tui.game.squares import SQUARE_TO_TOKEN, square_name
 from othello_tui.tui.screens.attention import AttentionScreen
 from othello_tui.tui.screens.prompt import PromptScreen, parse_factor
 from othello_tui.tui.screens.tree import TreeScreen
-from othello_tui.tui.session import ActiveFeature, PositionView, Session
+from othello_tui.tui.session import Session
+from othello_tui.tui.views import ActiveFeature, PositionView
 from othello_tui.tui.widgets.board import Board
 from othello_tui.tui.widgets.features import FeatureList
 

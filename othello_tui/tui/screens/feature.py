@@ -34,7 +34,8 @@ from textual.worker import get_current_worker
 
 from othello_tui.game.rules import Game
 from othello_tui.tui.messages import ShowGame
-from othello_tui.tui.session import FeatureSummary, Session
+from othello_tui.tui.session import Session
+from othello_tui.tui.views import FeatureSummary
 from othello_tui.tui.widgets.examples import HEADER, ExampleList
 from othello_tui.tui.widgets.footer import Footer
 

@@ -26,7 +26,8 @@ from othello_tui.tui.messages import Analysed, CacheProgress, GameLoaded, ModelC
 from othello_tui.tui.navigation import History
 from othello_tui.tui.screens.circuit_keys import CIRCUIT_KEYS, CircuitKeys
 from othello_tui.tui.screens.prompt import PromptScreen, parse_game_index
-from othello_tui.tui.session import ModelUnavailableError, PositionView, Session
+from othello_tui.tui.session import ModelUnavailableError, Session
+from othello_tui.tui.views import PositionView
 from othello_tui.tui.widgets.board import CELL_SIZES, DISC, Board
 from othello_tui.tui.widgets.features import FeatureList
 from othello_tui.tui.widgets.footer import Footer

@@ -23,7 +23,7 @@ from textual.widget import Widget
 
 from othello_tui.game.rules import BLACK, WHITE
 from othello_tui.game.squares import ROWS
-from othello_tui.tui.session import PositionView
+from othello_tui.tui.views import PositionView
 
 #: cell sizes (width, height) in terminal cells, smallest first; the screen picks one to fit
 CELL_SIZES = ((3, 1), (5, 2), (7, 3))

@@ -21,7 +21,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.strip import Strip
 
-from othello_tui.tui.session import ActiveFeature, PositionView
+from othello_tui.tui.views import ActiveFeature, PositionView
 from othello_tui.tui.widgets.cursor_list import CursorList
 
 

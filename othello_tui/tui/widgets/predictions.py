@@ -8,7 +8,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from othello_tui.game.squares import square_name
-from othello_tui.tui.session import PositionView
+from othello_tui.tui.views import PositionView
 from othello_tui.tui.widgets.interventions import edits_text
 
 LEGAL, ILLEGAL = "#87d787", "bold #ff8787"

@@ -1,0 +1,96 @@
+"""What the screens show for a position, as plain immutable data made by the session
+(``session.py``): no Textual, no torch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from othello_tui.circuits.edits import Edit
+
+Labels = Callable[[str], "str | None"]  # feature id -> automatic label (None: unlabelled)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    square: int
+    probability: float
+    legal: bool
+
+
+@dataclass(frozen=True)
+class ActiveFeature:
+    module: str  # "L2M"
+    index: int  # 845
+    activation: float
+    label: str | None
+
+    @property
+    def feature_id(self) -> str:
+        return f"{self.module}{self.index}"
+
+
+@dataclass(frozen=True, eq=False)
+class ModuleFeatures:
+    """A module's active features at one position, largest activation first. Kept as arrays:
+    a module can have a hundred active features and the screen shows only expanded modules."""
+
+    module: str
+    index_K: np.ndarray  # int64 [K] feature indices
+    acts_K: np.ndarray  # float32 [K] their activations
+    labels: Labels | None = None
+
+    def __len__(self) -> int:
+        return len(self.index_K)
+
+    def features(self) -> tuple[ActiveFeature, ...]:
+        return tuple(
+            ActiveFeature(
+                self.module, int(i), float(a), self.labels(f"{self.module}{i}") if self.labels else None
+            )
+            for i, a in zip(self.index_K, self.acts_K, strict=True)
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class PositionView:
+    """The position after ``n_moves`` moves of a game, with the model's view of it when known."""
+
+    n_moves: int  # moves played (0: the start position)
+    n_total: int  # moves in the whole game
+    board: np.ndarray  # int8 [64]: +1 black, -1 white, 0 empty
+    last_move: int | None  # square of move n_moves
+    flipped: tuple[int, ...]  # squares that move flipped
+    to_move: int  # colour to move next; 0 once the game is over
+    legal: tuple[int, ...]  # legal next moves
+    passed: int  # colour that had to pass before this position (0: nobody)
+    black: int
+    white: int
+    probs: np.ndarray | None  # float32 [64]: P(next move = square)
+    top: tuple[Prediction, ...]
+    top1_legal: tuple[int, int] | None  # (argmax legal, positions scored) over moves 2…n_moves+1
+    predictions_note: str | None  # why there are no predictions, when there are none
+    features: tuple[ModuleFeatures, ...]
+    features_note: str | None
+    pending: bool  # the model is ready but this position is not analysed yet
+    probs_before: np.ndarray | None = None  # float32 [64]: ``probs`` without the interventions
+    edits: tuple[Edit, ...] = ()  # interventions on this game (``probs`` include those before it)
+
+
+@dataclass(frozen=True)
+class FeatureSummary:
+    """Where a feature fires in the analysed part of one game."""
+
+    feature_id: str
+    position: int  # token position (move position + 1)
+    firing: tuple[tuple[int, float], ...]  # (move number, activation) where it fires in this game
+    analysed_moves: int  # how many moves of the game those were looked for in
+
+    @property
+    def activation(self) -> float | None:
+        """At ``position`` (None: not analysed there)."""
+        if not 0 <= self.position < self.analysed_moves:
+            return None
+        return dict(self.firing).get(self.position + 1, 0.0)
