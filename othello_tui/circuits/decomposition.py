@@ -117,6 +117,7 @@ def decompose(
         activations[module] = c_TF
         t_N, f_N = torch.nonzero(c_TF, as_tuple=True)  # row-major: sorted by position, then feature
         features_ND = c_TF[t_N, f_N, None] * dictionary.W_dec[f_N]
+        t_N, f_N = t_N.cpu(), f_N.cpu()  # node metadata stays on the CPU (read an int at a time)
         error_TD = out_TD - dictionary.decode(c_TF)
         blocks += [
             (features_ND, t_N, level, torch.full_like(t_N, FEATURE), f_N),
@@ -136,7 +137,7 @@ def decompose(
     offsets_TL = torch.searchsorted(key_N, starts).reshape(T, n_levels + 1)
     decomposition = Decomposition(
         modules=[module for module, _ in outputs],
-        vectors_ND=vectors_ND[order_N].contiguous(),
+        vectors_ND=vectors_ND[order_N.to(vectors_ND.device)].contiguous(),
         position_N=position_N[order_N],
         level_N=level_N[order_N],
         kind_N=kind_N[order_N],
