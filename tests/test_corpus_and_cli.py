@@ -13,8 +13,9 @@ from click.testing import CliRunner
 from othello_tui import __version__
 from othello_tui.cli import main
 from othello_tui.game import corpus
-from othello_tui.game.generator import generate_games
+from othello_tui.game.generator import MAX_GAME_INDEX, generate_games
 from othello_tui.game.squares import TOKEN_TO_SQUARE
+from othello_tui.tui.screens.prompt import parse_game_index
 
 
 def test_games_command_writes_the_documented_datasets(tmp_path):
@@ -85,3 +86,30 @@ def test_layers_import_only_downward(module, forbidden):
     code = f"import sys, {module}; print(','.join(m for m in {forbidden!r} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["games", "--n", "5", "--seed", "-1", "--out", "never.h5"],
+        ["cache", "build", "--seed", "-1"],
+        ["eval", "model", "--seed", "-1"],
+        ["eval", "circuits", "--seed", "-1"],
+        ["play", "--seed", "-1"],
+        ["play", "--game-index", str(MAX_GAME_INDEX + 1)],
+        ["train", "model", "--minutes", "0"],
+        ["train", "dictionaries", "--minutes", "-1"],
+    ],
+)
+def test_out_of_range_options_are_one_line_errors(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "is not in the range" in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_game_prompt_bounds_the_index():
+    assert parse_game_index(str(MAX_GAME_INDEX)) == MAX_GAME_INDEX
+    with pytest.raises(ValueError, match="go up to 199,999"):
+        parse_game_index(str(MAX_GAME_INDEX + 1))

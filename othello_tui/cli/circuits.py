@@ -244,7 +244,9 @@ def intervene_command(moves, position, edits_text, watch, weights) -> None:
     show_default=True,
     help="Feature contributors ablated per logit.",
 )
-@click.option("--seed", type=int, default=None, help="Game seed [default: the evaluation seed].")
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=None, help="Game seed [default: the evaluation seed]."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option(
     "--weights",

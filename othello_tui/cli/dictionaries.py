@@ -76,7 +76,11 @@ def _k_setting(value: str, modules: list[str]) -> tuple[int, dict[str, int]]:
     "--tokens", type=click.IntRange(min=1), default=None, help="Budget in training tokens per dictionary."
 )
 @click.option(
-    "--minutes", type=float, default=80.0, show_default=True, help="Wall-clock budget (whichever ends first)."
+    "--minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=80.0,
+    show_default=True,
+    help="Wall-clock budget (whichever ends first).",
 )
 @click.option(
     "--batch",
@@ -87,7 +91,7 @@ def _k_setting(value: str, modules: list[str]) -> tuple[int, dict[str, int]]:
     help="Tokens per step.",
 )
 @click.option("--lr", type=float, default=3e-3, show_default=True, help="Adam learning rate.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option(

@@ -65,7 +65,13 @@ def cache_group() -> None:
     show_default=True,
     help="Top tokens kept per feature.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Games are games 0…N−1 of this seed.")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Games are games 0…N−1 of this seed.",
+)
 @_WEIGHTS
 @click.option(
     "--out",

@@ -12,7 +12,11 @@ from othello_tui.cli.groups import main
 @main.command()
 @click.option("--n", "n_games", type=click.IntRange(min=1), required=True, help="Number of games.")
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="Game k of a seed is the same for any --n."
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Game k of a seed is the same for any --n.",
 )
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="HDF5 file to write."

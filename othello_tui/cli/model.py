@@ -14,7 +14,11 @@ from othello_tui.cli.loading import load_model_or_fail
 
 @train.command("model")
 @click.option(
-    "--minutes", type=float, default=110.0, show_default=True, help="Wall-clock budget of training steps."
+    "--minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=110.0,
+    show_default=True,
+    help="Wall-clock budget of training steps.",
 )
 @click.option(
     "--games", type=int, default=None, help="Budget in games (stops at whichever budget ends first)."
@@ -34,7 +38,7 @@ from othello_tui.cli.loading import load_model_or_fail
     show_default=True,
     help="Muon learning rate (block weight matrices).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--tiny", is_flag=True, help="A 2-layer d_model-32 model, for quick experiments.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_WEIGHTS, show_default=True)
@@ -82,7 +86,12 @@ def train_model_command(
 @click.option(
     "--games", type=click.IntRange(min=1), default=10_000, show_default=True, help="Fresh held-out games."
 )
-@click.option("--seed", type=int, default=None, help="Game seed (default: the held-out evaluation seed).")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Game seed (default: the held-out evaluation seed).",
+)
 @click.option(
     "--weights", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WEIGHTS, show_default=True
 )

@@ -7,12 +7,24 @@ from pathlib import Path
 import click
 
 from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_WEIGHTS, main
+from othello_tui.game.generator import MAX_GAME_INDEX
 
 
 @main.command()
 @click.option("--moves", default=None, help='Start on this game, e.g. "f-4 f-5 c-3" (commas or spaces).')
-@click.option("--game-index", type=click.IntRange(min=0), default=None, help="Start on game N of --seed.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the dataset games (n, g).")
+@click.option(
+    "--game-index",
+    type=click.IntRange(min=0, max=MAX_GAME_INDEX),
+    default=None,
+    help="Start on game N of --seed.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the dataset games (n, g).",
+)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option(
     "--weights",

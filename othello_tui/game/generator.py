@@ -129,6 +129,11 @@ def _play_random_games(n: int, rng: np.random.Generator) -> GameBatch:
     return GameBatch(squares, player, **out)
 
 
+#: The games of a seed come from one random stream, so game k costs generating games 0…k
+#: (about 60,000 a second): the app opens games up to this index (a few seconds at most).
+MAX_GAME_INDEX = 199_999
+
+
 def iter_games(n: int, seed: int) -> Iterator[GameBatch]:
     """Yield the ``n`` games of ``seed`` in chunks of at most ``CHUNK`` games."""
     rng = np.random.default_rng(seed)

@@ -10,6 +10,7 @@ from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from othello_tui.game.generator import MAX_GAME_INDEX
 from othello_tui.game.rules import Game, IllegalMoveError
 from othello_tui.game.squares import SquareError, parse_square, split_move_list
 from othello_tui.tui.screens.tree import TreeScreen
@@ -72,6 +73,14 @@ class OthelloCommands(Provider):
             kind, number = numbered[1].lower(), int(numbered[2])
             if kind == "move":
                 return [Hit(1.0, f"Go to move {number}", partial(main.action_jump, number))]
+            if number > MAX_GAME_INDEX:
+                return [
+                    Hit(
+                        1.0,
+                        f"Game indices go up to {MAX_GAME_INDEX:,}",
+                        partial(main.say, f"game indices go up to {MAX_GAME_INDEX:,}"),
+                    )
+                ]
             return [Hit(1.0, f"Open game {number}", partial(main.open_index, number))]
         words = split_move_list(query)
         try:

@@ -15,6 +15,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from othello_tui.game.generator import MAX_GAME_INDEX
+
 T = TypeVar("T")
 
 
@@ -26,6 +28,8 @@ def parse_game_index(text: str) -> int:
         raise ValueError(f"{text.strip()!r} is not a number") from None
     if index < 0:
         raise ValueError("game indices start at 0")
+    if index > MAX_GAME_INDEX:
+        raise ValueError(f"game indices go up to {MAX_GAME_INDEX:,} (game k is generated after games 0…k−1)")
     return index
 
 
