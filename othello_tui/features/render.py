@@ -15,6 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from othello_tui.features.labels import CONJUNCTION_GAIN
 from othello_tui.features.stats import FeatureStats
 from othello_tui.game.squares import ROWS
 
@@ -104,7 +105,8 @@ def label_line(stats: FeatureStats) -> Text:
         if not stats.candidates:
             return Text("unlabelled: no board predicate says anything about it", style="dim")
         best = stats.candidates[0]
-        return Text(f"unlabelled: the best candidate, {best.text}, has F1 {best.f1:.2f}", style="dim")
+        what = "candidate" if " & " in best.text else "single predicate"
+        return Text(f"unlabelled: the best {what}, {best.text}, has F1 {best.f1:.2f}", style="dim")
     label = stats.label
     text = Text(label.text, style="bold cyan")
     return text.append(f"  P {label.precision:.2f} · R {label.recall:.2f} · F1 {label.f1:.2f}")
@@ -113,7 +115,10 @@ def label_line(stats: FeatureStats) -> Text:
 def candidates_line(stats: FeatureStats) -> Text:
     """The candidates after the first (the label, or the best of the unlabelled)."""
     others = "; ".join(f"{c.text} F1 {c.f1:.2f}" for c in stats.candidates[1:])
-    return Text(f"other candidates: {others or 'none informative'}", style="dim")
+    text = Text(f"other candidates: {others or 'none informative'}", style="dim")
+    if stats.candidates and any(c.f1 > stats.candidates[0].f1 for c in stats.candidates[1:]):
+        text.append(f" (a conjunction wins only by F1 +{CONJUNCTION_GAIN})", style="dim")
+    return text
 
 
 def facts_line(stats: FeatureStats) -> Text:
