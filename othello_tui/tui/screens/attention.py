@@ -63,9 +63,9 @@ class AttentionScreen(Screen):
             self.pattern_LHS, self.error = pattern_LHS, error
 
     class PairsLoaded(Message):
-        def __init__(self, expansion: Expansion | None, error: str | None = None):
+        def __init__(self, cell: tuple[int, int, int], expansion: Expansion | None, error: str | None = None):
             super().__init__()
-            self.expansion, self.error = expansion, error
+            self.cell, self.expansion, self.error = cell, expansion, error
 
     def __init__(self, session: Session, game: Game, position: int, source: str, jump: Callable[[int], None]):
         """Attention from query ``position`` of ``game``; ``jump`` shows move n on the main board."""
@@ -117,9 +117,9 @@ class AttentionScreen(Screen):
         try:
             expansion = self.session.circuits.qk(self.game.squares, self.position, layer, head, key, QK_TOP)
         except (CircuitError, CircuitsUnavailableError) as error:
-            self.post_message(self.PairsLoaded(None, str(error)))
+            self.post_message(self.PairsLoaded((layer, head, key), None, str(error)))
         else:
-            self.post_message(self.PairsLoaded(expansion))
+            self.post_message(self.PairsLoaded((layer, head, key), expansion))
 
     def on_attention_screen_pattern_loaded(self, message: PatternLoaded) -> None:
         if message.error is not None:
@@ -131,6 +131,8 @@ class AttentionScreen(Screen):
         self.action_qk()
 
     def on_attention_screen_pairs_loaded(self, message: PairsLoaded) -> None:
+        if message.cell != self.grid.cell():  # the cursor moved on while it was computed
+            return
         if message.error is not None:
             self.say(message.error, "No QK pairs: ")
             return
@@ -158,9 +160,10 @@ class AttentionScreen(Screen):
                 (f"L{layer}H{head}", "bold"),
                 f" from P{self.position} to key P{key} (move {key + 1}, {move}): ",
                 (f"{100 * self.grid.weight(layer, head, key):.1f}%", "bold"),
-                ("   Enter: QK pairs · j: the board there", "dim"),
+                ("   its QK pairs below · j: the board there", "dim"),
             )
         )
+        self.action_qk()  # the table follows the cursor
 
     def on_data_table_cell_selected(self, event: DataTable.CellSelected) -> None:
         if event.data_table is self.grid:
