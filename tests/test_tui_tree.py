@@ -28,6 +28,7 @@ from othello_tui.tui.screens.feature import FeatureScreen
 from othello_tui.tui.screens.prompt import PromptScreen, parse_factor, parse_folder, parse_threshold
 from othello_tui.tui.screens.tree import TreeScreen
 from othello_tui.tui.session import tokens_of
+from othello_tui.tui.widgets.board import Board
 from othello_tui.tui.widgets.contributor_tree import ContributorTree
 from othello_tui.tui.widgets.features import FeatureList
 from othello_tui.tui.widgets.predictions import Predictions
@@ -272,11 +273,16 @@ def test_interventions_from_the_tree_stack_and_show_changed_values(engine, trace
         )
         listed = shows(app, app.screen.query_one("#tree-edits"))
         assert f"{first.id}=0 (ablated)" in listed and f"{second.id}*0.5" in listed
+        board = app.screen.query_one("#tree-board", Board).view  # the tree's own board, intervened too
+        shown_probs = intervene(trace, edits).logits_after_TV[root.position].softmax(-1)
+        assert board.probs_before is not None
+        assert board.probs[TOKEN_TO_SQUARE[1:]] == pytest.approx(shown_probs[1:].numpy(), abs=1e-5)
         await pilot.press("c")
         await settle(app, pilot)
         assert "→" not in shows(app, tree) and "No interventions" in shows(
             app, app.screen.query_one("#tree-edits")
         )
+        assert app.screen.query_one("#tree-board", Board).view.probs_before is None
         await pilot.press("escape")
         assert app.main_screen.current_view.edits == ()
 

@@ -164,6 +164,7 @@ class TreeScreen(Screen):
         self.top, self.threshold = top, threshold
         self._first_paths = open_paths
         self._generation = 0  # bumps with every reload: children of an older tree are dropped
+        self._board_position = target.position
 
     def compose(self) -> ComposeResult:
         yield Static(id="tree-title")
@@ -212,6 +213,9 @@ class TreeScreen(Screen):
         self.query_one("#tree-title", Static).update(Text(" · ".join(parts)))
 
     def show_board(self, position: int) -> None:
+        """The board at ``position``, with the probabilities the interventions give (once
+        computed: ``show_edits`` and the values' arrival draw it again)."""
+        self._board_position = position
         board = self.query_one("#tree-board", Board)
         board.view = self.session.view(self.game, position + 1)
         title = Text(f"Board at move {position + 1} (P{position})", "bold")
@@ -227,6 +231,7 @@ class TreeScreen(Screen):
         elif self.contributors.changed or self.contributors.root_changed:
             self.contributors.changed, self.contributors.root_changed = {}, None
             self.contributors.relabel()
+        self.show_board(self._board_position)
 
     def say(self, text: str, heading: str = "") -> None:
         self.query_one("#tree-message", Static).update(Text.assemble((heading, "bold"), text))
@@ -297,6 +302,7 @@ class TreeScreen(Screen):
             tree.root_changed = outcome.features.get(target.id)
         tree.changed = dict(outcome.features)
         tree.relabel()
+        self.show_board(self._board_position)
 
     def on_tree_screen_exported(self, message: Exported) -> None:
         if message.error is not None:
