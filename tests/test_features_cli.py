@@ -115,13 +115,13 @@ def test_missing_stale_and_broken_caches_get_clear_messages(
 def test_a_terminated_build_leaves_no_file_and_reports_progress_lines(weights_dir, tmp_path):
     out = tmp_path / "features.h5"
     command = [sys.executable, "-m", "othello_tui", "cache", "build", "--weights", weights_dir,
-               "--device", "cpu", "--games", 20_000, "--top-k", 8, "--out", out, "--progress-lines"]  # fmt: skip
+               "--device", "cpu", "--games", 200_000, "--top-k", 8, "--out", out, "--progress-lines"]  # fmt: skip
     child = subprocess.Popen([str(a) for a in command], stdout=subprocess.PIPE, text=True)
     for line in child.stdout:
         phase, done, total = line.split()
         if int(done) > 0:
             break
-    assert (phase, total) == ("games", "20000") and int(done) % 256 == 0
+    assert (phase, total) == ("games", "200000") and int(done) % 256 == 0
     assert [p.name for p in tmp_path.iterdir()] == [f".features.h5.partial-{child.pid}"]
     child.terminate()  # SIGTERM, as a closing session sends: cleaned up like Ctrl-C
     assert child.wait(60) != 0 and list(tmp_path.iterdir()) == []
