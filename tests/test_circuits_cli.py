@@ -143,6 +143,18 @@ def test_intervene_prints_a_board_of_logit_changes(weights, trace):
     assert lines[-1].startswith(f"P12L1M{feature}: ")
 
 
+def test_intervene_says_when_nothing_changes_and_checks_watch_first(weights, trace):
+    feature, _ = trace.active_features(5, "L1M")[0]  # the last module: it reaches only its own position
+    result = run(weights, "intervene", "--moves", MOVES, "--pos", "12", "--set", f"P5L1M{feature}=0")
+    assert result.exit_code == 0, result.output
+    assert "No next-move probability at P12 changes" in result.output
+    assert "Largest probability changes" not in result.output
+    bad = run(
+        weights, "intervene", "--moves", MOVES, "--pos", "12", "--set", f"P5L1M{feature}=0", "--watch", "x"
+    )
+    assert bad.exit_code == 1 and bad.output.startswith("Error: 'x' is not a feature")  # nothing before it
+
+
 def test_eval_circuits_json(weights):
     result = run(weights, "eval", "circuits", "--games", "2", "--positions", "2", "--top", "3", "--json")
     assert result.exit_code == 0, result.output

@@ -205,6 +205,7 @@ def intervene_command(moves, position, edits_text, watch, weights) -> None:
     console = output.console(highlight=False)
     try:
         edits = [parse_edit(text) for text in edits_text]
+        changes = []  # printed once every edit and --watch is known to be good
         for edit in edits:
             old = trace.activation(edit.position, edit.module, edit.feature)
             if edit.position > position:
@@ -213,17 +214,23 @@ def intervene_command(moves, position, edits_text, watch, weights) -> None:
                 )
             if edit.scale is not None or edit.value == 0:  # changes nothing unless the feature is active
                 trace.feature_node(edit.position, edit.module, edit.feature)
-            console.print(f"{edit.node_id}: {old:.4f} → {edit.new_activation(old):.4f}")
+            changes.append(f"{edit.node_id}: {old:.4f} → {edit.new_activation(old):.4f}")
         result = intervene(trace, edits, watch)
     except CircuitError as error:
         raise click.ClickException(str(error)) from None
+    for change in changes:
+        console.print(change)
     delta_V = result.delta_TV[position]
     console.print(_board_table(delta_V, f"Logit change at P{position} (predicting move {position + 2})"))
     before_V, after_V = (
         torch.softmax(x[position], -1) for x in (result.logits_before_TV, result.logits_after_TV)
     )
-    console.print("Largest probability changes:")
-    for token in (after_V - before_V)[1:].abs().topk(5).indices + 1:  # what moves the prediction
+    moved_V = (after_V - before_V)[1:].abs()
+    if float(moved_V.max()) < 5e-4:
+        console.print(f"No next-move probability at P{position} changes by 0.05 points or more.")
+    else:
+        console.print("Largest probability changes:")
+    for token in moved_V.topk(5).indices[moved_V.topk(5).values >= 5e-4] + 1:  # what moves the prediction
         square = square_name(int(TOKEN_TO_SQUARE[token]))
         console.print(
             f"  {square}  Δlogit {float(delta_V[token]):+.3f}  p {float(before_V[token]):.1%} → {float(after_V[token]):.1%}"
