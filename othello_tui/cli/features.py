@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -135,10 +135,11 @@ def cache_build(
         TextColumn("games"),
         TimeElapsedColumn(),
     )
-    with _interruptible(), Progress(*columns, disable=progress_lines) as bar:
+    with _interruptible() as stop_if_asked, Progress(*columns, disable=progress_lines) as bar:
         tasks = {phase: bar.add_task(phase, total=n_games) for phase in ("games", "panels")}
 
         def progress(phase: str, done: int, total: int) -> None:
+            stop_if_asked()
             bar.update(tasks[phase], completed=done)
             if progress_lines:
                 click.echo(f"{phase} {done} {total}")
@@ -149,18 +150,33 @@ def cache_build(
 
 
 @contextmanager
-def _interruptible() -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP (a closed terminal) end the build through
-    ``KeyboardInterrupt``, so its temporary file is removed; the old handlers come back after.
-    SIGINT too: a process started with it ignored (a shell's background job, and every child of
-    such a process, e.g. the build ``play`` starts) would otherwise never stop on a cancel."""
-    signals = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+def _interruptible() -> Iterator[Callable[[], None]]:
+    """SIGINT, SIGTERM and SIGHUP (a closed terminal) stop the build: yields ``check()``, which
+    raises ``KeyboardInterrupt`` once one has arrived, so the temporary file is removed. The
+    handlers only record the signal, and ``check()`` runs after every batch: an exception raised
+    from a handler at an arbitrary bytecode can land in a finalizer, where Python drops it
+    ("Exception ignored in …"), and the build went on to the end. A second signal raises at
+    once. SIGINT too: a process started with it ignored (a shell's background job, and every
+    child of one, e.g. the build ``play`` starts) would otherwise never stop on a cancel. The
+    old handlers come back after."""
+    received: list[int] = []
+
+    def check() -> None:
+        if received:
+            raise KeyboardInterrupt
+
     if threading.current_thread() is not threading.main_thread():  # handlers are main-thread only
-        yield
+        yield check
         return
-    previous = {s: signal.signal(s, signal.default_int_handler) for s in signals}
+
+    def record(signum: int, _frame) -> None:
+        check()  # the second one
+        received.append(signum)
+
+    signals = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {s: signal.signal(s, record) for s in signals}
     try:
-        yield
+        yield check
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

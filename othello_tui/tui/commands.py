@@ -72,6 +72,15 @@ class OthelloCommands(Provider):
         if numbered:
             kind, number = numbered[1].lower(), int(numbered[2])
             if kind == "move":
+                last = len(main.shown.game.moves)
+                if number > last:
+                    return [
+                        Hit(
+                            1.0,
+                            f"Go to move {last}: the game has {last} moves",
+                            partial(main.action_jump, last),
+                        )
+                    ]
                 return [Hit(1.0, f"Go to move {number}", partial(main.action_jump, number))]
             if number > MAX_GAME_INDEX:
                 return [
