@@ -18,6 +18,8 @@ POS_HELP = (
 )
 WEIGHTS_HELP = "Folder with the model; dictionaries are read from its dictionaries/ subfolder."
 
+SHOWN_CHANGE = 5e-4  # the smallest probability change ``intervene`` lists
+
 
 def _open_trace(moves: str, position: int | None, weights: Path):
     """(trace, position) for a move list; the position defaults to the last move."""
@@ -225,12 +227,14 @@ def intervene_command(moves, position, edits_text, watch, weights) -> None:
     before_V, after_V = (
         torch.softmax(x[position], -1) for x in (result.logits_before_TV, result.logits_after_TV)
     )
-    moved_V = (after_V - before_V)[1:].abs()
-    if float(moved_V.max()) < 5e-4:
-        console.print(f"No next-move probability at P{position} changes by 0.05 points or more.")
-    else:
-        console.print("Largest probability changes:")
-    for token in moved_V.topk(5).indices[moved_V.topk(5).values >= 5e-4] + 1:  # what moves the prediction
+    largest = (after_V - before_V)[1:].abs().topk(5)  # what moves the prediction
+    shown = largest.indices[largest.values >= SHOWN_CHANGE] + 1
+    console.print(
+        "Largest probability changes:"
+        if len(shown)
+        else f"No next-move probability at P{position} changes by {100 * SHOWN_CHANGE:g} points or more."
+    )
+    for token in shown:
         square = square_name(int(TOKEN_TO_SQUARE[token]))
         console.print(
             f"  {square}  Δlogit {float(delta_V[token]):+.3f}  p {float(before_V[token]):.1%} → {float(after_V[token]):.1%}"

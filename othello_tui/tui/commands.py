@@ -10,9 +10,9 @@ from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from othello_tui.game.generator import MAX_GAME_INDEX
 from othello_tui.game.rules import Game, IllegalMoveError
 from othello_tui.game.squares import SquareError, parse_square, split_move_list
+from othello_tui.tui.screens.prompt import parse_game_index
 from othello_tui.tui.screens.tree import TreeScreen
 
 _NUMBERED = re.compile(r"^\s*(?:go\s+to\s+)?(move|game)\s+(\d+)\s*$", re.IGNORECASE)
@@ -82,13 +82,11 @@ class OthelloCommands(Provider):
                         )
                     ]
                 return [Hit(1.0, f"Go to move {number}", partial(main.action_jump, number))]
-            if number > MAX_GAME_INDEX:
+            try:
+                parse_game_index(str(number))  # the bound the "g" prompt applies
+            except ValueError as error:
                 return [
-                    Hit(
-                        1.0,
-                        f"Game indices go up to {MAX_GAME_INDEX:,}",
-                        partial(main.say, f"game indices go up to {MAX_GAME_INDEX:,}"),
-                    )
+                    Hit(1.0, f"No game {number}: {error}", partial(main.say, str(error), "No such game: "))
                 ]
             return [Hit(1.0, f"Open game {number}", partial(main.open_index, number))]
         words = split_move_list(query)
