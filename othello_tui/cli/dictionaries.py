@@ -9,10 +9,10 @@ from pathlib import Path
 import click
 
 from othello_tui.cli import output
-from othello_tui.cli.groups import DEFAULT_CHECKPOINTS, DEFAULT_WEIGHTS, evaluate, train
+from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_CHECKPOINTS, DEFAULT_WEIGHTS, evaluate, train
 from othello_tui.cli.loading import load_model_or_fail
 
-ARCHITECTURES = ("topk", "standard", "jumprelu")
+ARCHITECTURES = ("topk", "batchtopk", "standard", "jumprelu")
 
 
 def _modules(value: str | None, n_layers: int) -> list[str]:
@@ -52,6 +52,57 @@ def _k_setting(value: str, modules: list[str]) -> tuple[int, dict[str, int]]:
     return default, overrides
 
 
+def _prefixes(value: str, d_sae: int) -> tuple[int, ...]:
+    try:
+        prefixes = tuple(sorted({int(part) for part in value.split(",") if part.strip()}))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a list of sizes", param_hint="--matryoshka") from None
+    if any(not 0 < width < d_sae for width in prefixes):
+        raise click.BadParameter(
+            f"prefix sizes must lie between 1 and {d_sae - 1}", param_hint="--matryoshka"
+        )
+    return prefixes
+
+
+@train.command("activations")
+@click.option(
+    "--tokens", type=click.IntRange(min=4096), default=3_000_000, show_default=True, help="Tokens to store."
+)
+@click.option("--modules", default=None, help="Comma-separated modules (default: all).")
+@click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True, help="Seed of the games.")
+@click.option(
+    "--weights",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_WEIGHTS,
+    show_default=True,
+    help="Model weights folder.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_CACHE_DIR / "activations",
+    show_default=True,
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+def train_activations_command(tokens, modules, seed, weights, out_dir, device) -> None:
+    """Store module outputs once (float16), so a sweep of dictionary recipes skips the model."""
+    from rich.progress import Progress
+
+    from othello_tui.dictionary.sae import hook_name_of
+    from othello_tui.dictionary.store import write_store
+
+    model = load_model_or_fail(weights, device)
+    module_list = _modules(modules, model.cfg.n_layers)
+    with Progress(console=output.console()) as bar:
+        task = bar.add_task("module outputs", total=tokens)
+        write_store(
+            model, [hook_name_of(m) for m in module_list], module_list, tokens, seed, out_dir,
+            lambda done, total: bar.update(task, completed=done),
+        )  # fmt: skip
+    output.console().print(f"wrote {tokens:,} tokens × {len(module_list)} modules to {out_dir}")
+
+
 @train.command("dictionaries")
 @click.option("--modules", default=None, help="Comma-separated modules, e.g. L0A,L3M (default: all).")
 @click.option("--architecture", type=click.Choice(ARCHITECTURES), default="topk", show_default=True)
@@ -62,6 +113,17 @@ def _k_setting(value: str, modules: list[str]) -> tuple[int, dict[str, int]]:
     show_default=True,
     help="Active features per token (topk): 'auto' (half the write-up's L0 per module) or a number, "
     "then optional per-module overrides, e.g. 32,L1A=15.",
+)
+@click.option(
+    "--matryoshka",
+    default="",
+    help="Nested prefix sizes for a Matryoshka loss (topk, batchtopk), e.g. 64,256.",
+)
+@click.option(
+    "--activations",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Train on a stored set of module outputs (`train activations`) instead of fresh games.",
 )
 @click.option(
     "--l1", "l1_coefficient", type=float, default=1.0, show_default=True, help="L1 coefficient (standard)."
@@ -119,6 +181,8 @@ def train_dictionaries_command(
     modules,
     architecture,
     k_setting,
+    matryoshka,
+    activations,
     l1_coefficient,
     l0_coefficient,
     d_sae,
@@ -144,6 +208,7 @@ def train_dictionaries_command(
         minutes = None
     module_list = _modules(modules, model.cfg.n_layers)
     k, module_k = _k_setting(k_setting, module_list)
+    prefixes = _prefixes(matryoshka, d_sae)
     try:
         cfg = DictionaryTrainConfig(
             modules=tuple(module_list),
@@ -151,6 +216,8 @@ def train_dictionaries_command(
             d_sae=d_sae,
             k=k,
             module_k=module_k,
+            matryoshka=prefixes,
+            activations=str(activations) if activations else None,
             l1_coefficient=l1_coefficient,
             l0_coefficient=l0_coefficient,
             tokens=tokens,

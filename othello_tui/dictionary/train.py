@@ -29,6 +29,7 @@ from othello_tui.dictionary.buffer import ActivationBuffer
 from othello_tui.dictionary.io import save_dictionary
 from othello_tui.dictionary.sae import DictionaryConfig, hook_name_of
 from othello_tui.dictionary.stacked import StackedDictionaries
+from othello_tui.dictionary.store import StoredActivations
 from othello_tui.dictionary.trainer import DictionaryTrainConfig, DictionaryTrainer
 from othello_tui.model.transformer import OthelloGPT
 from othello_tui.model.weights import WeightsError, atomic_save_tensors, model_fingerprint, read_tensors
@@ -38,11 +39,13 @@ INIT_SAMPLE = 16384  # buffered tokens used for scales and b_dec
 
 
 def make_trainer(model: OthelloGPT, cfg: DictionaryTrainConfig) -> DictionaryTrainer:
+    """BatchTopK trains dictionaries of JumpReLU form (one threshold each, see ``stacked.py``)."""
+    batch_top_k = cfg.architecture == "batchtopk"
     configs = [
         DictionaryConfig(
             module,
             hook_name_of(module),
-            cfg.architecture,
+            "jumprelu" if batch_top_k else cfg.architecture,
             d_in=model.cfg.d_model,
             d_sae=cfg.d_sae,
             k=cfg.module_k.get(module, cfg.k) if cfg.architecture == "topk" else None,
@@ -50,11 +53,21 @@ def make_trainer(model: OthelloGPT, cfg: DictionaryTrainConfig) -> DictionaryTra
         )
         for module in cfg.modules
     ]
-    stacked = StackedDictionaries(configs, torch.Generator().manual_seed(cfg.seed)).to(model.device)
+    batch_k = [cfg.module_k.get(module, cfg.k) for module in cfg.modules] if batch_top_k else None
+    generator = torch.Generator().manual_seed(cfg.seed)
+    stacked = StackedDictionaries(configs, generator, batch_k).to(model.device)
     return DictionaryTrainer(stacked, cfg)
 
 
-def make_buffer(model: OthelloGPT, cfg: DictionaryTrainConfig, rng: np.random.Generator) -> ActivationBuffer:
+def make_buffer(
+    model: OthelloGPT, cfg: DictionaryTrainConfig, rng: np.random.Generator
+) -> ActivationBuffer | StoredActivations:
+    """Fresh games through the model, or batches of a stored set of module outputs."""
+    if cfg.activations:
+        fingerprint = model_fingerprint(model)
+        return StoredActivations(
+            Path(cfg.activations), list(cfg.modules), cfg.batch_tokens, rng, fingerprint, model.device
+        )
     hooks = [hook_name_of(module) for module in cfg.modules]
     return ActivationBuffer(model, hooks, cfg.buffer_batches * cfg.batch_tokens, cfg.batch_tokens, rng)
 
@@ -66,7 +79,7 @@ def progress_of(cfg: DictionaryTrainConfig, elapsed: float, tokens: int) -> floa
 
 
 def _same_run(saved: dict, cfg: DictionaryTrainConfig) -> bool:
-    keys = ("modules", "architecture", "d_sae", "k", "module_k", "batch_tokens")
+    keys = ("modules", "architecture", "d_sae", "k", "module_k", "batch_tokens", "matryoshka", "activations")
     return all(
         saved.get(key) == (list(value) if isinstance(value, tuple) else value)
         for key, value in asdict(cfg).items()

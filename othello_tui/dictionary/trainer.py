@@ -12,7 +12,15 @@ Losses, per dictionary, on inputs scaled by a power of two (``stacked.py``); ``F
   first 5% of training), dead features resampled towards badly reconstructed inputs (Bricken et al.
   2023, "Towards Monosemanticity", resampling);
 - ``jumprelu``: ``FVU + λ₀·L0`` with straight-through threshold gradients (``jumprelu.py``),
-  resampled like ``standard``.
+  resampled like ``standard``;
+- ``batchtopk``: ``FVU + α·AuxK`` like ``topk``, but the ``k·N`` largest activations of the batch
+  are kept wherever they fall (Bussmann et al. 2024, "BatchTopK Sparse Autoencoders"); the saved
+  dictionary is a JumpReLU with one threshold, the running mean of the smallest kept activation.
+
+``matryoshka`` (Bussmann et al. 2025, "Learning Multi-Level Features with Matryoshka SAEs") adds
+nested prefixes: the reconstruction term becomes the mean FVU of the reconstructions from the
+first m₁ < m₂ < … features and from all of them, so early features must stand on their own and
+are not absorbed into later, narrower ones.
 
 Shape legend: M dictionaries, N tokens, D d_in, F features, K active per token.
 """
@@ -33,6 +41,7 @@ from othello_tui.dictionary.stacked import ALL, StackedDictionaries, power_of_tw
 WRITEUP_L0 = dict(
     zip(MODULES, (70.6, 88.3, 30.6, 98.7, 68.5, 113.6, 62.9, 118.8, 79.0, 121.3, 81.9, 121.9), strict=True)
 )
+THRESHOLD_EMA = 0.99  # BatchTopK: smoothing of the smallest kept activation (the saved threshold)
 RESAMPLE_ENCODER_NORM = 0.2  # Bricken et al.: new encoder rows at 0.2 × the mean alive encoder norm
 L1_WARMUP = 0.05  # fraction of training over which the L1 coefficient ramps up
 
@@ -40,15 +49,17 @@ L1_WARMUP = 0.05  # fraction of training over which the L1 coefficient ramps up
 @dataclass
 class DictionaryTrainConfig:
     modules: tuple[str, ...] = tuple(MODULES)
-    architecture: str = "topk"
+    architecture: str = "topk"  # topk, batchtopk, standard or jumprelu
     d_sae: int = 1024
-    k: int = 32  # topk
+    k: int = 32  # topk, batchtopk
+    matryoshka: tuple[int, ...] = ()  # nested prefix sizes (topk, batchtopk), e.g. (64, 256)
     module_k: dict[str, int] = field(default_factory=dict)  # topk: per-module overrides of k
     l1_coefficient: float = 1.0  # standard
     l0_coefficient: float = 3e-4  # jumprelu
     tokens: int | None = None  # budget in training tokens per dictionary
     minutes: float | None = 80.0  # wall-clock budget (stops at whichever budget ends first)
     batch_tokens: int = 4096
+    activations: str | None = None  # an activation store (``store.py``) instead of fresh games
     group_size: int | None = None  # dictionaries per backward pass; None: 1 on a CPU, all on a GPU
     buffer_batches: int = 16  # buffer capacity in batches
     lr: float = 3e-3
@@ -139,24 +150,44 @@ class DictionaryTrainer:
         error_MND = x_MND - x_hat_MND
         fvu_M = error_MND.pow(2).sum((1, 2)) / (N * variance_M)
         loss = fvu_M.sum()
+        if cfg.matryoshka:
+            prefix_fvu_M = [
+                (x_MND - self.dicts.decode_prefix(dense_MNF, indices_MNK, values_MNK, width, group))
+                .pow(2)
+                .sum((1, 2))
+                / (N * variance_M)
+                for width in cfg.matryoshka
+            ]
+            loss = (loss + sum(f.sum() for f in prefix_fvu_M)) / (len(cfg.matryoshka) + 1)
         if dense_MNF is None:
             active_MNK = values_MNK > 0
             fired_MF = torch.zeros(M, h_MNF.shape[-1], device=x_MND.device).scatter_add_(
                 1, indices_MNK.reshape(M, -1), active_MNK.reshape(M, -1).to(x_MND.dtype)
             )
+        else:
+            fired_MF = (dense_MNF > 0).sum(1).to(x_MND.dtype)
+        if dense_MNF is None or self.dicts.batch_k is not None:  # TopK, BatchTopK
+            if self.dicts.batch_k is not None:
+                self._track_threshold(values_MNK, group)
             dead_MF = self.dead_MF()[group]
             if dead_MF.any():
                 loss = loss + cfg.aux_coefficient * self._auxk_loss(h_MNF, error_MND, dead_MF, group).sum()
+        elif self.dicts.architecture == "standard":
+            l1_M = dense_MNF.sum((1, 2)) / (N * variance_M.sqrt())
+            loss = loss + cfg.l1_coefficient * min(1.0, progress / L1_WARMUP) * l1_M.sum()
         else:
-            active_MNF = dense_MNF > 0
-            fired_MF = active_MNF.sum(1).to(x_MND.dtype)
-            if self.dicts.architecture == "standard":
-                l1_M = dense_MNF.sum((1, 2)) / (N * variance_M.sqrt())
-                loss = loss + cfg.l1_coefficient * min(1.0, progress / L1_WARMUP) * l1_M.sum()
-            else:
-                threshold_M1F = self.dicts.log_threshold[group].exp()[:, None, :]
-                loss = loss + cfg.l0_coefficient * heaviside(h_MNF, threshold_M1F).sum() / N
+            threshold_M1F = self.dicts.log_threshold[group].exp()[:, None, :]
+            loss = loss + cfg.l0_coefficient * heaviside(h_MNF, threshold_M1F).sum() / N
         return loss, fvu_M.detach(), fired_MF.sum(-1) / N, fired_MF, x_hat_MND.detach()
+
+    @torch.no_grad()
+    def _track_threshold(self, values_MNK: Tensor, group: slice) -> None:
+        smallest_M = values_MNK.masked_fill(values_MNK <= 0, float("inf")).amin((1, 2))
+        log_M = smallest_M.clamp(min=1e-6).log()
+        first = self.steps == 0
+        current_M = self.dicts.log_threshold[group, 0]
+        new_M = log_M if first else THRESHOLD_EMA * current_M + (1 - THRESHOLD_EMA) * log_M
+        self.dicts.log_threshold[group] = new_M[:, None].expand_as(self.dicts.log_threshold[group])
 
     def groups(self) -> list[slice]:
         """Consecutive slices of the stack processed one after the other within a step."""
@@ -190,7 +221,11 @@ class DictionaryTrainer:
             self.tokens_since_fired_MF.masked_fill_(fired_MF > 0, 0)
         self.steps += 1
         self.tokens += N
-        if self.dicts.architecture != "topk" and progress < self.cfg.revive_until:
+        if (
+            self.dicts.architecture in ("standard", "jumprelu")
+            and self.dicts.batch_k is None
+            and progress < self.cfg.revive_until
+        ):
             self.resample_dead(x_MND, x_hat_MND)
         return StepStats(loss, fvu_M, l0_M)
 

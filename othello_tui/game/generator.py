@@ -150,3 +150,23 @@ def generate_games(n: int, seed: int) -> GameBatch:
 def random_games(n: int, rng: np.random.Generator) -> GameBatch:
     """``n`` fresh games from a running generator (the training stream)."""
     return _play_random_games(n, rng)
+
+
+def games_from_moves(move_lists: list[list[int]]) -> GameBatch:
+    """The games of the given move lists (square indices, each list legal from the start), built
+    by the one-game rules: for hand-built positions in tests and for games a user typed."""
+    from othello_tui.game.rules import Game
+
+    n = len(move_lists)
+    squares = np.full((n, N_MOVES), -1, np.int8)
+    player = np.zeros((n, N_MOVES), np.int8)
+    masks = {name: np.zeros((n, N_MOVES, 64), bool) for name in ("black", "white", "flipped", "legal")}
+    for g, moves in enumerate(move_lists):
+        game = Game()
+        for t, square in enumerate(moves):
+            move = game.play(int(square))
+            squares[g, t], player[g, t] = square, move.player
+            masks["black"][g, t], masks["white"][g, t] = move.board == BLACK, move.board == -BLACK
+            masks["flipped"][g, t, list(move.flipped)] = True
+            masks["legal"][g, t, list(move.legal_next)] = True
+    return GameBatch(squares, player, **{name: bb.pack(mask) for name, mask in masks.items()})
