@@ -48,7 +48,7 @@ def token_predicates(games):
 
 
 def test_predicate_names_and_layout():
-    assert len(PREDICATE_NAMES) == N_PREDICATES == 6 * 64 + 2
+    assert len(PREDICATE_NAMES) == N_PREDICATES == 11 * 64 + 2 + 60 + 8 + 6
     assert PREDICATE_NAMES[kind_columns("flipped").start + 18] == "flipped=c-2"
     assert PREDICATE_NAMES[PLAYER_BLACK] == "moved=black" and PREDICATE_NAMES[PLAYER_WHITE] == "moved=white"
 

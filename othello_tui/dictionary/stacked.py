@@ -160,7 +160,7 @@ class StackedDictionaries(nn.Module):
         cut_M = torch.stack(
             [
                 row.topk(min(int(k) * N, row.numel()), sorted=False).values.min()
-                for row, k in zip(flat_MX, k_M)
+                for row, k in zip(flat_MX, k_M, strict=True)
             ]
         )
         kept_MNK = (values_MNK >= cut_M[:, None, None]) & (values_MNK > 0)

@@ -44,7 +44,7 @@ from othello_tui.game.generator import N_MOVES
 from othello_tui.game.squares import N_SQUARES
 
 FORMAT = "othello-tui feature cache"
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 
 
 def summary_dtype() -> np.dtype:
