@@ -17,6 +17,7 @@ from othello_tui.features.labels import (
     MIN_LIFT,
     LabelCounts,
     PredicateCounts,
+    conjunction_counts,
     cooccurrence,
     label_text,
     score_labels,
@@ -141,6 +142,13 @@ def label_counts_for(fires_NF: np.ndarray, predicates_NP: np.ndarray, chunk: int
     return labels, predicates
 
 
+def triple_counts(labels, token_predicates):
+    """The second pass of a build: triple-conjunction predicate counts over all tokens."""
+    return conjunction_counts(
+        torch.from_numpy(token_predicates).view(torch.int8), labels.anchor_F, labels.partner_F
+    )
+
+
 def test_planted_flip_feature_is_labelled_flipped_with_f1_one(token_predicates):
     c2 = parse_square("c-2")
     flipped_c2 = token_predicates[:, kind_columns("flipped").start + c2]
@@ -161,10 +169,10 @@ def test_label_scores_equal_direct_counts(token_predicates):
     labels, predicates = label_counts_for(fires, token_predicates, chunk=64)
     assert np.array_equal(labels.tp_FP.numpy(), fires.astype(int).T @ token_predicates.astype(int))
     assert np.array_equal(predicates.count_P.numpy(), token_predicates.sum(0))
-    candidates, scores = score_labels(labels, predicates)
+    candidates, scores = score_labels(labels, predicates, triple_counts(labels, token_predicates))
     for f in range(2):
-        for (first, second), (precision, recall, f1) in zip(candidates[f], scores[f], strict=True):
-            holds = token_predicates[:, first] & (token_predicates[:, second] if second >= 0 else True)
+        for candidate, (precision, recall, f1) in zip(candidates[f], scores[f], strict=True):
+            holds = token_predicates[:, [p for p in candidate if p >= 0]].all(1)
             tp = (fires[:, f] & holds).sum()
             if tp / fires[:, f].sum() < holds.mean() + MIN_LIFT:  # says nothing: scored 0, never a label
                 assert precision == recall == f1 == 0
@@ -215,3 +223,34 @@ def test_module_statistics_sums_and_histogram(token_predicates):
     for f in range(F):
         values = np.clip(acts[acts[:, f] > 0, f], HISTOGRAM_EDGES[0], HISTOGRAM_EDGES[-1] * 0.999)
         assert np.array_equal(stats.histogram_FB[f].numpy(), np.histogram(values, HISTOGRAM_EDGES)[0])
+
+
+def test_planted_three_way_conjunction_is_found(token_predicates):
+    """Fires exactly where three broad predicates meet: the greedy beam must find all three."""
+    names = ("flips=down", "moved=black", "mine=e-4")
+    columns = [PREDICATE_NAMES.index(name) for name in names]
+    planted = token_predicates[:, columns].all(1)
+    assert 20 < planted.sum() < 0.5 * min(token_predicates[:, columns].sum(0))  # no pair is enough
+    labels, predicates = label_counts_for(planted[:, None], token_predicates, chunk=1000)
+    candidates, scores = score_labels(labels, predicates, triple_counts(labels, token_predicates))
+    assert label_text(*candidates[0, 0]) == " & ".join(sorted(names, key=PREDICATE_NAMES.index))
+    assert scores[0, 0].tolist() == [1.0, 1.0, 1.0]
+    pairs = [s for c, s in zip(candidates[0], scores[0], strict=True) if (c >= 0).sum() == 2]
+    assert all(s[2] <= 1.0 - CONJUNCTION_GAIN for s in pairs)
+
+
+def test_an_uninformative_conjunction_is_rejected(token_predicates):
+    """A feature that is ``mine=e-4`` plus noise: adding a third predicate that always holds with
+    the first two (or says nothing) must not become the label."""
+    rng = np.random.default_rng(5)
+    mine_e4 = token_predicates[:, PREDICATE_NAMES.index("mine=e-4")]
+    fires = mine_e4 & (rng.random(len(mine_e4)) < 0.9)
+    labels, predicates = label_counts_for(fires[:, None], token_predicates, chunk=64)
+    candidates, scores = score_labels(labels, predicates, triple_counts(labels, token_predicates))
+    assert label_text(*candidates[0, 0]) == "mine=e-4"
+    for candidate, score in zip(candidates[0], scores[0], strict=True):
+        held = token_predicates[:, [p for p in candidate if p >= 0]].all(1)
+        if (candidate >= 0).sum() > 1 and score[2] > 0:  # a scored conjunction is informative…
+            assert score[0] >= held.mean() + MIN_LIFT
+            # …and no conjunction is the label unless it beats the single by the gain
+            assert score[2] < scores[0, 0, 2] + CONJUNCTION_GAIN

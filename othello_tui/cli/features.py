@@ -186,13 +186,31 @@ def _print_label_summary(cache) -> None:
     from rich.table import Table
 
     from othello_tui.features.labels import GOOD_LABEL_F1, LABEL_F1_FLOOR
+    from othello_tui.features.meaning import LABELLED_F1
 
     table = Table(
-        "module", "alive", f"labelled (F1 ≥ {LABEL_F1_FLOOR})", f"F1 ≥ {GOOD_LABEL_F1}", "share of alive"
+        "module",
+        "alive",
+        f"labelled (F1 ≥ {LABEL_F1_FLOOR})",
+        f"F1 ≥ {GOOD_LABEL_F1}",
+        "share of alive",
+        f"labelled mass (F1 ≥ {LABELLED_F1})",
+        "monosemantic (top-k)",
+        "mass in >10% / >50% dense",
+        title="labels and meaning",
     )
+    meaning = cache.meaning()
     for module, summary in cache.label_summary().items():
+        m = meaning[module]
         table.add_row(
-            module, str(summary.alive), str(summary.labelled), str(summary.good), f"{summary.good_share:.1%}"
+            module,
+            str(summary.alive),
+            str(summary.labelled),
+            str(summary.good),
+            f"{summary.good_share:.1%}",
+            f"{m.labelled_mass:.2f}",
+            f"{m.monosemantic_share:.1%}",
+            f"{m.dense_mass_10:.2f} / {m.dense_mass_50:.2f}",
         )
     output.console().print(table)
 
@@ -245,7 +263,11 @@ def eval_labels(cache_file: Path | None, weights: Path, as_json: bool) -> None:
     cache = _open(cache_file, weights)
     try:
         if as_json:
-            summary = {m: {**vars(s), "good_share": s.good_share} for m, s in cache.label_summary().items()}
+            meaning = cache.meaning()
+            summary = {
+                m: {**vars(s), "good_share": s.good_share, **meaning[m].to_dict()}
+                for m, s in cache.label_summary().items()
+            }
             click.echo(json.dumps(summary, indent=2))
         else:
             _print_label_summary(cache)

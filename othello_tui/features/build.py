@@ -33,7 +33,7 @@ from othello_tui.features.format import (
     dictionaries_hash,
     summary_dtype,
 )
-from othello_tui.features.labels import PredicateCounts, score_labels
+from othello_tui.features.labels import PredicateCounts, conjunction_counts, score_labels
 from othello_tui.features.openings import OpeningFilter
 from othello_tui.features.predicates import N_PREDICATES, PREDICATE_NAMES, board_predicates
 from othello_tui.game.corpus import atomic_path
@@ -85,10 +85,10 @@ def build_cache(
             tokens[start : start + len(games)] = games.tokens
             _accumulate(model, dictionaries, stats, predicates, games, start, openings)
             report("games", start + len(games), n_games)
-        panels = _example_panels(stats, settings, report)
+        second = _second_pass(stats, settings, report)
         _write_header(f, model, dictionaries, settings, predicates)
         for module, module_stats in stats.items():
-            _write_module(f, module, dictionaries[module], model, module_stats, predicates, panels[module])
+            _write_module(f, module, dictionaries[module], model, module_stats, predicates, second[module])
     return path
 
 
@@ -136,33 +136,79 @@ def _module_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max(1, torch.get_num_threads()), thread_name_prefix="cache-build")
 
 
-def _example_panels(stats: Mapping[str, ModuleStatistics], settings: BuildSettings, report: ProgressCallback):
-    """Per module, over each feature's top tokens: predicate counts int32 [F, P], position counts
-    int32 [F, 60] and the square of each top token's move int8 [F, K] (−1: unused slot), read
-    from the regenerated games."""
+def _second_pass(stats: Mapping[str, ModuleStatistics], settings: BuildSettings, report: ProgressCallback):
+    """Over the regenerated games (no model): per module, the triple-conjunction predicate counts
+    over all tokens (``conjunction_counts``) and, over each feature's top tokens, the panels:
+    predicate counts int32 [F, P], the same counts where the feature's anchor holds and where its
+    anchor and partner hold (for the label candidates' top share), position counts int32 [F, 60]
+    and the square of each top token's move int8 [F, K] (−1: unused slot)."""
     tops = np.concatenate([module_stats.top.result()[1].cpu().numpy() for module_stats in stats.values()])
     K = tops.shape[1]
     slots = np.argsort(tops.ravel(), kind="stable")[np.count_nonzero(tops < 0) :]  # unused slots hold −1
     tokens, rows = tops.ravel()[slots], slots // K
     positions = np.bincount(rows * N_MOVES + tokens % N_MOVES, minlength=len(tops) * N_MOVES)
     squares = np.full(tops.size, -1, np.int8)
-    counts = torch.zeros(len(tops), N_PREDICATES)  # float32 sums: exact below 2**24
+    anchor_R = torch.cat([module_stats.labels.anchor_F.cpu() for module_stats in stats.values()])
+    partner_R = torch.cat([module_stats.labels.partner_F.cpu() for module_stats in stats.values()])
+    counts, counts_a, counts_ab = (
+        torch.zeros(len(tops), N_PREDICATES) for _ in range(3)
+    )  # exact below 2**24
+    triples = {m: 0 for m in stats}
     for start, games in _batches(settings):
+        predicates_GTP = board_predicates(games)
+        valid_BT = games.tokens[:, :N_INPUT] != 0
+        predicates_NP = torch.from_numpy(predicates_GTP[:, :N_INPUT][valid_BT]).view(torch.int8)
+
+        def count_triples(module: str, predicates_NP=predicates_NP) -> None:
+            labels = stats[module].labels
+            device = labels.anchor_F.device
+            triples[module] += conjunction_counts(predicates_NP.to(device), labels.anchor_F, labels.partner_F)
+
+        list(_module_pool().map(count_triples, stats))
         lo, hi = np.searchsorted(tokens, [start * N_MOVES, (start + len(games)) * N_MOVES])
         local, batch_rows = tokens[lo:hi] - start * N_MOVES, torch.from_numpy(rows[lo:hi])
         squares[slots[lo:hi]] = games.squares.ravel()[local]
-        predicates_TP = board_predicates(games).reshape(-1, N_PREDICATES).view(np.uint8) if hi > lo else None
+        predicates_TP = predicates_GTP.reshape(-1, N_PREDICATES).view(np.uint8)
         for a in range(0, hi - lo, PANEL_SLICE):
-            found = predicates_TP[local[a : a + PANEL_SLICE]].astype(np.float32)
-            counts.index_add_(0, batch_rows[a : a + PANEL_SLICE], torch.from_numpy(found))
+            slice_rows = batch_rows[a : a + PANEL_SLICE]
+            found = torch.from_numpy(predicates_TP[local[a : a + PANEL_SLICE]].astype(np.float32))
+            with_a = found * found.gather(1, anchor_R[slice_rows, None])
+            counts.index_add_(0, slice_rows, found)
+            counts_a.index_add_(0, slice_rows, with_a)
+            counts_ab.index_add_(0, slice_rows, with_a * found.gather(1, partner_R[slice_rows, None]))
         report("panels", start + len(games), settings.n_games)
-    counts, positions = counts.numpy().astype(np.int32), positions.reshape(-1, N_MOVES).astype(np.int32)
+    positions = positions.reshape(-1, N_MOVES).astype(np.int32)
     squares = squares.reshape(-1, K)
     offsets = np.cumsum([0] + [module_stats.n_features for module_stats in stats.values()])
     return {
-        m: (counts[a:b], positions[a:b], squares[a:b])
+        m: (
+            triples[m],
+            *(x.numpy().astype(np.int32)[a:b] for x in (counts, counts_a, counts_ab)),
+            positions[a:b],
+            squares[a:b],
+        )
         for m, a, b in zip(stats, offsets[:-1], offsets[1:], strict=True)
     }
+
+
+def top_share(candidates_FCJ: np.ndarray, labels, counts_FP, counts_a_FP, counts_ab_FP, n_examples_F):
+    """The share of each feature's top examples that satisfy each label candidate, from the panel
+    counts: a single p reads ``counts[p]``, a pair A ∧ X ``counts_a[X]``, a triple A ∧ B ∧ X
+    ``counts_ab[X]`` (A the anchor, B the partner)."""
+    anchor_F1, partner_F1 = (x.cpu().numpy()[:, None] for x in (labels.anchor_F, labels.partner_F))
+    size_FC = (candidates_FCJ >= 0).sum(-1)
+    known_FCJ = (candidates_FCJ == anchor_F1[..., None]) | (
+        (candidates_FCJ == partner_F1[..., None]) & (size_FC[..., None] == 3)
+    )
+    extra_FC = np.where(
+        size_FC == 1,
+        candidates_FCJ[..., 0],
+        np.where(known_FCJ | (candidates_FCJ < 0), -1, candidates_FCJ).max(-1),
+    )
+    rows_F1 = np.arange(len(candidates_FCJ))[:, None]
+    table = np.stack([counts_FP, counts_FP, counts_a_FP, counts_ab_FP])  # by candidate size
+    hits_FC = table[size_FC, rows_F1, np.maximum(extra_FC, 0)]
+    return np.where(extra_FC >= 0, hits_FC / np.maximum(n_examples_F, 1)[:, None], 0.0).astype(np.float32)
 
 
 def _dataset(group: h5py.Group, name: str, data: np.ndarray, rows: int) -> h5py.Dataset:
@@ -200,8 +246,9 @@ def _write_header(
 
 
 def _write_module(
-    f, module: str, dictionary: Dictionary, model, stats: ModuleStatistics, predicates, panels
+    f, module: str, dictionary: Dictionary, model, stats: ModuleStatistics, predicates, second
 ) -> None:
+    triple_count_FP, counts_FP, counts_a_FP, counts_ab_FP, positions, squares = second
     group = f.create_group(f"modules/{module}")
     group.attrs.update(
         architecture=dictionary.cfg.architecture, hook_name=dictionary.cfg.hook_name, d_sae=stats.n_features
@@ -217,14 +264,19 @@ def _write_module(
     summary = np.zeros(stats.n_features, summary_dtype())
     summary["fire_count"] = stats.fire_count_F.cpu().numpy()
     summary["activation_sum"] = stats.activation_sum_F.cpu().numpy()
-    summary["label_candidates"], summary["label_scores"] = score_labels(stats.labels, predicates)
+    candidates, summary["label_scores"] = score_labels(stats.labels, predicates, triple_count_FP)
+    summary["label_candidates"] = candidates
+    n_examples_F = (top_tokens >= 0).sum(1)
+    summary["label_top_share"] = top_share(
+        candidates, stats.labels, counts_FP, counts_a_FP, counts_ab_FP, n_examples_F
+    )
     details = np.zeros(stats.n_features, details_dtype(top_tokens.shape[1]))
     details["histogram"] = stats.histogram_FB.cpu().numpy()
     details["top_game"] = np.where(top_tokens >= 0, top_tokens // N_MOVES, -1)
     details["top_position"] = np.where(top_tokens >= 0, top_tokens % N_MOVES, -1)
-    details["top_square"] = panels[2]
+    details["top_square"] = squares
     details["top_activation"] = top_values
-    details["example_predicates"], details["example_positions"] = panels[0], panels[1]
+    details["example_predicates"], details["example_positions"] = counts_FP, positions
     details["logit_effect"] = effect_F64
     _dataset(group, "summary", summary, rows=len(summary))
     _dataset(group, "details", details, rows=DETAIL_ROWS)

@@ -5,6 +5,7 @@ handle ever leaves this module (STYLE.md §7). Each read opens the file briefly,
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from othello_tui.features.labels import (
     informative,
     label_text,
 )
+from othello_tui.features.meaning import Meaning, meaning
 from othello_tui.features.predicates import PREDICATE_NAMES
 from othello_tui.features.stats import Example, FeatureStats, panels_from_counts
 from othello_tui.game.generator import N_MOVES
@@ -128,8 +130,10 @@ class FeatureCache:
         names = ("top_game", "top_position", "top_square", "top_activation")
         examples = [Example(*e) for e in zip(*(details[name][fired].tolist() for name in names), strict=True)]
         candidates = [
-            self._label(c, s)
-            for c, s in zip(summary["label_candidates"], summary["label_scores"], strict=True)
+            self._label(c, s, share)
+            for c, s, share in zip(
+                summary["label_candidates"], summary["label_scores"], summary["label_top_share"], strict=True
+            )
         ]
         return FeatureStats(
             feature_id=f"{module}{f}",
@@ -149,8 +153,9 @@ class FeatureCache:
         )
 
     @staticmethod
-    def _label(candidate: np.ndarray, scores: np.ndarray) -> Label:
-        return Label(label_text(int(candidate[0]), int(candidate[1])), *(float(x) for x in scores))
+    def _label(candidate: np.ndarray, scores: np.ndarray, top_share: float | None = None) -> Label:
+        share = None if top_share is None else float(top_share)
+        return Label(label_text(*(int(p) for p in candidate)), *(float(x) for x in scores), share)
 
     @staticmethod
     def _labelled(label: Label) -> Label | None:
@@ -163,8 +168,10 @@ class FeatureCache:
         if module not in self._labels:
             summary = self._read(module, lambda g: g["summary"][()])
             candidates, scores = summary["label_candidates"][:, 0], summary["label_scores"][:, 0]
+            shares = summary["label_top_share"][:, 0]
             self._labels[module] = [
-                self._labelled(self._label(c, s)) for c, s in zip(candidates, scores, strict=True)
+                self._labelled(self._label(c, s, share))
+                for c, s, share in zip(candidates, scores, shares, strict=True)
             ]
         return self._labels[module]
 
@@ -213,6 +220,42 @@ class FeatureCache:
             good = alive & np.array([label is not None and label.f1 >= GOOD_LABEL_F1 for label in labels])
             summary[module] = LabelSummary(int(alive.sum()), int(labelled.sum()), int(good.sum()))
         return summary
+
+    def meaning(self) -> dict[str, Meaning]:
+        """Per module: labelled mass, top-k monosemantic share and density profile (``meaning.py``)."""
+        base_rate_P = self._predicate_count / max(self.n_tokens, 1)
+        result = {}
+        for module in self.modules:
+            summary, counts_FP, tops_FK = self._read(
+                module,
+                lambda g: (
+                    g["summary"][()],
+                    g["details"].fields("example_predicates")[()],
+                    g["details"].fields("top_game")[()],
+                ),
+            )
+            scores_FC3, candidates_FCJ = summary["label_scores"], summary["label_candidates"]
+            precision_FC, recall_FC = scores_FC3[..., 0], scores_FC3[..., 1]
+            holds_FC = precision_FC * summary["fire_count"][:, None] / np.maximum(recall_FC, 1e-12)
+            candidate_base_FC = np.where(recall_FC > 0, holds_FC / max(self.n_tokens, 1), 1.0)
+            candidate_base_FC[candidates_FCJ[..., 0] < 0] = 1.0
+            result[module] = meaning(
+                summary["fire_count"],
+                summary["activation_sum"],
+                scores_FC3[:, 0, 2],
+                counts_FP,
+                (tops_FK >= 0).sum(1),
+                base_rate_P,
+                summary["label_top_share"],
+                candidate_base_FC,
+                self.n_tokens,
+            )
+        return result
+
+    @functools.cached_property
+    def _predicate_count(self) -> np.ndarray:
+        with self._file() as f:
+            return f["predicate_count"][()].astype(np.float64)
 
 
 def open_cache(

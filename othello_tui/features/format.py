@@ -13,8 +13,10 @@ module, K top tokens, P predicates, B histogram bins):
     games/tokens     uint8 [n_games, 60] (game k of ``seed``, as ``iter_games`` makes it)
     modules/<M>/     attrs architecture, hook_name, d_sae
         summary  [F] records: fire_count int64, activation_sum float64, label_candidates int16
-                 [C, 2], label_scores float32 [C, 3] (see ``labels.py``); one chunk per module,
-                 for scanning every label at once
+                 [C, 3] (predicate indices, −1 unused), label_scores float32 [C, 3] (precision,
+                 recall, F1; see ``labels.py``), label_top_share float32 [C] (the share of the
+                 top tokens that satisfy the candidate); one chunk per module, for scanning
+                 every label at once
         details  [F] records, a few features per chunk, so one feature is one small read:
             histogram int64 [B]
             top_game int32 [K], top_position int8 [K], top_square int8 [K], top_activation
@@ -38,7 +40,7 @@ import numpy as np
 
 from othello_tui.dictionary.sae import Dictionary
 from othello_tui.features.accumulate import HISTOGRAM_EDGES
-from othello_tui.features.labels import N_CANDIDATES
+from othello_tui.features.labels import CONJUNCTION_SIZE, N_CANDIDATES
 from othello_tui.features.predicates import N_PREDICATES
 from othello_tui.game.generator import N_MOVES
 from othello_tui.game.squares import N_SQUARES
@@ -52,8 +54,9 @@ def summary_dtype() -> np.dtype:
         [
             ("fire_count", "<i8"),
             ("activation_sum", "<f8"),
-            ("label_candidates", "<i2", (N_CANDIDATES, 2)),
+            ("label_candidates", "<i2", (N_CANDIDATES, CONJUNCTION_SIZE)),
             ("label_scores", "<f4", (N_CANDIDATES, 3)),
+            ("label_top_share", "<f4", (N_CANDIDATES,)),
         ]
     )
 

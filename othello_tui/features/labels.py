@@ -1,15 +1,18 @@
-"""Automatic feature labels: board predicates scored as classifiers of "the feature fires".
+"""Automatic feature labels: predicates scored as classifiers of "the feature fires".
 
 For feature f and predicate p over all tokens: TP = #(f fires ∧ p), precision = TP / #fires,
 recall = TP / #p, F1 = 2·TP / (#fires + #p). Every count is a product of 0/1 matrices summed over
 tokens, so one pass accumulates them all: TP [F, P] = firesᵀ·predicates per chunk.
 
-Conjunctions A ∧ B are searched from each feature's *anchor* A, its best single predicate in the
-first chunk where it fires: TP(A ∧ B) for every B is the same product with the fires masked by A,
-and #(A ∧ B) comes from the predicates' co-occurrence matrix. A feature fires for the first time
-in the chunk that picks its anchor, so the conjunction counts are exact over all tokens; only the
-choice of A rests on that first chunk. A conjunction is the label only where its F1 beats the best
-single predicate's by ``CONJUNCTION_GAIN``.
+Conjunctions of up to three predicates are found by a greedy beam (width 1) from each feature's
+*anchor* A, its best single predicate in the first chunk where it fires, and its *partner* B,
+the best second predicate in that chunk: TP(A ∧ C) and TP(A ∧ B ∧ C) for every C are the same
+product with the fires masked by A, or by A ∧ B. A feature fires for the first time in the chunk
+that picks them, so these true positives are exact over all tokens; only the choice of A and B
+rests on that first chunk. The predicate counts #(A ∧ C) come from the co-occurrence matrix, and
+#(A ∧ B ∧ C), which depends on the feature, from a second pass over the tokens
+(:func:`conjunction_counts`). A conjunction is the label only where its F1 beats every shorter
+candidate's by ``CONJUNCTION_GAIN``.
 
 A label must say something: its precision must beat the predicate's base rate by ``MIN_LIFT``.
 Otherwise a feature firing almost everywhere would be "labelled" ``empty=a-7`` with F1 0.87 just
@@ -34,7 +37,8 @@ MIN_LIFT = 0.1  # a label's precision must beat its predicate's base rate by thi
 GOOD_LABEL_F1 = 0.8  # the share of alive features labelled at least this well is the headline figure
 CONJUNCTION_GAIN = 0.1
 N_SINGLE_CANDIDATES = 3
-N_CANDIDATES = N_SINGLE_CANDIDATES + 1  # the best singles and the best conjunction
+N_CANDIDATES = N_SINGLE_CANDIDATES + 2  # the best singles, the best pair, the best triple
+CONJUNCTION_SIZE = 3  # predicates per candidate (unused slots −1)
 
 
 def cooccurrence(a_NX: Tensor, b_NY: Tensor) -> Tensor:
@@ -84,7 +88,9 @@ class LabelCounts:
         self.fires_F = torch.zeros(n_features, dtype=torch.int64, device=device)
         self.tp_FP = torch.zeros(n_features, P, dtype=torch.int64, device=device)
         self.conjunction_tp_FP = torch.zeros(n_features, P, dtype=torch.int64, device=device)
+        self.triple_tp_FP = torch.zeros(n_features, P, dtype=torch.int64, device=device)
         self.anchor_F = torch.zeros(n_features, dtype=torch.int64, device=device)
+        self.partner_F = torch.zeros(n_features, dtype=torch.int64, device=device)
 
     def update(
         self,
@@ -106,41 +112,82 @@ class LabelCounts:
             f1_FP = f1_score(tp_FP, fires_F1, predicates.count_P)
             useful_FP = informative(tp_FP, fires_F1, predicates.count_P, predicates.n_tokens)
             self.anchor_F[first_F] = f1_FP.masked_fill(~useful_FP, -1.0).argmax(dim=1)
-        # fires ∧ anchor, built from the entries: far fewer than N·F
-        F = fires_NF.shape[1]
-        P = predicates_NP.shape[1]
-        anchored_E = predicates_NP.view(-1)[token_E * P + self.anchor_F[feature_E]].bool()  # flat indices
-        anchored_NF = torch.zeros_like(fires_NF)
-        anchored_NF.view(-1)[(token_E * F + feature_E)[anchored_E]] = 1
+        anchored_NF = self._fires_where(fires_NF, feature_E, token_E, predicates_NP, (self.anchor_F,))
         self.conjunction_tp_FP += cooccurrence(anchored_NF, predicates_NP)
+        if first_F.any():
+            pair_count_FP = predicates.pairs_PP[self.anchor_F[first_F]]
+            f1_FP = pair_f1(
+                self.conjunction_tp_FP[first_F], self.fires_F[first_F, None], pair_count_FP,
+                predicates.count_P[self.anchor_F[first_F]][:, None], predicates.count_P, predicates.n_tokens,
+            )  # fmt: skip
+            self.partner_F[first_F] = f1_FP.argmax(dim=1)
+        both_NF = self._fires_where(
+            fires_NF, feature_E, token_E, predicates_NP, (self.anchor_F, self.partner_F)
+        )
+        self.triple_tp_FP += cooccurrence(both_NF, predicates_NP)
+
+    @staticmethod
+    def _fires_where(fires_NF, feature_E, token_E, predicates_NP, columns: tuple[Tensor, ...]) -> Tensor:
+        """int8 [N, F]: the feature fires and its predicates ``columns`` (one [F] each) hold; built
+        from the entries (far fewer than N·F) by flat indices."""
+        F, P = fires_NF.shape[1], predicates_NP.shape[1]
+        held_E = torch.ones_like(feature_E, dtype=torch.bool)
+        for column_F in columns:
+            held_E &= predicates_NP.view(-1)[token_E * P + column_F[feature_E]].bool()
+        out_NF = torch.zeros_like(fires_NF)
+        out_NF.view(-1)[(token_E * F + feature_E)[held_E]] = 1
+        return out_NF
+
+
+def pair_f1(tp_FP, fires_F1, pair_count_FP, first_count_F1, count_P, n_tokens: int):
+    """F1 of ``first ∧ p`` for every p, −1 where the conjunction is no conjunction (p implies the
+    first predicate or is implied by it: A ∧ A, move=s ∧ mine=s, …) or says nothing."""
+    f1 = f1_score(tp_FP, fires_F1, pair_count_FP)
+    redundant = (pair_count_FP == first_count_F1) | (pair_count_FP == count_P)
+    bad = redundant | ~informative(tp_FP, fires_F1, pair_count_FP, n_tokens)
+    return f1 - (f1 + 1) * bad  # numpy or torch alike
+
+
+def conjunction_counts(predicates_NP: Tensor, anchor_F: Tensor, partner_F: Tensor) -> Tensor:
+    """int64 [F, P]: tokens of a chunk where each feature's anchor, partner and predicate p all
+    hold (the predicate counts of the triples, which depend on the feature)."""
+    both_NF = predicates_NP[:, anchor_F] & predicates_NP[:, partner_F]
+    return cooccurrence(both_NF.contiguous(), predicates_NP)
 
 
 @dataclass(frozen=True)
 class Label:
-    """A predicate (or conjunction, names joined by " & ") and its scores as a classifier."""
+    """A predicate (or conjunction, names joined by " & ") and its scores as a classifier, with
+    the share of the feature's top examples it holds on (None where not measured)."""
 
     text: str
     precision: float
     recall: float
     f1: float
+    top_share: float | None = None
 
     def __str__(self) -> str:
         return f"{self.text} (P {self.precision:.2f}, R {self.recall:.2f})"
 
 
-def label_text(first: int, second: int) -> str:
-    return PREDICATE_NAMES[first] if second < 0 else f"{PREDICATE_NAMES[first]} & {PREDICATE_NAMES[second]}"
+def label_text(*predicates: int) -> str:
+    """``"move=b-4 & flipped=c-4"`` from predicate indices (−1: unused slot)."""
+    return " & ".join(PREDICATE_NAMES[p] for p in predicates if p >= 0)
 
 
-def score_labels(labels: LabelCounts, predicates: PredicateCounts) -> tuple[np.ndarray, np.ndarray]:
-    """Label candidates of every feature: predicate indices int16 [F, C, 2] (second −1 for a single
-    predicate; a conjunction's pair in index order) and scores float32 [F, C, 3] (precision,
-    recall, F1). Candidate 0 is the label, the others follow by F1."""
+def score_labels(
+    labels: LabelCounts, predicates: PredicateCounts, triple_count_FP: Tensor | np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Label candidates of every feature: predicate indices int16 [F, C, 3] (−1: unused; a
+    conjunction's predicates in index order) and scores float32 [F, C, 3] (precision, recall, F1).
+    Candidates: the best singles, the best pair A ∧ ·, the best triple A ∧ B ∧ · (scored only
+    with ``triple_count_FP``, from :func:`conjunction_counts`). Candidate 0 is the label, the
+    others follow by F1."""
     fires_F1 = labels.fires_F.cpu().numpy()[:, None]
     count_P = predicates.count_P.cpu().numpy()
     tp_FP = labels.tp_FP.cpu().numpy()
-    anchor_F = labels.anchor_F.cpu().numpy()
-    F = len(fires_F1)
+    anchor_F, partner_F = labels.anchor_F.cpu().numpy(), labels.partner_F.cpu().numpy()
+    F, n_tokens = len(fires_F1), predicates.n_tokens
     rows_F1 = np.arange(F)[:, None]
 
     def scores(tp, count):  # [F, X] -> [F, X, 3]
@@ -148,41 +195,63 @@ def score_labels(labels: LabelCounts, predicates: PredicateCounts) -> tuple[np.n
             [tp / fires_F1.clip(min=1), tp / count.clip(min=1), f1_score(tp, fires_F1, count)], -1
         )
 
-    n_tokens = predicates.n_tokens
     single_f1_FP = np.where(
         informative(tp_FP, fires_F1, count_P, n_tokens), f1_score(tp_FP, fires_F1, count_P), -1.0
     )
     single_FS = np.argsort(-single_f1_FP, axis=1, kind="stable")[:, :N_SINGLE_CANDIDATES]
-    pair_count_FP = predicates.pairs_PP.cpu().numpy()[anchor_F]
-    pair_tp_FP = labels.conjunction_tp_FP.cpu().numpy()
-    pair_f1_FP = f1_score(pair_tp_FP, fires_F1, pair_count_FP)
-    # A ∧ B is no conjunction where one implies the other (A ∧ A, move=s ∧ mine=s, …)
-    pair_f1_FP[(pair_count_FP == count_P[anchor_F][:, None]) | (pair_count_FP == count_P)] = -1
-    pair_f1_FP[~informative(pair_tp_FP, fires_F1, pair_count_FP, n_tokens)] = -1
-    partner_F1 = pair_f1_FP.argmax(axis=1)[:, None]
+    pairs_PP = predicates.pairs_PP.cpu().numpy()
+    pair_count_FP, pair_tp_FP = pairs_PP[anchor_F], labels.conjunction_tp_FP.cpu().numpy()
+    pair_f1_FP = pair_f1(pair_tp_FP, fires_F1, pair_count_FP, count_P[anchor_F][:, None], count_P, n_tokens)
+    best_pair_F1 = pair_f1_FP.argmax(axis=1)[:, None]
+    if triple_count_FP is None:
+        triple_count_FP = np.zeros_like(tp_FP)  # unmeasured: every triple scores −1 below
+    triple_count_FP = np.asarray(
+        triple_count_FP.cpu() if isinstance(triple_count_FP, Tensor) else triple_count_FP
+    )
+    triple_tp_FP = labels.triple_tp_FP.cpu().numpy()
+    ab_count_F1 = pairs_PP[anchor_F, partner_F][:, None]
+    triple_f1_FP = pair_f1(triple_tp_FP, fires_F1, triple_count_FP, ab_count_F1, pair_count_FP, n_tokens)
+    triple_f1_FP[(triple_count_FP == 0) | (pair_f1_FP[rows_F1, partner_F[:, None]] < 0)] = -1
+    best_triple_F1 = triple_f1_FP.argmax(axis=1)[:, None]
 
-    candidates_FC2 = np.concatenate(
+    unused_F1 = np.full((F, 1), -1)
+    candidates_FCJ = np.concatenate(
         [
-            np.stack([single_FS, np.full_like(single_FS, -1)], -1),
-            np.sort(np.stack([anchor_F[:, None], partner_F1], -1), axis=-1),
+            np.stack([single_FS, *[np.full_like(single_FS, -1)] * 2], -1),
+            np.concatenate(
+                [np.sort(np.stack([anchor_F[:, None], best_pair_F1], -1), axis=-1), unused_F1[..., None]], -1
+            ),
+            np.sort(np.stack([anchor_F[:, None], partner_F[:, None], best_triple_F1], -1), axis=-1),
         ],
         axis=1,
     )
     scores_FC3 = np.concatenate(
         [
             scores(tp_FP[rows_F1, single_FS], count_P[single_FS]),
-            scores(pair_tp_FP[rows_F1, partner_F1], pair_count_FP[rows_F1, partner_F1]),
+            scores(pair_tp_FP[rows_F1, best_pair_F1], pair_count_FP[rows_F1, best_pair_F1]),
+            scores(triple_tp_FP[rows_F1, best_triple_F1], triple_count_FP[rows_F1, best_triple_F1]),
         ],
         axis=1,
     )
     usable_FC = np.concatenate(
-        [single_f1_FP[rows_F1, single_FS] >= 0, pair_f1_FP[rows_F1, partner_F1] >= 0], axis=1
+        [
+            single_f1_FP[rows_F1, single_FS] >= 0,
+            pair_f1_FP[rows_F1, best_pair_F1] >= 0,
+            triple_f1_FP[rows_F1, best_triple_F1] >= 0,
+        ],
+        axis=1,
     )
     scores_FC3[~usable_FC] = 0.0  # uninformative candidates score nothing: never a label
-    key_FC = scores_FC3[..., 2].copy()
-    conjunction_wins_F = key_FC[:, -1] >= key_FC[:, 0] + CONJUNCTION_GAIN
-    key_FC[np.arange(F), np.where(conjunction_wins_F, N_CANDIDATES - 1, 0)] = np.inf  # the label first
+    f1_FC = scores_FC3[..., 2]
+    # the label: the best single, unless a longer candidate beats every shorter one by the gain
+    pick_F = np.zeros(F, np.int64)
+    pair_wins = f1_FC[:, N_SINGLE_CANDIDATES] >= f1_FC[:, 0] + CONJUNCTION_GAIN
+    pick_F[pair_wins] = N_SINGLE_CANDIDATES
+    best_shorter_F = np.maximum(f1_FC[:, 0], f1_FC[:, N_SINGLE_CANDIDATES])
+    pick_F[f1_FC[:, -1] >= best_shorter_F + CONJUNCTION_GAIN] = N_CANDIDATES - 1
+    key_FC = f1_FC.copy()
+    key_FC[np.arange(F), pick_F] = np.inf  # the label first
     order_FC = np.argsort(-key_FC, axis=1, kind="stable")
-    return candidates_FC2[rows_F1, order_FC].astype(np.int16), scores_FC3[rows_F1, order_FC].astype(
+    return candidates_FCJ[rows_F1, order_FC].astype(np.int16), scores_FC3[rows_F1, order_FC].astype(
         np.float32
     )
