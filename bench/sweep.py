@@ -3,12 +3,15 @@
     othello-tui train activations --tokens 3000000        # once: cache/activations (9 GB)
     python bench/sweep.py train                            # every recipe, resumable
     python bench/sweep.py eval --games 1000                # metrics of every trained recipe
+    python bench/sweep.py table                            # the README's sweep table
+    python bench/sweep.py select --games 1000              # each module's recipe
+    python bench/sweep.py ship                             # copy the winners into weights/
 
 Each recipe is one ``othello-tui train dictionaries`` command (all 12 modules) writing to
 ``cache/sweep/<recipe>/``; a finished recipe is skipped, an interrupted one resumes from its
-checkpoint. ``eval`` appends one JSON line per recipe to ``cache/sweep/results.jsonl``
-(``othello-tui eval dictionaries --meaning``), which ``sweep.py table`` prints and
-``othello-tui eval select`` reads to choose each module's recipe.
+checkpoint. ``eval`` appends one JSON line per recipe to ``cache/sweep/results.jsonl``: per
+module the spliced fidelity and the meaning metrics of a feature cache over the games, and the
+replacement model (all 12 spliced). The shipped dictionaries are measured too, as the baseline.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+
+from othello_tui.dictionary.selection import Choice, Measured, choose
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ROOT / "cache" / "sweep"
@@ -58,32 +63,152 @@ def train() -> None:
 
 
 def evaluate(n_games: int) -> None:
-    done = {json.loads(line)["recipe"] for line in _lines()}
-    for name in RECIPES:
-        out = SWEEP / name
-        if name in done or not (out / "L5M.json").exists():
+    """Measure every trained recipe (and the shipped dictionaries, as the baseline) once."""
+    model = _model()
+    done = {row["recipe"] for row in rows()}
+    for name, folder in [(BASELINE, BASELINE_DIR), *((name, SWEEP / name) for name in RECIPES)]:
+        if name in done or not (folder / "L5M.json").exists():
             continue
         print(f"== eval {name}", flush=True)
-        result = subprocess.run(
-            ["othello-tui", "eval", "dictionaries", "--dictionaries", str(out), "--games", str(n_games),
-             "--meaning", "--json"],
-            check=True, capture_output=True, text=True,
-        )  # fmt: skip
-        row = {"recipe": name, "arguments": RECIPES[name], **json.loads(result.stdout)}
+        row = {"recipe": name, "arguments": RECIPES.get(name, "shipped"), **measure(model, folder, n_games)}
         with (SWEEP / "results.jsonl").open("a") as f:
             f.write(json.dumps(row) + "\n")
 
 
-def _lines() -> list[str]:
+def measure(model, folder: Path, n_games: int) -> dict:
+    """Per module: fidelity (spliced alone) and meaning (a feature cache over ``n_games`` games of
+    seed 0); the replacement model with every module of the recipe spliced at once."""
+    from othello_tui.dictionary.evaluate import evaluate_dictionaries, evaluate_replacement
+    from othello_tui.dictionary.io import load_dictionaries
+    from othello_tui.features import build_cache, open_cache
+
+    dictionaries = load_dictionaries(folder, model)
+    fidelity = evaluate_dictionaries(model, dictionaries, n_games)
+    reference = fidelity["model"]["legal_top1"]
+    cache_file = folder / "features.h5"
+    build_cache(model, dictionaries, n_games, seed=0, top_k=256, path=cache_file)
+    cache = open_cache(cache_file)
+    meaning = cache.meaning()
+    labels = cache.label_summary()
+    modules = {
+        module: {
+            **{
+                k: metrics[k]
+                for k in ("fvu", "l0", "alive_frac", "coverage", "legal_coverage", "board_reconstruction")
+            },
+            "legal_drop": round(100 * (reference - metrics["spliced_legal_top1"]), 4),
+            "kl": metrics["spliced_kl"],
+            **meaning[module].to_dict(),
+            "good_labels": labels[module].good,
+        }
+        for module, metrics in fidelity["modules"].items()
+    }
+    return {
+        "modules": modules,
+        "replacement": evaluate_replacement(model, dictionaries, n_games),
+        "games": n_games,
+    }
+
+
+def select(n_games: int) -> Choice:
+    """Each module's recipe (``othello_tui.dictionary.selection``), measuring combinations."""
+    from othello_tui.dictionary.evaluate import evaluate_replacement
+    from othello_tui.dictionary.io import load_dictionaries
+
+    model = _model()
+    measured = [
+        Measured(row["recipe"], module, m["labelled_mass"], m["legal_drop"], m["kl"])
+        for row in rows()
+        for module, m in row["modules"].items()
+    ]
+    folders = {row["recipe"]: _folder(row["recipe"]) for row in rows()}
+
+    def replacement_drop(recipes) -> float:
+        dictionaries = {m: load_dictionaries(folders[r], model, [m])[m] for m, r in recipes.items()}
+        result = evaluate_replacement(model, dictionaries, n_games)
+        print(
+            f"   all spliced {result['legal_drop']:.2f} points, KL {result['kl']:.4f}: {recipes}", flush=True
+        )
+        return result["legal_drop"]
+
+    choice = choose(measured, replacement_drop)
+    (SWEEP / "choice.json").write_text(json.dumps(vars(choice), indent=2))
+    return choice
+
+
+def ship() -> None:
+    """Copy each module's chosen dictionary into weights/dictionaries, with its provenance and
+    sweep metrics in its JSON (run `othello-tui eval dictionaries --save` afterwards)."""
+    import shutil
+
+    choice = json.loads((SWEEP / "choice.json").read_text())
+    by_recipe = {row["recipe"]: row for row in rows()}
+    target = ROOT / "weights" / "dictionaries"
+    for module, recipe in choice["recipes"].items():
+        if recipe == BASELINE:
+            continue
+        for suffix in (".safetensors", ".json"):
+            shutil.copyfile(_folder(recipe) / f"{module}{suffix}", target / f"{module}{suffix}")
+        meta = json.loads((target / f"{module}.json").read_text())
+        meta["selection"] = {
+            "recipe": recipe,
+            "arguments": RECIPES[recipe],
+            "sweep": by_recipe[recipe]["modules"][module],
+            "replacement_drop_points": choice["all_drop"],
+        }
+        (target / f"{module}.json").write_text(json.dumps(meta, indent=2))
+        print(f"{module}: {recipe}")
+
+
+def table() -> None:
+    """The README table: one row per recipe (losers included), mean and range over modules."""
+    print(
+        "| recipe | labelled mass (min–max) | mean | monosemantic | legality drop, worst module (pts) | worst KL | all 12 spliced (pts, KL) | mean FVU |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for row in rows():
+        modules = row["modules"].values()
+        mass = [m["labelled_mass"] for m in modules]
+        print(
+            f"| {row['recipe']} | {min(mass):.2f}–{max(mass):.2f} | {sum(mass) / len(mass):.2f} "
+            f"| {sum(m['monosemantic_share'] for m in modules) / len(mass):.0%} "
+            f"| {max(m['legal_drop'] for m in modules):.2f} | {max(m['kl'] for m in modules):.4f} "
+            f"| {row['replacement']['legal_drop']:.2f}, {row['replacement']['kl']:.3f} "
+            f"| {sum(m['fvu'] for m in modules) / len(mass):.3f} |"
+        )
+
+
+BASELINE = "shipped-topk-auto"
+BASELINE_DIR = ROOT / "weights" / "dictionaries"
+
+
+def _folder(recipe: str) -> Path:
+    return BASELINE_DIR if recipe == BASELINE else SWEEP / recipe
+
+
+def _model():
+    from othello_tui.model.weights import load_model
+
+    return load_model(ROOT / "weights", "cpu")[0]
+
+
+def rows() -> list[dict]:
     path = SWEEP / "results.jsonl"
-    return path.read_text().splitlines() if path.exists() else []
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 if __name__ == "__main__":
+    GAMES = int(sys.argv[sys.argv.index("--games") + 1]) if "--games" in sys.argv else 1000
     what = sys.argv[1] if len(sys.argv) > 1 else "train"
     if what == "train":
         train()
     elif what == "eval":
-        evaluate(int(sys.argv[sys.argv.index("--games") + 1]) if "--games" in sys.argv else 1000)
+        evaluate(GAMES)
+    elif what == "select":
+        print(json.dumps(vars(select(GAMES)), indent=2))
+    elif what == "ship":
+        ship()
+    elif what == "table":
+        table()
     else:
-        sys.exit(f"unknown step {what!r}: train or eval")
+        sys.exit(f"unknown step {what!r}: train, eval, select, ship or table")

@@ -154,3 +154,36 @@ def evaluate_dictionaries(
         "modules": results,
         "seed": seed,
     }
+
+
+@torch.no_grad()
+def evaluate_replacement(
+    model: OthelloGPT,
+    dictionaries: dict[str, Dictionary],
+    n_games: int = 2000,
+    seed: int = DICTIONARY_EVAL_SEED,
+    batch: int = 250,
+) -> dict:
+    """The replacement model: every module's output replaced by its dictionary's reconstruction
+    at once. ``{"legal_top1", "model_legal_top1", "legal_drop", "kl"}`` (drop in points)."""
+    model.eval()
+    games = generate_games(n_games, seed)
+    tokens_BT, legal_BTV = model_inputs(games, model.device)
+    positions_BT = legal_BTV.any(-1)
+    hooks = [(d.cfg.hook_name, lambda x, d=d.to(model.device): d(x)[0]) for d in dictionaries.values()]
+    clean, spliced, kl_sum = [], [], 0.0
+    for s in range(0, n_games, batch):
+        clean.append(model(tokens_BT[s : s + batch]))
+        with model.hooks(hooks):
+            spliced.append(model(tokens_BT[s : s + batch]))
+        kl_sum += kl_per_position(clean[-1], spliced[-1])[positions_BT[s : s + batch]].sum().item()
+    reference = prediction_metrics(torch.cat(clean).cpu(), legal_BTV.cpu()).legal_top1
+    replaced = prediction_metrics(torch.cat(spliced).cpu(), legal_BTV.cpu()).legal_top1
+    return {
+        "legal_top1": round(replaced, 6),
+        "model_legal_top1": round(reference, 6),
+        "legal_drop": round(100 * (reference - replaced), 4),
+        "kl": round(kl_sum / int(positions_BT.sum()), 6),
+        "modules": list(dictionaries),
+        "games": n_games,
+    }
