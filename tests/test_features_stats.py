@@ -14,6 +14,7 @@ from othello_tui.dictionary.sae import ActiveEntries
 from othello_tui.features.accumulate import HISTOGRAM_EDGES, ModuleStatistics
 from othello_tui.features.labels import (
     CONJUNCTION_GAIN,
+    MIN_CONJUNCTION_SUPPORT,
     MIN_LIFT,
     LabelCounts,
     PredicateCounts,
@@ -254,3 +255,16 @@ def test_an_uninformative_conjunction_is_rejected(token_predicates):
             assert score[0] >= held.mean() + MIN_LIFT
             # …and no conjunction is the label unless it beats the single by the gain
             assert score[2] < scores[0, 0, 2] + CONJUNCTION_GAIN
+
+
+def test_a_conjunction_needs_support(token_predicates):
+    """On a handful of firing tokens some conjunction always fits: below the support floor none is
+    offered, however high its F1."""
+    names = ("flips=down", "moved=black", "mine=e-4")
+    planted = token_predicates[:, [PREDICATE_NAMES.index(name) for name in names]].all(1)
+    rare = planted & (np.cumsum(planted) <= MIN_CONJUNCTION_SUPPORT - 1)
+    labels, predicates = label_counts_for(rare[:, None], token_predicates, chunk=1000)
+    candidates, scores = score_labels(labels, predicates, triple_counts(labels, token_predicates))
+    for candidate, score in zip(candidates[0], scores[0], strict=True):
+        if (candidate >= 0).sum() > 1:
+            assert score[2] == 0

@@ -39,6 +39,8 @@ CONJUNCTION_GAIN = 0.1
 N_SINGLE_CANDIDATES = 3
 N_CANDIDATES = N_SINGLE_CANDIDATES + 2  # the best singles, the best pair, the best triple
 CONJUNCTION_SIZE = 3  # predicates per candidate (unused slots −1)
+#: a conjunction must hold on this many firing tokens: on a handful, some triple always fits
+MIN_CONJUNCTION_SUPPORT = 10
 
 
 def cooccurrence(a_NX: Tensor, b_NY: Tensor) -> Tensor:
@@ -236,8 +238,10 @@ def score_labels(
     usable_FC = np.concatenate(
         [
             single_f1_FP[rows_F1, single_FS] >= 0,
-            pair_f1_FP[rows_F1, best_pair_F1] >= 0,
-            triple_f1_FP[rows_F1, best_triple_F1] >= 0,
+            (pair_f1_FP[rows_F1, best_pair_F1] >= 0)
+            & (pair_tp_FP[rows_F1, best_pair_F1] >= MIN_CONJUNCTION_SUPPORT),
+            (triple_f1_FP[rows_F1, best_triple_F1] >= 0)
+            & (triple_tp_FP[rows_F1, best_triple_F1] >= MIN_CONJUNCTION_SUPPORT),
         ],
         axis=1,
     )

@@ -109,7 +109,10 @@ def label_line(stats: FeatureStats) -> Text:
         return Text(f"unlabelled: the best {what}, {best.text}, has F1 {best.f1:.2f}", style="dim")
     label = stats.label
     text = Text(label.text, style="bold cyan")
-    return text.append(f"  P {label.precision:.2f} · R {label.recall:.2f} · F1 {label.f1:.2f}")
+    text.append(f"  P {label.precision:.2f} · R {label.recall:.2f} · F1 {label.f1:.2f}")
+    if label.top_share is not None:
+        text.append(f" · holds on {label.top_share:.0%} of the top examples")
+    return text
 
 
 def candidates_line(stats: FeatureStats) -> Text:

@@ -95,6 +95,7 @@ class FeatureStats:
                     "precision": value.precision,
                     "recall": value.recall,
                     "f1": value.f1,
+                    "top_share": value.top_share,
                 }
             )
 
