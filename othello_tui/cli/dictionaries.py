@@ -257,6 +257,13 @@ COLUMNS = (
 )
 
 
+MEANING_COLUMNS = (
+    ("labelled mass", "labelled_mass", "{:.2f}"),
+    ("monosemantic", "monosemantic_share", "{:.0%}"),
+    ("mass >10%", "dense_mass_10", "{:.2f}"),
+)
+
+
 @evaluate.command("dictionaries")
 @click.option(
     "--games", "n_games", type=click.IntRange(min=2), default=2000, show_default=True, help="Held-out games."
@@ -278,12 +285,21 @@ COLUMNS = (
     help="Dictionary folder [default: WEIGHTS/dictionaries].",
 )
 @click.option("--save", is_flag=True, help="Also write the metrics into each dictionary's JSON file.")
+@click.option(
+    "--cache",
+    "cache_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Feature cache for the meaning metrics [default: the newest in cache/ for these weights].",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-def eval_dictionaries_command(n_games, as_json, modules, weights, dict_dir, save, device) -> None:
-    """Reconstruction, sparsity, spliced-model and board-state metrics, one row per module."""
+def eval_dictionaries_command(n_games, as_json, modules, weights, dict_dir, save, cache_file, device) -> None:
+    """Fidelity (spliced alone and all at once), reconstruction, sparsity, board-state metrics and,
+    from the feature cache, meaning (labelled mass, top-k monosemantic share, density)."""
     from rich.table import Table
 
-    from othello_tui.dictionary.evaluate import evaluate_dictionaries
+    from othello_tui.cli.loading import find_feature_cache
+    from othello_tui.dictionary.evaluate import evaluate_dictionaries, evaluate_replacement
     from othello_tui.dictionary.io import load_dictionaries, save_dictionary
     from othello_tui.model.weights import WeightsError, read_json
 
@@ -296,6 +312,12 @@ def eval_dictionaries_command(n_games, as_json, modules, weights, dict_dir, save
     except WeightsError as error:
         raise click.ClickException(str(error)) from None
     results = evaluate_dictionaries(model, dictionaries, n_games)
+    results["replacement"] = evaluate_replacement(model, dictionaries, n_games)
+    cache, note = find_feature_cache(cache_file, model, dictionaries) if not modules else (None, None)
+    if cache is not None:
+        for module, meaning in cache.meaning().items():
+            if module in results["modules"]:
+                results["modules"][module].update(meaning.to_dict())
     if save:
         for module, dictionary in dictionaries.items():
             meta = read_json(dict_dir / f"{module}.json")
@@ -304,6 +326,8 @@ def eval_dictionaries_command(n_games, as_json, modules, weights, dict_dir, save
                 "games": n_games,
                 "seed": results["seed"],
                 "model_legal_top1": results["model"]["legal_top1"],
+                "all_spliced": results["replacement"],
+                **({"meaning_cache": cache.path.name} if cache is not None else {}),
             }
             save_dictionary(dictionary.cpu(), dict_dir, {**meta, "metrics": metrics})
     if as_json:
@@ -316,7 +340,16 @@ def eval_dictionaries_command(n_games, as_json, modules, weights, dict_dir, save
     table.add_column("module")
     for title, _, _ in COLUMNS:
         table.add_column(title, justify="right")
+    columns = COLUMNS + (MEANING_COLUMNS if cache is not None else ())
+    for title, _, _ in columns[len(COLUMNS) :]:
+        table.add_column(title, justify="right")
     for module, metrics in results["modules"].items():
-        table.add_row(module, *(fmt.format(metrics[key]) for _, key, fmt in COLUMNS))
+        table.add_row(module, *(fmt.format(metrics[key]) for _, key, fmt in columns))
+    replacement = results["replacement"]
+    table.caption = (
+        f"all {len(dictionaries)} spliced at once: top-1 legal {replacement['legal_top1']:.2%} "
+        f"(−{replacement['legal_drop']:.2f} points), KL {replacement['kl']:.4f}"
+        + (f" · meaning from {cache.path.name}" if cache is not None else f" · {note or ''}")
+    )
     console = output.console()
     console.print(table)

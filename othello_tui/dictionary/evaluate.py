@@ -170,7 +170,8 @@ def evaluate_replacement(
     games = generate_games(n_games, seed)
     tokens_BT, legal_BTV = model_inputs(games, model.device)
     positions_BT = legal_BTV.any(-1)
-    hooks = [(d.cfg.hook_name, lambda x, d=d.to(model.device): d(x)[0]) for d in dictionaries.values()]
+    placed = [d.to(model.device) for d in dictionaries.values()]
+    hooks = [(d.cfg.hook_name, lambda x, d=d: d(x)[0]) for d in placed]
     clean, spliced, kl_sum = [], [], 0.0
     for s in range(0, n_games, batch):
         clean.append(model(tokens_BT[s : s + batch]))

@@ -73,7 +73,9 @@ def choose(
             return Choice(recipes, drop, notes)
         movable = [m for m in modules if position[m] + 1 < len(ranked[m])]
         if not movable:
-            notes.append(f"all modules spliced cost {drop:.2f} points (limit {limits.all_drop}) with no fallback left")
+            notes.append(
+                f"all modules spliced cost {drop:.2f} points (limit {limits.all_drop}) with no fallback left"
+            )
             return Choice(recipes, drop, notes)
         worst = max(movable, key=lambda m: ranked[m][position[m]].kl)
         notes.append(
