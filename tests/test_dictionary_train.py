@@ -28,11 +28,13 @@ def train_synthetic(
     generator = torch.Generator().manual_seed(0)
     directions_GD = torch.randn(TRUE_FEATURES, D, generator=generator)
     directions_GD /= directions_GD.norm(dim=-1, keepdim=True)
+    form = "jumprelu" if architecture == "batchtopk" else architecture  # BatchTopK saves as JumpReLU
     cfgs = [
-        DictionaryConfig(m, hook_name_of(m), architecture, d_in=D, d_sae=2 * TRUE_FEATURES, k=ACTIVE)
+        DictionaryConfig(m, hook_name_of(m), form, d_in=D, d_sae=2 * TRUE_FEATURES, k=ACTIVE)
         for m in ("L0A", "L0M")
     ]
-    stacked = StackedDictionaries(cfgs, torch.Generator().manual_seed(1))
+    batch_k = [ACTIVE, ACTIVE] if architecture == "batchtopk" else None
+    stacked = StackedDictionaries(cfgs, torch.Generator().manual_seed(1), batch_k)
     cfg = DictionaryTrainConfig(
         modules=("L0A", "L0M"),
         architecture=architecture,
@@ -55,9 +57,14 @@ def train_synthetic(
     return stacked, directions_GD, trainer
 
 
-@pytest.mark.parametrize(("architecture", "settings"), [("topk", {}), ("standard", {"l1_coefficient": 0.5})])
-def test_training_recovers_known_sparse_directions(architecture, settings):
-    stacked, directions_GD, _ = train_synthetic(architecture, 600, **settings)
+@pytest.mark.parametrize(
+    ("architecture", "steps", "settings"),
+    [("topk", 600, {}), ("standard", 600, {"l1_coefficient": 0.5}), ("batchtopk", 1500, {})],
+)
+def test_training_recovers_known_sparse_directions(architecture, steps, settings):
+    """(A Matryoshka dictionary is not expected to: its first features must reconstruct alone,
+    so they become broader directions, by design.)"""
+    stacked, directions_GD, _ = train_synthetic(architecture, steps, **settings)
     for m in range(2):
         cosine_GF = directions_GD @ stacked.W_dec[m].detach().T
         best_G = cosine_GF.max(dim=1).values
@@ -138,3 +145,54 @@ def test_grouped_steps_equal_one_stacked_step(architecture):
         stacks.append(stacked)
     for (name, a), b in zip(stacks[0].named_parameters(), stacks[1].parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_batchtopk_saves_a_jumprelu_whose_threshold_keeps_about_k_per_token():
+    stacked, directions_GD, _ = train_synthetic("batchtopk", 600)
+    generator = torch.Generator().manual_seed(9)
+    for m, dictionary in enumerate(stacked.to_dictionaries().values()):
+        assert dictionary.cfg.architecture == "jumprelu"
+        assert torch.unique(dictionary.threshold).numel() == 1 and dictionary.threshold[0] > 0
+        x = synthetic_batch(directions_GD, 2048, generator, (1.0, 40.0)[m])
+        l0 = (dictionary.encode(x) > 0).sum(-1).float().mean().item()
+        assert ACTIVE * 0.7 <= l0 <= ACTIVE * 1.4, f"dictionary {m}: L0 {l0:.2f}, trained for {ACTIVE}"
+
+
+def test_matryoshka_prefix_of_every_feature_is_the_full_reconstruction():
+    stacked, directions_GD, trainer = train_synthetic("topk", 5, matryoshka=(4, 12))
+    x = torch.stack(
+        [synthetic_batch(directions_GD, 64, torch.Generator().manual_seed(3), s) for s in (1.0, 1.0)]
+    )
+    x_hat, _, codes = stacked(x)
+    assert torch.allclose(stacked.decode_prefix(*codes, 2 * TRUE_FEATURES), x_hat, atol=1e-5)
+    first_MND = stacked.decode_prefix(*codes, 4)
+    _, indices, values = codes
+    expected = stacked.decode_sparse(indices, values * (indices < 4)) + stacked.b_dec[:, None, :]
+    assert torch.allclose(first_MND, expected, atol=1e-6)
+
+
+def test_activation_store_serves_the_stored_module_outputs(tiny_model, tmp_path):
+    import numpy as np
+
+    from othello_tui.dictionary.buffer import module_outputs
+    from othello_tui.dictionary.store import StoredActivations, write_store
+    from othello_tui.game.generator import random_games
+    from othello_tui.model.weights import WeightsError
+
+    modules = ["L0A", "L1M"]
+    hooks = [hook_name_of(m) for m in modules]
+    write_store(tiny_model, hooks, modules, 3000, seed=4, out_dir=tmp_path)
+    stored = np.load(tmp_path / "activations.npy")
+    games = random_games(64, np.random.default_rng(4))
+    tokens = torch.from_numpy(games.tokens[:, :-1].astype(np.int64))
+    expected = module_outputs(tiny_model, tokens, hooks)[: len(stored)].numpy()
+    assert stored.shape == (3000, 2, tiny_model.cfg.d_model)
+    assert np.allclose(stored.astype(np.float32), expected, rtol=2e-3, atol=2e-3)  # float16
+    store = StoredActivations(tmp_path, ["L1M"], 1000, np.random.default_rng(0))
+    seen = torch.cat([store.next_batch() for _ in range(3)], dim=1)  # one epoch: every token once
+    assert seen.shape == (1, 3000, tiny_model.cfg.d_model)
+    assert torch.equal(
+        seen[0].sort(0).values, torch.from_numpy(stored[:, 1].astype(np.float32)).sort(0).values
+    )
+    with pytest.raises(WeightsError, match="lacks L5M"):
+        StoredActivations(tmp_path, ["L5M"], 1000, np.random.default_rng(0))
