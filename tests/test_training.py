@@ -103,3 +103,23 @@ def test_prediction_metrics_on_hand_built_logits():
     assert m.loss == pytest.approx(expected_loss, rel=1e-5)
     assert m.loss_floor == pytest.approx(math.log(2) / 2)
     assert m.legal_top1_by_move[:2] == [1.0, 0.0]
+
+
+def test_snapshots_keep_the_weights_at_the_asked_minutes(tmp_path, monkeypatch):
+    """Minute 0 is passed at the first step; a minute never reached leaves no folder."""
+    cfg = TrainConfig(
+        minutes=None,
+        games=16 * 3,
+        batch=16,
+        model=TINY,
+        eval_games=10,
+        warmup_steps=3,
+        snapshot_minutes=(0, 999),
+    )
+    train_model(cfg, tmp_path / "out", tmp_path / "ckpt" / "model.safetensors", show_progress=False)
+    snapshots = tmp_path / "ckpt" / "snapshots"
+    assert sorted(p.name for p in snapshots.iterdir()) == ["minute-0"]
+    early, meta = load_model(snapshots / "minute-0")
+    final, _ = load_model(tmp_path / "out")
+    assert meta["training"]["steps"] == 1
+    assert any(not torch.equal(v, final.state_dict_tl()[k]) for k, v in early.state_dict_tl().items())

@@ -49,8 +49,14 @@ from othello_tui.cli.loading import load_model_or_fail
     show_default=True,
 )
 @click.option("--resume", is_flag=True, help="Continue from --checkpoint.")
+@click.option(
+    "--snapshots",
+    default="",
+    help="Also keep the weights at these training minutes, e.g. 15,30,60,120 (in snapshots/ beside "
+    "--checkpoint; train probes on each with `train probes --weights`).",
+)
 def train_model_command(
-    minutes, games, batch, lr, muon_lr, seed, tiny, device, out_dir, checkpoint, resume
+    minutes, games, batch, lr, muon_lr, seed, tiny, device, out_dir, checkpoint, resume, snapshots
 ) -> None:
     """Train Othello-GPT on freshly generated games (soft next-move targets)."""
     from othello_tui.model.config import TINY, ModelConfig
@@ -64,9 +70,15 @@ def train_model_command(
             f"{checkpoint} exists: pass --resume to continue it, or delete it to start over"
         )
     try:
+        snapshot_minutes = tuple(sorted({float(m) for m in snapshots.split(",") if m.strip()}))
+    except ValueError:
+        raise click.BadParameter(
+            f"{snapshots!r} is not a list of minutes", param_hint="--snapshots"
+        ) from None
+    try:
         cfg = TrainConfig(
             minutes=minutes, games=games, batch=batch, lr=lr, muon_lr=muon_lr, seed=seed,
-            model=TINY if tiny else ModelConfig(),
+            model=TINY if tiny else ModelConfig(), snapshot_minutes=snapshot_minutes,
         )  # fmt: skip
         command = " ".join(["othello-tui", *sys.argv[1:]])
         info = train_model(

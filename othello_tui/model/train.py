@@ -47,6 +47,7 @@ class TrainConfig:
     eval_games: int = 500  # held-out games for the learning curve
     eval_every_minutes: float = 5.0
     checkpoint_every_minutes: float = 5.0
+    snapshot_minutes: tuple[float, ...] = ()  # also keep the weights at these training minutes
     threads: int | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
 
@@ -163,6 +164,19 @@ def train_model(
         )
         return f"{minutes:6.1f} min · step {state['step']} · {state['games']:,} games · held-out legality {legal:.2%}"
 
+    def write_snapshots() -> None:
+        """Weights folders ``snapshots/minute-M`` beside the checkpoint for each snapshot minute passed (issue 14:
+        probes over training)."""
+        for minute in cfg.snapshot_minutes:
+            folder = Path(checkpoint).parent / "snapshots" / f"minute-{minute:g}"
+            if state["elapsed"] >= 60 * minute and not folder.exists():
+                model.eval()
+                card = {
+                    "training": {"snapshot_minutes": minute, "steps": state["step"], "games": state["games"]}
+                }
+                save_model(model, folder, card)
+                model.train()
+
     running = {"loss": None, "legal": None}
     last_eval = last_checkpoint = state["elapsed"]
     try:
@@ -183,6 +197,7 @@ def train_model(
                 if state["elapsed"] - last_eval >= 60 * cfg.eval_every_minutes:
                     report(record_eval())
                     last_eval = state["elapsed"]
+                write_snapshots()
                 if state["elapsed"] - last_checkpoint >= 60 * cfg.checkpoint_every_minutes:
                     write_checkpoint()
                     last_checkpoint = state["elapsed"]
