@@ -32,16 +32,16 @@ STORE = ROOT / "cache" / "activations"
 RECIPES = {
     "topk-k8-w1024-2M": "--architecture topk --k 8 --d-sae 1024 --tokens 2000000",
     "batchtopk-k8-w1024-2M": "--architecture batchtopk --k 8 --d-sae 1024 --tokens 2000000",
+    "matryoshka-k8-w1024-2M": "--architecture batchtopk --k 8 --d-sae 1024 --matryoshka 64,256 --tokens 2000000",
     "topk-k16-w1024-2M": "--architecture topk --k 16 --d-sae 1024 --tokens 2000000",
     "topk-k32-w1024-2M": "--architecture topk --k 32 --d-sae 1024 --tokens 2000000",
-    "matryoshka-k8-w1024-2M": "--architecture batchtopk --k 8 --d-sae 1024 --matryoshka 64,256 --tokens 2000000",
-    "matryoshka-k16-w1024-2M": "--architecture batchtopk --k 16 --d-sae 1024 --matryoshka 64,256 --tokens 2000000",
-    "topk-k4-w1024-2M": "--architecture topk --k 4 --d-sae 1024 --tokens 2000000",
-    "batchtopk-k16-w4096-1M": "--architecture batchtopk --k 16 --d-sae 4096 --tokens 1000000",
     "topk-k64-w1024-2M": "--architecture topk --k 64 --d-sae 1024 --tokens 2000000",
+    "matryoshka-k32-w1024-2M": "--architecture batchtopk --k 32 --d-sae 1024 --matryoshka 64,256 --tokens 2000000",
+    "batchtopk-k32-w4096-1M": "--architecture batchtopk --k 32 --d-sae 4096 --tokens 1000000",
     "standard-l1-w1024-2M": "--architecture standard --l1 1.0 --d-sae 1024 --tokens 2000000",
     "jumprelu-w1024-2M": "--architecture jumprelu --l0 0.003 --d-sae 1024 --tokens 2000000",
-    "topk-k16-w1024-6M": "--architecture topk --k 16 --d-sae 1024 --tokens 6000000",
+    "topk-k4-w1024-2M": "--architecture topk --k 4 --d-sae 1024 --tokens 2000000",
+    "topk-k32-w1024-6M": "--architecture topk --k 32 --d-sae 1024 --tokens 6000000",
 }
 
 
