@@ -21,7 +21,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from othello_tui.dictionary.selection import Choice, Measured, choose
+from othello_tui.dictionary.selection import Choice, Limits, Measured, choose
+
+LIMITS = Limits()
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ROOT / "cache" / "sweep"
@@ -70,12 +72,16 @@ def evaluate(n_games: int) -> None:
         if name in done or not (folder / "L5M.json").exists():
             continue
         print(f"== eval {name}", flush=True)
-        row = {"recipe": name, "arguments": RECIPES.get(name, "shipped"), **measure(model, folder, n_games)}
+        row = {
+            "recipe": name,
+            "arguments": RECIPES.get(name, "shipped"),
+            **measure(model, name, folder, n_games),
+        }
         with (SWEEP / "results.jsonl").open("a") as f:
             f.write(json.dumps(row) + "\n")
 
 
-def measure(model, folder: Path, n_games: int) -> dict:
+def measure(model, name: str, folder: Path, n_games: int) -> dict:
     """Per module: fidelity (spliced alone) and meaning (a feature cache over ``n_games`` games of
     seed 0); the replacement model with every module of the recipe spliced at once."""
     from othello_tui.dictionary.evaluate import evaluate_dictionaries, evaluate_replacement
@@ -85,10 +91,11 @@ def measure(model, folder: Path, n_games: int) -> dict:
     dictionaries = load_dictionaries(folder, model)
     fidelity = evaluate_dictionaries(model, dictionaries, n_games)
     reference = fidelity["model"]["legal_top1"]
-    cache_file = folder / "features.h5"
+    cache_file = SWEEP / name / "features.h5"  # never inside weights/
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
     build_cache(model, dictionaries, n_games, seed=0, top_k=256, path=cache_file)
     cache = open_cache(cache_file)
-    meaning = cache.meaning()
+    meaning = cache.meaning_summary()
     labels = cache.label_summary()
     modules = {
         module: {
@@ -171,7 +178,7 @@ def table() -> None:
     for row in rows():
         modules = list(row["modules"].values())
         mass = [m["labelled_mass"] for m in modules]
-        faithful = sum(m["legal_drop"] <= 0.3 and m["kl"] <= 0.01 for m in modules)
+        faithful = sum(_faithful(m) for m in modules)
         print(
             f"| {row['recipe']} | {min(mass):.2f}–{max(mass):.2f} ({sum(mass) / len(mass):.2f}) "
             f"| {_mean(modules, 'monosemantic_share'):.0%} | {_mean(modules, 'dense_mass_10'):.2f} "
@@ -197,9 +204,13 @@ def table() -> None:
         for module in modules:
             m = row["modules"][module]
             cell = f"{m['labelled_mass']:.2f} / {m['legal_drop']:.2f} / {m['kl']:.3f}"
-            cells.append(f"**{cell}**" if m["legal_drop"] <= 0.3 and m["kl"] <= 0.01 else cell)
+            cells.append(f"**{cell}**" if _faithful(m) else cell)
         lines.append(f"| {row['recipe']} | " + " | ".join(cells) + " |")
     (ROOT / "docs" / "sweep.md").write_text("\n".join(lines) + "\n")
+
+
+def _faithful(m: dict) -> bool:
+    return m["legal_drop"] <= LIMITS.module_drop and m["kl"] <= LIMITS.module_kl
 
 
 def _mean(modules: list[dict], key: str) -> float:

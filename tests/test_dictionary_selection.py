@@ -34,3 +34,19 @@ def test_falls_back_where_the_replacement_model_costs_too_much():
     assert choice.recipes == {"L0A": "sparse", "L1M": "dense", "L5M": "dense"}
     assert choice.all_drop == 1.5
     assert any("L1M falls back from medium" in note for note in choice.notes)
+
+
+def test_falling_back_skips_candidates_that_are_no_more_faithful():
+    rows = [
+        Measured("a", "L2M", 0.9, 0.05, 0.002),
+        Measured("b", "L2M", 0.8, 0.10, 0.009),  # less meaning *and* less faithful than a
+        Measured("c", "L2M", 0.1, 0.01, 0.001),
+    ]
+    tried = []
+
+    def drop(recipes):
+        tried.append(recipes["L2M"])
+        return 0.0 if recipes["L2M"] == "c" else 5.0
+
+    choice = choose(rows, drop)
+    assert tried == ["a", "c"] and choice.recipes == {"L2M": "c"}

@@ -315,7 +315,7 @@ def eval_dictionaries_command(n_games, as_json, modules, weights, dict_dir, save
     results["replacement"] = evaluate_replacement(model, dictionaries, n_games)
     cache, note = find_feature_cache(cache_file, model, dictionaries) if not modules else (None, None)
     if cache is not None:
-        for module, meaning in cache.meaning().items():
+        for module, meaning in cache.meaning_summary().items():
             if module in results["modules"]:
                 results["modules"][module].update(meaning.to_dict())
     if save:

@@ -199,7 +199,7 @@ def _print_label_summary(cache) -> None:
         "mass in >10% / >50% dense",
         title="labels and meaning",
     )
-    meaning = cache.meaning()
+    meaning = cache.meaning_summary()
     for module, summary in cache.label_summary().items():
         m = meaning[module]
         table.add_row(
@@ -263,7 +263,7 @@ def eval_labels(cache_file: Path | None, weights: Path, as_json: bool) -> None:
     cache = _open(cache_file, weights)
     try:
         if as_json:
-            meaning = cache.meaning()
+            meaning = cache.meaning_summary()
             summary = {
                 m: {**vars(s), "good_share": s.good_share, **meaning[m].to_dict()}
                 for m, s in cache.label_summary().items()

@@ -165,7 +165,8 @@ def evaluate_replacement(
     batch: int = 250,
 ) -> dict:
     """The replacement model: every module's output replaced by its dictionary's reconstruction
-    at once. ``{"legal_top1", "model_legal_top1", "legal_drop", "kl"}`` (drop in points)."""
+    at once. ``{"legal_top1", "model_legal_top1", "legal_drop", "kl", "modules", "games"}`` (drop
+    in points of top-1 legality, KL in nats per position)."""
     model.eval()
     games = generate_games(n_games, seed)
     tokens_BT, legal_BTV = model_inputs(games, model.device)

@@ -71,7 +71,7 @@ def choose(
         drop = replacement_drop(recipes)
         if drop <= limits.all_drop:
             return Choice(recipes, drop, notes)
-        movable = [m for m in modules if position[m] + 1 < len(ranked[m])]
+        movable = [m for m in modules if _more_faithful(ranked[m], position[m]) is not None]
         if not movable:
             notes.append(
                 f"all modules spliced cost {drop:.2f} points (limit {limits.all_drop}) with no fallback left"
@@ -81,4 +81,10 @@ def choose(
         notes.append(
             f"all spliced cost {drop:.2f} points: {worst} falls back from {ranked[worst][position[worst]].recipe}"
         )
-        position[worst] += 1
+        position[worst] = _more_faithful(ranked[worst], position[worst])
+
+
+def _more_faithful(ranked: list[Measured], at: int) -> int | None:
+    """The next candidate after ``at`` with less KL than ``ranked[at]`` (falling back must buy
+    fidelity), or None."""
+    return next((i for i in range(at + 1, len(ranked)) if ranked[i].kl < ranked[at].kl), None)

@@ -41,7 +41,7 @@ class StackedDictionaries(nn.Module):
         generator: torch.Generator | None = None,
         batch_k: list[int] | None = None,
     ):
-        """``batch_k`` trains JumpReLU-form dictionaries by BatchTopK (Bussmann et al. 2024): the
+        """``batch_k`` trains JumpReLU-form dictionaries by BatchTopK (Bussmann et al. 2024): about the
         ``k·N`` largest activations of a batch of N tokens are kept, whichever tokens they fall on;
         the saved dictionary applies one threshold per dictionary, the running estimate of the
         smallest kept activation, held in ``log_threshold`` (not trained)."""
@@ -148,7 +148,8 @@ class StackedDictionaries(nn.Module):
         return torch.relu(h_MNF), None, None
 
     def _batch_top_k(self, h_MNF: Tensor, group: slice) -> tuple[None, Tensor, Tensor]:
-        """Sparse codes keeping each dictionary's ``k·N`` largest positive activations in the batch.
+        """Sparse codes keeping about each dictionary's ``k·N`` largest positive activations in the
+        batch (ties at the cut are all kept).
         They are chosen among each token's ``BATCH_SPAN·k`` largest (a token holding more than
         that share of the batch's largest activations is vanishingly rare), which keeps the step
         as cheap as TopK's instead of a selection over all N·F activations."""

@@ -40,8 +40,8 @@ def write_store(
     out_dir: Path,
     progress: Callable[[int, int], None] | None = None,
 ) -> Path:
-    """Write at least ``n_tokens`` tokens' outputs of the hooks (fresh games of ``seed``'s stream)
-    to ``out_dir``; the data file is renamed into place only once complete."""
+    """Write ``n_tokens`` tokens' outputs of the hooks (fresh games of ``seed``'s stream, the last
+    one cut short) to ``out_dir``; the data file is renamed into place only once complete."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -53,7 +53,7 @@ class DictionaryTrainConfig:
     d_sae: int = 1024
     k: int = 32  # topk, batchtopk
     matryoshka: tuple[int, ...] = ()  # nested prefix sizes (topk, batchtopk), e.g. (64, 256)
-    module_k: dict[str, int] = field(default_factory=dict)  # topk: per-module overrides of k
+    module_k: dict[str, int] = field(default_factory=dict)  # topk, batchtopk: per-module overrides of k
     l1_coefficient: float = 1.0  # standard
     l0_coefficient: float = 3e-4  # jumprelu
     tokens: int | None = None  # budget in training tokens per dictionary
@@ -77,6 +77,8 @@ class DictionaryTrainConfig:
     def __post_init__(self):
         if self.minutes is None and self.tokens is None:
             raise ValueError("give a budget: minutes, tokens or both")
+        if self.matryoshka and self.architecture not in ("topk", "batchtopk"):
+            raise ValueError("Matryoshka prefixes go with topk or batchtopk")
 
 
 def half_writeup_k(modules: list[str]) -> dict[str, int]:
@@ -166,7 +168,7 @@ class DictionaryTrainer:
             )
         else:
             fired_MF = (dense_MNF > 0).sum(1).to(x_MND.dtype)
-        if dense_MNF is None or self.dicts.batch_k is not None:  # TopK, BatchTopK
+        if dense_MNF is None:  # TopK, BatchTopK
             if self.dicts.batch_k is not None:
                 self._track_threshold(values_MNK, group)
             dead_MF = self.dead_MF()[group]
@@ -184,9 +186,9 @@ class DictionaryTrainer:
     def _track_threshold(self, values_MNK: Tensor, group: slice) -> None:
         smallest_M = values_MNK.masked_fill(values_MNK <= 0, float("inf")).amin((1, 2))
         log_M = smallest_M.clamp(min=1e-6).log()
-        first = self.steps == 0
         current_M = self.dicts.log_threshold[group, 0]
-        new_M = log_M if first else THRESHOLD_EMA * current_M + (1 - THRESHOLD_EMA) * log_M
+        new_M = log_M if self.steps == 0 else THRESHOLD_EMA * current_M + (1 - THRESHOLD_EMA) * log_M
+        new_M = torch.where(torch.isfinite(smallest_M), new_M, current_M)  # a batch keeping nothing
         self.dicts.log_threshold[group] = new_M[:, None].expand_as(self.dicts.log_threshold[group])
 
     def groups(self) -> list[slice]:

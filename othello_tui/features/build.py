@@ -112,9 +112,7 @@ def _accumulate(
     token_id_BT = (start + np.arange(len(games)))[:, None] * N_MOVES + np.arange(N_INPUT)
     token_N = torch.from_numpy(token_id_BT[valid_BT]).to(device)
     example_N = torch.from_numpy(openings.first_seen(tokens_np)[valid_BT]).to(device)
-    predicates_NP = (
-        torch.from_numpy(board_predicates(games)[:, :N_INPUT][valid_BT]).to(device).view(torch.int8)
-    )
+    predicates_NP = _token_predicates(board_predicates(games), valid_BT).to(device)
     predicates.update(predicates_NP)
     tokens_BT = torch.from_numpy(tokens_np.astype(np.int64)).to(device)
     valid = torch.from_numpy(valid_BT).to(device)
@@ -129,6 +127,11 @@ def _accumulate(
     # Modules are independent and most of their steps run on one core: spread them over the
     # cores (torch releases the GIL).
     list(_module_pool().map(encode_and_count, dictionaries))
+
+
+def _token_predicates(predicates_GTP: np.ndarray, valid_BT: np.ndarray) -> torch.Tensor:
+    """int8 [N, P]: the predicates of the model's tokens (moves 1…59 that exist), in token order."""
+    return torch.from_numpy(predicates_GTP[:, :N_INPUT][valid_BT]).view(torch.int8)
 
 
 @functools.cache
@@ -153,16 +156,15 @@ def _second_pass(stats: Mapping[str, ModuleStatistics], settings: BuildSettings,
     counts, counts_a, counts_ab = (
         torch.zeros(len(tops), N_PREDICATES) for _ in range(3)
     )  # exact below 2**24
+    device = next(iter(stats.values())).labels.anchor_F.device
     triples = {m: 0 for m in stats}
     for start, games in _batches(settings):
         predicates_GTP = board_predicates(games)
-        valid_BT = games.tokens[:, :N_INPUT] != 0
-        predicates_NP = torch.from_numpy(predicates_GTP[:, :N_INPUT][valid_BT]).view(torch.int8)
+        predicates_NP = _token_predicates(predicates_GTP, games.tokens[:, :N_INPUT] != 0).to(device)
 
         def count_triples(module: str, predicates_NP=predicates_NP) -> None:
             labels = stats[module].labels
-            device = labels.anchor_F.device
-            triples[module] += conjunction_counts(predicates_NP.to(device), labels.anchor_F, labels.partner_F)
+            triples[module] += conjunction_counts(predicates_NP, labels.anchor_F, labels.partner_F)
 
         list(_module_pool().map(count_triples, stats))
         lo, hi = np.searchsorted(tokens, [start * N_MOVES, (start + len(games)) * N_MOVES])
@@ -206,7 +208,8 @@ def top_share(candidates_FCJ: np.ndarray, labels, counts_FP, counts_a_FP, counts
         np.where(known_FCJ | (candidates_FCJ < 0), -1, candidates_FCJ).max(-1),
     )
     rows_F1 = np.arange(len(candidates_FCJ))[:, None]
-    table = np.stack([counts_FP, counts_FP, counts_a_FP, counts_ab_FP])  # by candidate size
+    # indexed by candidate size (1, 2 or 3 predicates; slot 0 unused)
+    table = np.stack([counts_FP, counts_FP, counts_a_FP, counts_ab_FP])
     hits_FC = table[size_FC, rows_F1, np.maximum(extra_FC, 0)]
     return np.where(extra_FC >= 0, hits_FC / np.maximum(n_examples_F, 1)[:, None], 0.0).astype(np.float32)
 

@@ -153,9 +153,8 @@ class FeatureCache:
         )
 
     @staticmethod
-    def _label(candidate: np.ndarray, scores: np.ndarray, top_share: float | None = None) -> Label:
-        share = None if top_share is None else float(top_share)
-        return Label(label_text(*(int(p) for p in candidate)), *(float(x) for x in scores), share)
+    def _label(candidate: np.ndarray, scores: np.ndarray, top_share: float) -> Label:
+        return Label(label_text(*(int(p) for p in candidate)), *(float(x) for x in scores), float(top_share))
 
     @staticmethod
     def _labelled(label: Label) -> Label | None:
@@ -221,7 +220,7 @@ class FeatureCache:
             summary[module] = LabelSummary(int(alive.sum()), int(labelled.sum()), int(good.sum()))
         return summary
 
-    def meaning(self) -> dict[str, Meaning]:
+    def meaning_summary(self) -> dict[str, Meaning]:
         """Per module: labelled mass, top-k monosemantic share and density profile (``meaning.py``)."""
         base_rate_P = self._predicate_count / max(self.n_tokens, 1)
         result = {}
@@ -234,11 +233,10 @@ class FeatureCache:
                     g["details"].fields("top_game")[()],
                 ),
             )
-            scores_FC3, candidates_FCJ = summary["label_scores"], summary["label_candidates"]
+            scores_FC3 = summary["label_scores"]
             precision_FC, recall_FC = scores_FC3[..., 0], scores_FC3[..., 1]
             holds_FC = precision_FC * summary["fire_count"][:, None] / np.maximum(recall_FC, 1e-12)
             candidate_base_FC = np.where(recall_FC > 0, holds_FC / max(self.n_tokens, 1), 1.0)
-            candidate_base_FC[candidates_FCJ[..., 0] < 0] = 1.0
             result[module] = meaning(
                 summary["fire_count"],
                 summary["activation_sum"],

@@ -75,11 +75,17 @@ class PredicateCounts:
         self.n_tokens = 0
         self.count_P = torch.zeros(P, dtype=torch.int64, device=device)
         self.pairs_PP = torch.zeros(P, P, dtype=torch.int64, device=device)
+        self.chunk_n, self.chunk_count_P, self.chunk_pairs_PP = 0, self.count_P.clone(), self.pairs_PP.clone()
 
     def update(self, predicates_NP: Tensor) -> None:
-        self.n_tokens += len(predicates_NP)
-        self.count_P += predicates_NP.sum(0)
-        self.pairs_PP += cooccurrence(predicates_NP, predicates_NP)
+        """Add a chunk; its own counts stay in ``chunk_*`` (a feature's anchor and partner are
+        chosen within the chunk where it first fires)."""
+        self.chunk_n = len(predicates_NP)
+        self.chunk_count_P = predicates_NP.sum(0)
+        self.chunk_pairs_PP = cooccurrence(predicates_NP, predicates_NP)
+        self.n_tokens += self.chunk_n
+        self.count_P += self.chunk_count_P
+        self.pairs_PP += self.chunk_pairs_PP
 
 
 class LabelCounts:
@@ -109,18 +115,21 @@ class LabelCounts:
         first_F = (self.fires_F == 0) & (batch_fires_F > 0)
         self.fires_F += batch_fires_F
         self.tp_FP += cooccurrence(fires_NF, predicates_NP)
+        # a first-firing feature's counts so far are this chunk's: score its anchor and partner
+        # against the chunk's predicate counts too
+        count_P, n = predicates.chunk_count_P, predicates.chunk_n
         if first_F.any():
             tp_FP, fires_F1 = self.tp_FP[first_F], self.fires_F[first_F, None]
-            f1_FP = f1_score(tp_FP, fires_F1, predicates.count_P)
-            useful_FP = informative(tp_FP, fires_F1, predicates.count_P, predicates.n_tokens)
+            f1_FP = f1_score(tp_FP, fires_F1, count_P)
+            useful_FP = informative(tp_FP, fires_F1, count_P, n)
             self.anchor_F[first_F] = f1_FP.masked_fill(~useful_FP, -1.0).argmax(dim=1)
         anchored_NF = self._fires_where(fires_NF, feature_E, token_E, predicates_NP, (self.anchor_F,))
         self.conjunction_tp_FP += cooccurrence(anchored_NF, predicates_NP)
         if first_F.any():
-            pair_count_FP = predicates.pairs_PP[self.anchor_F[first_F]]
+            anchor_F = self.anchor_F[first_F]
             f1_FP = pair_f1(
-                self.conjunction_tp_FP[first_F], self.fires_F[first_F, None], pair_count_FP,
-                predicates.count_P[self.anchor_F[first_F]][:, None], predicates.count_P, predicates.n_tokens,
+                self.conjunction_tp_FP[first_F], self.fires_F[first_F, None],
+                predicates.chunk_pairs_PP[anchor_F], count_P[anchor_F][:, None], count_P, n,
             )  # fmt: skip
             self.partner_F[first_F] = f1_FP.argmax(dim=1)
         both_NF = self._fires_where(
@@ -204,6 +213,7 @@ def score_labels(
     pairs_PP = predicates.pairs_PP.cpu().numpy()
     pair_count_FP, pair_tp_FP = pairs_PP[anchor_F], labels.conjunction_tp_FP.cpu().numpy()
     pair_f1_FP = pair_f1(pair_tp_FP, fires_F1, pair_count_FP, count_P[anchor_F][:, None], count_P, n_tokens)
+    pair_f1_FP[pair_tp_FP < MIN_CONJUNCTION_SUPPORT] = -1
     best_pair_F1 = pair_f1_FP.argmax(axis=1)[:, None]
     if triple_count_FP is None:
         triple_count_FP = np.zeros_like(tp_FP)  # unmeasured: every triple scores −1 below
@@ -213,7 +223,8 @@ def score_labels(
     triple_tp_FP = labels.triple_tp_FP.cpu().numpy()
     ab_count_F1 = pairs_PP[anchor_F, partner_F][:, None]
     triple_f1_FP = pair_f1(triple_tp_FP, fires_F1, triple_count_FP, ab_count_F1, pair_count_FP, n_tokens)
-    triple_f1_FP[(triple_count_FP == 0) | (pair_f1_FP[rows_F1, partner_F[:, None]] < 0)] = -1
+    no_pair_F1 = pair_f1_FP[rows_F1, partner_F[:, None]] < 0
+    triple_f1_FP[(triple_count_FP == 0) | (triple_tp_FP < MIN_CONJUNCTION_SUPPORT) | no_pair_F1] = -1
     best_triple_F1 = triple_f1_FP.argmax(axis=1)[:, None]
 
     unused_F1 = np.full((F, 1), -1)
@@ -238,10 +249,8 @@ def score_labels(
     usable_FC = np.concatenate(
         [
             single_f1_FP[rows_F1, single_FS] >= 0,
-            (pair_f1_FP[rows_F1, best_pair_F1] >= 0)
-            & (pair_tp_FP[rows_F1, best_pair_F1] >= MIN_CONJUNCTION_SUPPORT),
-            (triple_f1_FP[rows_F1, best_triple_F1] >= 0)
-            & (triple_tp_FP[rows_F1, best_triple_F1] >= MIN_CONJUNCTION_SUPPORT),
+            pair_f1_FP[rows_F1, best_pair_F1] >= 0,
+            triple_f1_FP[rows_F1, best_triple_F1] >= 0,
         ],
         axis=1,
     )

@@ -31,7 +31,7 @@ DENSE_RATES = (0.1, 0.5)
 class Meaning:
     alive: int
     labelled_mass: float
-    monosemantic: int  # alive features whose top examples share a predicate
+    monosemantic: int  # alive features whose top examples share a predicate or label candidate
     dense_mass_10: float  # activation share of features firing on > 10% of tokens
     dense_mass_50: float  # … on > 50%
 
