@@ -125,10 +125,10 @@ def select(n_games: int) -> Choice:
     model = _model()
     measured = [
         Measured(row["recipe"], module, m["labelled_mass"], m["legal_drop"], m["kl"])
-        for row in rows()
+        for row in measured_rows()
         for module, m in row["modules"].items()
     ]
-    folders = {row["recipe"]: _folder(row["recipe"]) for row in rows()}
+    folders = {row["recipe"]: _folder(row["recipe"]) for row in measured_rows()}
 
     def replacement_drop(recipes) -> float:
         dictionaries = {m: load_dictionaries(folders[r], model, [m])[m] for m, r in recipes.items()}
@@ -149,7 +149,7 @@ def ship() -> None:
     import shutil
 
     choice = json.loads((SWEEP / "choice.json").read_text())
-    by_recipe = {row["recipe"]: row for row in rows()}
+    by_recipe = {row["recipe"]: row for row in measured_rows()}
     target = ROOT / "weights" / "dictionaries"
     for module, recipe in choice["recipes"].items():
         if recipe == BASELINE:
@@ -234,6 +234,24 @@ def _model():
 def rows() -> list[dict]:
     path = SWEEP / "results.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def measured_rows() -> list[dict]:
+    """What `select` and `ship` need of each recipe on each module (labelled mass, legality drop,
+    KL): from results.jsonl, or, where that cache is gone, from the committed docs/sweep.md."""
+    return rows() or _rows_from_table(ROOT / "docs" / "sweep.md")
+
+
+def _rows_from_table(path: Path) -> list[dict]:
+    lines = [line for line in path.read_text().splitlines() if line.startswith("| ")]
+    modules = [cell.strip() for cell in lines[0].strip("|").split("|")][1:]
+    result = []
+    for line in lines[1:]:
+        recipe, *cells = [cell.strip().strip("*") for cell in line.strip("|").split("|")]
+        values = [[float(v) for v in cell.split(" / ")] for cell in cells]
+        keys = ("labelled_mass", "legal_drop", "kl")
+        result.append({"recipe": recipe, "modules": {m: dict(zip(keys, v)) for m, v in zip(modules, values)}})
+    return result
 
 
 if __name__ == "__main__":
