@@ -250,7 +250,12 @@ def _rows_from_table(path: Path) -> list[dict]:
         recipe, *cells = [cell.strip().strip("*") for cell in line.strip("|").split("|")]
         values = [[float(v) for v in cell.split(" / ")] for cell in cells]
         keys = ("labelled_mass", "legal_drop", "kl")
-        result.append({"recipe": recipe, "modules": {m: dict(zip(keys, v)) for m, v in zip(modules, values)}})
+        result.append(
+            {
+                "recipe": recipe,
+                "modules": {m: dict(zip(keys, v, strict=True)) for m, v in zip(modules, values, strict=True)},
+            }
+        )
     return result
 
 
