@@ -15,7 +15,7 @@ Shape legend: B batch of edit sets, T position, D d_model, V vocabulary.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -35,6 +35,7 @@ class InterventionResult:
     logits_before_TV: Tensor
     logits_after_TV: Tensor
     features: dict[str, tuple[float, float]]
+    kept: dict[str, Tensor] = field(default_factory=dict)  # hook name -> [T, D] after the edits
 
     @property
     def delta_TV(self) -> Tensor:
@@ -67,14 +68,16 @@ def intervene_batch(
     keep: Sequence[str] = (),
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Rerun the game once per edit set (a batch): logits [B, T, V] and the [B, T, D] values of
-    the module output hooks named in ``keep`` (after the edits)."""
+    the hooks named in ``keep`` (module outputs, residual-stream sites), after the edits."""
     B = len(edit_sets)
     deltas = _deltas(trace, edit_sets)
     kept: dict[str, Tensor] = {}
 
+    modules = {hook_name_of(m) for m in trace.modules}
+
     def module_hook(name: str):
         def hook(out_BTD: Tensor) -> Tensor:
-            if freeze_modules:
+            if freeze_modules and name in modules:
                 out_BTD = trace.cache[name].expand(B, -1, -1)
             if name in deltas:
                 out_BTD = out_BTD + deltas[name]
@@ -87,7 +90,7 @@ def intervene_batch(
     def frozen(name: str):
         return lambda _value: trace.cache[name][None, :, None].expand(B, -1, -1)
 
-    names = {hook_name_of(m) for m in trace.modules} if freeze_modules else set(deltas) | set(keep)
+    names = (modules if freeze_modules else set(deltas)) | set(keep)
     hooks = [(name, module_hook(name)) for name in names]
     if freeze_ln:
         hooks += [(name, frozen(name)) for name in trace.cache if name.endswith("hook_scale")]
@@ -103,9 +106,11 @@ def intervene(
     watch: Sequence[str] = (),
     freeze_ln: bool = False,
     freeze_modules: bool = False,
+    keep: Sequence[str] = (),
 ) -> InterventionResult:
     """Apply ``edits`` together and rerun the model; ``watch`` names features (``"P9L1A12"``)
-    whose activations before and after are reported. Identity: an edit that sets a feature to its
+    whose activations before and after are reported, ``keep`` hooks whose values after the edits
+    are returned (e.g. the residual stream for the probes). Identity: an edit that sets a feature to its
     own activation adds an exact zero, so nothing changes, bit for bit.
 
     An edited feature reports its new value, and the other features of an edited module output
@@ -115,8 +120,8 @@ def intervene(
     for position, module, feature in watched:
         trace.check_position(position)
         trace.check_feature(module, feature)
-    keep = sorted({hook_name_of(module) for _, module, _ in watched})
-    logits_BTV, kept = intervene_batch(trace, [edits], freeze_ln, freeze_modules, keep)
+    hooks = sorted({hook_name_of(module) for _, module, _ in watched} | set(keep))
+    logits_BTV, kept = intervene_batch(trace, [edits], freeze_ln, freeze_modules, hooks)
     # encode whole [T, D] outputs, as the trace did, so that unchanged outputs give identical bits
     after = {
         module: trace.dictionaries[module].encode(kept[hook_name_of(module)][0]) for _, module, _ in watched
@@ -139,4 +144,6 @@ def intervene(
     features = {
         text: (trace.activation(*node), after_value(*node)) for text, node in zip(watch, watched, strict=True)
     }
-    return InterventionResult(trace.logits_TV, logits_BTV[0], features)
+    return InterventionResult(
+        trace.logits_TV, logits_BTV[0], features, {name: kept[name][0] for name in keep}
+    )

@@ -21,12 +21,10 @@ WEIGHTS_HELP = "Folder with the model; dictionaries are read from its dictionari
 SHOWN_CHANGE = 5e-4  # the smallest probability change ``intervene`` lists
 
 
-def _open_trace(moves: str, position: int | None, weights: Path):
-    """(trace, position) for a move list; the position defaults to the last move."""
-    from othello_tui.circuits.nodes import CircuitError
-    from othello_tui.circuits.trace import GameTrace
+def game_at(moves: str, position: int | None):
+    """(game, position) for a move list; the position defaults to the last move and counts from
+    the end when negative."""
     from othello_tui.game.rules import Game, IllegalMoveError
-    from othello_tui.game.squares import SQUARE_TO_TOKEN
 
     try:
         game = Game.from_text(moves)
@@ -41,6 +39,16 @@ def _open_trace(moves: str, position: int | None, weights: Path):
         raise click.ClickException(
             f"--pos {given} is outside the game: {n} moves, positions 0…{n - 1} (or −{n}…−1 from the end)"
         )
+    return game, position
+
+
+def _open_trace(moves: str, position: int | None, weights: Path):
+    """(trace, position) for a move list; the position defaults to the last move."""
+    from othello_tui.circuits.nodes import CircuitError
+    from othello_tui.circuits.trace import GameTrace
+    from othello_tui.game.squares import SQUARE_TO_TOKEN
+
+    game, position = game_at(moves, position)
     model, dictionaries = load_model_and_dictionaries_or_fail(weights)
     try:
         return GameTrace(model, dictionaries, [int(SQUARE_TO_TOKEN[s]) for s in game.squares]), position

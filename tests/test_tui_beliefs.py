@@ -1,0 +1,94 @@
+"""Pilot tests of the believed board (issue 15): ``b`` shows it, ``[``/``]`` change the layer, it
+follows stepping, and the header counts the wrong squares, on the stub engine's hand-set beliefs."""
+
+from __future__ import annotations
+
+from test_tui_app import run, shows
+from test_tui_snapshots import stub_app, stub_beliefs
+
+from othello_tui.game.rules import Game
+from othello_tui.probes.families import mine_theirs_classes
+from othello_tui.tui.widgets.belief_board import BeliefBoard
+
+MOVES = "e-5 d-5 c-3 d-2 e-1 f-5 f-6 e-2 g-5 c-4 d-6 c-5"
+
+
+def expected_wrong(n_moves: int, site: int) -> int:
+    game = Game.from_text(MOVES)
+    move = game.moves[n_moves - 1]
+    reading = stub_beliefs(game)[n_moves - 1, site].argmax(-1)
+    return int((reading != mine_theirs_classes(move.board, move.player)).sum())
+
+
+def test_b_shows_the_believed_board_and_layer_keys_step_through_the_sites():
+    async def scenario(pilot):
+        app = pilot.app
+        screen = app.main_screen
+        board = screen.query_one(BeliefBoard)
+        assert not board.display or not screen.has_class("-beliefs")
+        await pilot.press("b")
+        await pilot.pause()
+        assert screen.has_class("-beliefs") and board.has_focus
+        title = screen.query_one("#beliefs-title")
+        text = shows(app, title)
+        assert "Belief L3: after block 3" in text and f"\n{expected_wrong(12, 4)} wrong" in text
+        await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket")
+        assert board.site == 6 and "Belief L5" in shows(app, title)  # stops at the top
+        for _ in range(8):
+            await pilot.press("left_square_bracket")
+        assert board.site == 0 and "Belief embed: embeddings" in shows(app, title)
+        assert f"{expected_wrong(12, 0)} wrong" in shows(app, title)
+        await pilot.press("comma")  # stepping back: the board follows
+        await pilot.pause()
+        assert f"{expected_wrong(11, 0)} wrong" in shows(app, title)
+        wrong_cells = shows(app, board).count("!")
+        assert wrong_cells == expected_wrong(11, 0)
+        await pilot.press("b")
+        await pilot.pause()
+        assert not screen.has_class("-beliefs")
+        await pilot.press("right_square_bracket")
+        assert "Press b first" in shows(app, screen.query_one("#message"))
+
+    run(stub_app(), scenario)
+
+
+def test_the_cursor_moves_only_on_the_focused_believed_board():
+    async def scenario(pilot):
+        screen = pilot.app.main_screen
+        board = screen.query_one(BeliefBoard)
+        await pilot.press("b")
+        await pilot.pause()
+        start = board.cursor
+        await pilot.press("j", "l")
+        assert board.cursor == start + 9
+        assert "›" in shows(pilot.app, board)
+        n_moves = screen.shown.n_moves
+        await pilot.press("left")  # the arrows still step the game
+        assert screen.shown.n_moves == n_moves - 1
+
+    run(stub_app(), scenario)
+
+
+def test_an_engine_without_probes_says_why():
+    async def scenario(pilot):
+        app = pilot.app
+        await pilot.press("b")
+        await pilot.pause()
+        assert "No probes here" in shows(app, app.main_screen.query_one("#beliefs-title"))
+
+    app = stub_app()
+    engine = app.main_screen.session._load_engine
+    app.main_screen.session._load_engine = lambda: _without_probes(engine())
+    run(app, scenario)
+
+
+def _without_probes(engine):
+    analyse = engine.analyse
+
+    def no_beliefs(squares):
+        analysis = analyse(squares)
+        return type(analysis)(analysis.probs_TV, analysis.acts)
+
+    engine.analyse = no_beliefs
+    engine.probes_note = "No probes here"
+    return engine
