@@ -44,10 +44,10 @@ def probes(tiny_model):
 
 
 @pytest.fixture(scope="module")
-def probe_weights(tmp_path_factory, tiny_weights, tiny_model, probes):
-    directory = tmp_path_factory.mktemp("belief_weights")
-    for name in ("othello_gpt.safetensors", "othello_gpt.json"):
-        shutil.copy(tiny_weights / name, directory / name)
+def probe_weights(tmp_path_factory, weights_dir, tiny_model, probes):
+    """The tiny model, its dictionaries and random probes."""
+    directory = tmp_path_factory.mktemp("belief_weights") / "weights"
+    shutil.copytree(weights_dir, directory)
     save_probes(probes, directory, {"model_fingerprint": model_fingerprint(tiny_model)})
     return directory
 
@@ -181,3 +181,18 @@ def test_board_command_refuses_bad_input_clearly(probe_weights, args, message):
 def test_board_command_without_probes_says_how_to_train_them(tiny_weights):
     result = CliRunner().invoke(main, ["board", "--moves", MOVES, "--weights", str(tiny_weights)])
     assert result.exit_code != 0 and "train probes" in result.output
+
+
+def test_trace_explains_a_probe_target_exactly(probe_weights, tiny_model, tiny_dictionaries, probes):
+    from othello_tui.circuits.nodes import parse_target
+    from othello_tui.circuits.trace import GameTrace
+
+    args = ["trace", "--moves", MOVES, "--pos", "7", "--target", "probe:L1:e-4:mine-theirs", "--json"]
+    result = CliRunner().invoke(main, [*args, "--weights", str(probe_weights)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    trace = GameTrace(tiny_model, tiny_dictionaries, tokens_of(GAME.squares), probes)
+    value = trace.target_value(parse_target("probe:L1:e-4:mine-theirs", 7))
+    assert report["target"]["id"] == "P7probe:L1:e-4:mine-theirs" and report["target"]["kind"] == "probe"
+    assert report["target"]["value"] == pytest.approx(value, rel=1e-5)
+    assert report["sum"] == pytest.approx(value, rel=1e-5, abs=1e-5)

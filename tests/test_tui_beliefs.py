@@ -3,7 +3,7 @@ follows stepping, and the header counts the wrong squares, on the stub engine's 
 
 from __future__ import annotations
 
-from test_tui_app import run, shows
+from test_tui_app import run, settle, shows
 from test_tui_snapshots import stub_app, stub_beliefs
 
 from othello_tui.game.rules import Game
@@ -92,3 +92,36 @@ def _without_probes(engine):
     engine.analyse = no_beliefs
     engine.probes_note = "No probes here"
     return engine
+
+
+def test_t_on_a_believed_square_opens_its_probe_tree(tiny_model, tiny_dictionaries):
+    from test_beliefs import random_probes
+
+    from othello_tui.circuits.trace import GameTrace
+    from othello_tui.tui.app import make_app
+    from othello_tui.tui.engine import ModelEngine
+    from othello_tui.tui.screens.tree import TreeScreen
+    from othello_tui.tui.session import Session, tokens_of
+
+    probes = random_probes(tiny_model)
+    engine = ModelEngine(tiny_model, tiny_dictionaries, probes=probes)
+    game = Game.from_text(MOVES)
+
+    async def scenario(pilot):
+        app = pilot.app
+        await settle(app, pilot)
+        await pilot.press("b", "right_square_bracket")  # the tiny model has 3 sites: it stays on the top one
+        await pilot.pause()
+        board = app.main_screen.query_one(BeliefBoard)
+        assert board.site == 2
+        await pilot.press("j", "l", "t")  # d-4 from the start cursor c-3
+        await settle(app, pilot)
+        assert isinstance(app.screen, TreeScreen)
+        target = app.screen.contributors.expansion.target
+        reading = app.main_screen.current_view.beliefs.probs_SQC[2, board.cursor]
+        assert target.kind == "probe" and target.square == board.cursor == 28 and target.site == 2
+        assert target.classes == tuple(int(c) for c in reading.argsort()[::-1][:2])
+        trace = GameTrace(tiny_model, tiny_dictionaries, tokens_of(game.squares), probes)
+        assert app.screen.contributors.expansion.value == trace.target_value(target)
+
+    run(make_app(Session(lambda: engine), game), scenario)

@@ -9,7 +9,12 @@ import click
 
 from othello_tui.cli import output
 from othello_tui.cli.groups import DEFAULT_WEIGHTS, evaluate, main
-from othello_tui.cli.loading import cache_option, find_feature_cache, load_model_and_dictionaries_or_fail
+from othello_tui.cli.loading import (
+    cache_option,
+    find_feature_cache,
+    load_model_and_dictionaries_or_fail,
+    load_probes_or_fail,
+)
 
 MOVES_HELP = 'The game so far, e.g. "f-4 f-5 c-3" (commas or spaces between moves).'
 POS_HELP = (
@@ -42,16 +47,19 @@ def game_at(moves: str, position: int | None):
     return game, position
 
 
-def _open_trace(moves: str, position: int | None, weights: Path):
-    """(trace, position) for a move list; the position defaults to the last move."""
+def _open_trace(moves: str, position: int | None, weights: Path, probes: bool = False):
+    """(trace, position) for a move list; the position defaults to the last move. With ``probes``,
+    the trace also reads the probes beside the model (for probe targets)."""
     from othello_tui.circuits.nodes import CircuitError
     from othello_tui.circuits.trace import GameTrace
     from othello_tui.game.squares import SQUARE_TO_TOKEN
 
     game, position = game_at(moves, position)
     model, dictionaries = load_model_and_dictionaries_or_fail(weights)
+    found = load_probes_or_fail(weights, model) if probes else None
     try:
-        return GameTrace(model, dictionaries, [int(SQUARE_TO_TOKEN[s]) for s in game.squares]), position
+        tokens = [int(SQUARE_TO_TOKEN[s]) for s in game.squares]
+        return GameTrace(model, dictionaries, tokens, found), position
     except CircuitError as error:
         raise click.ClickException(str(error)) from None
 
@@ -100,7 +108,8 @@ def rich_tree(expansion, label_of=None):
     "--target",
     "target_text",
     required=True,
-    help="logit:e-1, feature:L2M845 or score:L3H2:14 (key position 14).",
+    help="logit:e-1, feature:L2M845, score:L3H2:14 (key position 14) or probe:L3:e-4:mine-theirs "
+    "(the mine/theirs probe's mine-minus-theirs logit at e-4 after block 3; embed for the embeddings).",
 )
 @click.option(
     "--depth", type=click.IntRange(1, 12), default=1, show_default=True, help="Levels of features to expand."
@@ -130,7 +139,9 @@ def trace_command(
     """Explain a logit, a feature or an attention score as an exact sum of node contributions.
 
     Nodes: P7L1M379 (feature 379 of L1M at position 7), P6pos, P2embed, P7L1M.error, P7L1M.bias,
-    and bias parameters such as P7blocks.1.ln2.b. Attention features are explained from nodes at
+    and bias parameters such as P7blocks.1.ln2.b. A probe target reads the residual stream itself:
+    its contributors are the nodes at that position below the probe, exactly (no LayerNorm).
+    Attention features are explained from nodes at
     every earlier position (OV); MLP features with the gate frozen (ADC: a lower feature that
     suppresses neurons is not seen, since a suppressed neuron's gate is already near 0).
     """
@@ -140,7 +151,7 @@ def trace_command(
 
     if as_json and as_dot:
         raise click.UsageError("--json and --dot exclude each other")
-    trace, position = _open_trace(moves, position, weights)
+    trace, position = _open_trace(moves, position, weights, probes=target_text.strip().startswith("probe:"))
     try:
         target = parse_target(target_text, position)
         if target.kind == "feature":

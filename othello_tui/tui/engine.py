@@ -92,7 +92,7 @@ class ModelEngine:
     def trace(self, squares: Sequence[int]) -> GameTrace:
         """The game's forward pass kept whole and split into nodes, for attributions and
         interventions (a few MB per game: the circuits backend caches a handful)."""
-        return GameTrace(self.model, self.dictionaries, tokens_of(squares))
+        return GameTrace(self.model, self.dictionaries, tokens_of(squares), self.probes)
 
 
 def load_engine(

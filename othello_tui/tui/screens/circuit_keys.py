@@ -3,6 +3,8 @@ ablate or scale a feature, ``c`` clear the interventions.
 
 ``t`` picks its target at the position shown:
 - in play mode, the logit of the square under the board's cursor;
+- when the believed board has the keys, the probe's logit difference at its cursor square and
+  layer: the class it reads minus the runner-up (``probe:L3:e-4:mine-theirs``);
 - otherwise the feature under the features panel's cursor, when it is on a feature;
 - otherwise the logit of the model's top prediction (without interventions: the tree explains
   the clean forward pass).
@@ -28,6 +30,7 @@ from othello_tui.tui.screens.prompt import PromptScreen, parse_factor
 from othello_tui.tui.screens.tree import TreeScreen
 from othello_tui.tui.session import Session
 from othello_tui.tui.views import ActiveFeature, PositionView
+from othello_tui.tui.widgets.belief_board import BeliefBoard
 from othello_tui.tui.widgets.board import Board
 from othello_tui.tui.widgets.features import FeatureList
 
@@ -45,11 +48,24 @@ def _not_analysed(view: PositionView) -> str | None:
     return None
 
 
-def tree_target(view: PositionView, feature: ActiveFeature | None, play: bool, cursor: int) -> Target | str:
-    """The target of ``t`` (see the module's docstring), or why there is none."""
+def tree_target(
+    view: PositionView,
+    feature: ActiveFeature | None,
+    play: bool,
+    cursor: int,
+    belief: tuple[int, int] | None = None,
+) -> Target | str:
+    """The target of ``t`` (see the module's docstring), or why there is none. ``belief`` is
+    (site, square) when the believed board has the keys."""
     if (why := _not_analysed(view)) is not None:
         return why
     position = view.n_moves - 1
+    if belief is not None and not play:
+        if view.beliefs is None:
+            return view.beliefs_note or "No believed board here."
+        site, square = belief
+        ranked = np.argsort(-view.beliefs.probs_SQC[site, square], kind="stable")
+        return Target("probe", position, square=square, site=site, classes=(int(ranked[0]), int(ranked[1])))
     if play:
         if SQUARE_TO_TOKEN[cursor] == 0:
             return (
@@ -120,6 +136,7 @@ class CircuitKeys(Screen):
     shown: Shown
     current_view: PositionView | None
     board: Board
+    belief_board: BeliefBoard
     feature_list: FeatureList
     play_mode: bool
 
@@ -140,7 +157,11 @@ class CircuitKeys(Screen):
     def action_trace(self) -> None:
         if not self._circuits_ready():
             return
-        target = tree_target(self.current_view, self._cursor_feature(), self.play_mode, self.board.cursor)
+        belief = self.belief_board
+        on_belief = (belief.site, belief.cursor) if belief.has_focus else None
+        target = tree_target(
+            self.current_view, self._cursor_feature(), self.play_mode, self.board.cursor, on_belief
+        )
         if isinstance(target, str):
             self.say(target)
             return

@@ -185,6 +185,8 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
         view = self.current_view = self.session.view(game, n)
         self.board.view = self.predictions.view = self.feature_list.view = view
         if self.beliefs_shown:
+            if view.beliefs is not None and self.belief_board.site >= view.beliefs.n_sites:
+                self.belief_board.site = view.beliefs.n_sites - 1  # a model with fewer layers
             self.belief_board.view = view
             self.query_one("#beliefs-title", Static).update(beliefs_title(view, self.belief_board.site))
         self.moves.entries = tuple((m.square, m.player, m.passed) for m in game.moves)
