@@ -3,6 +3,7 @@ follows stepping, and the header counts the wrong squares, on the stub engine's 
 
 from __future__ import annotations
 
+import numpy as np
 from test_tui_app import run, settle, shows
 from test_tui_snapshots import stub_app, stub_beliefs
 
@@ -94,18 +95,53 @@ def _without_probes(engine):
     return engine
 
 
-def test_t_on_a_believed_square_opens_its_probe_tree(tiny_model, tiny_dictionaries):
+def real_app(tiny_model, tiny_dictionaries):
+    """The tiny model, its dictionaries and random probes: (app, probes)."""
     from test_beliefs import random_probes
 
-    from othello_tui.circuits.trace import GameTrace
     from othello_tui.tui.app import make_app
     from othello_tui.tui.engine import ModelEngine
-    from othello_tui.tui.screens.tree import TreeScreen
-    from othello_tui.tui.session import Session, tokens_of
+    from othello_tui.tui.session import Session
 
     probes = random_probes(tiny_model)
     engine = ModelEngine(tiny_model, tiny_dictionaries, probes=probes)
-    game = Game.from_text(MOVES)
+    return make_app(Session(lambda: engine), Game.from_text(MOVES)), probes
+
+
+def test_f_edits_the_belief_under_the_cursor_and_the_board_follows(tiny_model, tiny_dictionaries):
+    from othello_tui.circuits.edits import BeliefEdit
+
+    app, _ = real_app(tiny_model, tiny_dictionaries)
+
+    async def scenario(pilot):
+        await settle(app, pilot)
+        await pilot.press("b")
+        await pilot.pause()
+        board, screen = app.main_screen.query_one(BeliefBoard), app.main_screen
+        reading = screen.current_view.beliefs.reading(board.site)[0]
+        square = int(np.flatnonzero(reading < 2)[0])  # a believed disc
+        board.cursor = square
+        await pilot.press("f")
+        await settle(app, pilot)
+        (edit,) = app.main_screen.session.circuits.edits(screen.shown.game.squares)
+        assert edit == BeliefEdit(11, board.site, square, 1 - int(reading[square]))
+        assert "P11:" in shows(app, screen.query_one("#message"))
+        assert "INTERVENED ×1" in shows(app, screen.query_one("#title"))
+        assert screen.current_view.beliefs.reading(board.site)[0][square] == edit.to
+        board.cursor = int(np.flatnonzero(screen.current_view.beliefs.reading(board.site)[0] == 2)[0])
+        await pilot.press("f")
+        assert "reads" in shows(app, screen.query_one("#message"))  # an empty reading is not flipped
+
+    run(app, scenario)
+
+
+def test_t_on_a_believed_square_opens_its_probe_tree(tiny_model, tiny_dictionaries):
+    from othello_tui.circuits.trace import GameTrace
+    from othello_tui.tui.screens.tree import TreeScreen
+    from othello_tui.tui.session import tokens_of
+
+    app, probes = real_app(tiny_model, tiny_dictionaries)
+    game = app.main_screen.shown.game
 
     async def scenario(pilot):
         app = pilot.app
@@ -124,4 +160,4 @@ def test_t_on_a_believed_square_opens_its_probe_tree(tiny_model, tiny_dictionari
         trace = GameTrace(tiny_model, tiny_dictionaries, tokens_of(game.squares), probes)
         assert app.screen.contributors.expansion.value == trace.target_value(target)
 
-    run(make_app(Session(lambda: engine), game), scenario)
+    run(app, scenario)

@@ -123,16 +123,17 @@ class GameTrace:
                     f"key position {target.key} must be within 0…{target.position} (attention is causal)"
                 )
         elif target.kind == "probe":
-            if self.probes is None:
-                raise CircuitError("no probes loaded (train them with `othello-tui train probes`)")
-            if not 0 <= target.site < len(self.probes.sites):
-                raise CircuitError(
-                    f"no probe site {target.spec.split(':')[1]} (embed, or L0…L{len(self.probes.sites) - 2})"
-                )
+            self.check_probe_site(target.site)
 
-    def probe_site(self, target: Target) -> str:
-        """The hook name of a probe target's residual stream (``blocks.3.hook_resid_post``)."""
-        return self.probes.sites[target.site]
+    def check_probe_site(self, site: int) -> str:
+        """The hook name of probe site ``site`` (0 the embeddings, l + 1 after block l);
+        :class:`CircuitError` without probes or without that site."""
+        if self.probes is None:
+            raise CircuitError("no probes loaded (train them with `othello-tui train probes`)")
+        if not 0 <= site < len(self.probes.sites):
+            name = "embed" if site == 0 else f"L{site - 1}"
+            raise CircuitError(f"no probe site {name} (embed, or L0…L{len(self.probes.sites) - 2})")
+        return self.probes.sites[site]
 
     def probe_direction(self, target: Target) -> tuple[Tensor, Tensor]:
         """(w_D, b): the probe target is ``w_D · r + b`` on the residual stream r at its site."""
@@ -192,7 +193,7 @@ class GameTrace:
             value = self.pre_activation(target.position, target.module, target.feature)
         elif target.kind == "probe":
             w_D, b = self.probe_direction(target)
-            value = self.cache[self.probe_site(target)][target.position] @ w_D + b
+            value = self.cache[self.probes.sites[target.site]][target.position] @ w_D + b
         else:
             value = self.cache[f"blocks.{target.layer}.attn.hook_attn_scores"][
                 target.head, target.position, target.key

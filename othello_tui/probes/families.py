@@ -125,6 +125,15 @@ def mine_theirs_classes(board_Q: np.ndarray, mover: int) -> np.ndarray:
     return _three_way(relative_Q == 1, relative_Q == -1)
 
 
+def with_belief(board_Q: np.ndarray, mover: int, square: int, belief: int) -> np.ndarray:
+    """A copy of ``board_Q`` where ``square`` holds ``belief`` (0 mine, 1 theirs, 2 empty),
+    relative to colour ``mover``: the board a belief edit claims (the inverse of
+    :func:`mine_theirs_classes` on one square)."""
+    edited_Q = np.array(board_Q, copy=True)
+    edited_Q[square] = (mover, -mover, 0)[belief]
+    return edited_Q
+
+
 def _three_way(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """Class 0 where ``first``, 1 where ``second``, else 2 (empty)."""
     return np.select([first, second], [0, 1], 2).astype(np.int64)

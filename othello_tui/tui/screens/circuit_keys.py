@@ -1,5 +1,6 @@
 """The main screen's circuit keys: ``t`` the contributor tree, ``w`` the attention view, ``a``/``x``
-ablate or scale a feature, ``c`` clear the interventions.
+ablate or scale a feature, ``c`` clear the interventions (and ``f`` on the believed board, which
+edits a belief).
 
 ``t`` picks its target at the position shown:
 - in play mode, the logit of the square under the board's cursor;
@@ -22,7 +23,7 @@ import numpy as np
 from textual.binding import Binding
 from textual.screen import Screen
 
-from othello_tui.circuits.edits import Edit
+from othello_tui.circuits.edits import BeliefEdit, Edit
 from othello_tui.circuits.nodes import Target
 from othello_tui.game.squares import SQUARE_TO_TOKEN, square_name
 from othello_tui.tui.screens.attention import AttentionScreen
@@ -30,7 +31,7 @@ from othello_tui.tui.screens.prompt import PromptScreen, parse_factor
 from othello_tui.tui.screens.tree import TreeScreen
 from othello_tui.tui.session import Session
 from othello_tui.tui.views import ActiveFeature, PositionView
-from othello_tui.tui.widgets.belief_board import BeliefBoard
+from othello_tui.tui.widgets.belief_board import EMPTY, BeliefBoard
 from othello_tui.tui.widgets.board import Board
 from othello_tui.tui.widgets.features import FeatureList
 
@@ -76,6 +77,19 @@ def tree_target(
         return Target("feature", position, module=feature.module, feature=feature.index)
     clean = view.probs if view.probs_before is None else view.probs_before
     return Target("logit", position, square=int(np.argmax(clean)))
+
+
+def belief_edit(view: PositionView, site: int, square: int) -> BeliefEdit | str:
+    """The edit of ``f`` on the believed board: flip the disc the probe reads at ``square``
+    (mine ↔ theirs), or why there is none."""
+    if (why := _not_analysed(view)) is not None:
+        return why
+    if view.beliefs is None:
+        return view.beliefs_note or "No believed board here."
+    reading = int(view.beliefs.reading(site)[0][square])
+    if reading == EMPTY:
+        return f"The probe reads {square_name(square)} as empty: f flips a believed disc (mine ↔ theirs)."
+    return BeliefEdit(view.n_moves - 1, site, square, 1 - reading)
 
 
 def feature_edit(view: PositionView, feature: ActiveFeature | None, scale: float | None = None) -> Edit | str:
@@ -195,7 +209,10 @@ class CircuitKeys(Screen):
         if factor is not None:
             self.push_edit(feature_edit(view, feature, factor))
 
-    def push_edit(self, edit: Edit | str) -> None:
+    def on_belief_board_flip(self, message: BeliefBoard.Flip) -> None:
+        self.push_edit(belief_edit(self.current_view, message.site, message.square))
+
+    def push_edit(self, edit: Edit | BeliefEdit | str) -> None:
         """Put ``edit`` on the game's stack of interventions (a string: why there is no edit)."""
         if isinstance(edit, str):
             self.say(edit)

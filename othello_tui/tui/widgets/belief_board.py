@@ -5,7 +5,7 @@ Mine and theirs are drawn in real colours (mine is the colour of the player who 
 the two boards compare at a glance: ``●``/``○`` a believed disc, ``·`` believed empty, ``87`` the
 reading's probability in percent when below 95% (cells of 5 columns or more), ``!`` and a red cell where the
 reading differs from the true board. When focused, ``hjkl`` (and ``↑``/``↓``) move a cursor:
-``t`` then explains that square's reading.
+``t`` then explains that square's reading, and ``f`` edits it (mine ↔ theirs).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.binding import Binding
 from textual.events import Click
+from textual.message import Message
 from textual.reactive import reactive
 
 from othello_tui.game.rules import BLACK
@@ -71,7 +72,21 @@ class BeliefBoard(Board, inherit_bindings=False):
         Binding("down,j", "cursor(8)", "cursor down", show=False, id="beliefs.down"),
         Binding("h", "cursor(-1)", "cursor left", show=False, id="beliefs.left"),
         Binding("l", "cursor(1)", "cursor right", show=False, id="beliefs.right"),
+        Binding(
+            "f",
+            "flip",
+            "flip belief",
+            tooltip="edit the model's belief: flip the cursor's disc",
+            id="beliefs.flip",
+        ),
     ]
+
+    class Flip(Message):
+        """Flip the believed colour of ``square`` at probe site ``site`` (``f``)."""
+
+        def __init__(self, site: int, square: int):
+            super().__init__()
+            self.site, self.square = site, square
 
     site: reactive[int] = reactive(DEFAULT_SITE)
 
@@ -90,6 +105,9 @@ class BeliefBoard(Board, inherit_bindings=False):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return True  # its cursor moves whenever it has focus (play mode is the true board's)
+
+    def action_flip(self) -> None:
+        self.post_message(self.Flip(self.site, self.cursor))
 
     def on_click(self, event: Click) -> None:
         square = self.square_at(event.x, event.y)
