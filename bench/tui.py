@@ -79,15 +79,20 @@ def encode_like_a_terminal(app) -> None:
     app._display = display_and_encode
 
 
-async def key_latency(weights: Path, steps: int) -> dict[str, list[float]]:
+async def key_latency(weights: Path, steps: int, beliefs: bool = False) -> dict[str, list[float]]:
+    """Stepping keys; with ``beliefs``, the believed board is on screen too and the layer keys
+    ``[`` ``]`` are timed as well."""
     app = make_app(Session.from_weights(weights, device="cpu"))
     encode_like_a_terminal(app)
-    times: dict[str, list[float]] = {"right": [], "left": [], "cpu": []}
+    times: dict[str, list[float]] = {"right": [], "left": [], "cpu": [], "layer": []}
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         app.main_screen.feature_list.focus()
         await pilot.press("enter", "end", "home")  # expand the first module; analyse the game
         await settle(app, pilot)
+        if beliefs:
+            await pilot.press("b")
+            await settle(app, pilot)
 
         async def press(key: str) -> float:
             start, cpu_start = time.perf_counter(), time.thread_time()
@@ -107,6 +112,10 @@ async def key_latency(weights: Path, steps: int) -> dict[str, list[float]]:
             if (direction == "right" and n == last) or (direction == "left" and n == 1):
                 direction = "left" if direction == "right" else "right"
             times[direction].append(await press(direction))
+        for k in range(steps if beliefs else 0):
+            times["layer"].append(
+                await press("right_square_bracket" if k % 12 < 6 else "left_square_bracket")
+            )
     return times
 
 
@@ -325,6 +334,9 @@ def main() -> None:
     parser.add_argument("--circuits", type=int, default=30, help="tree expansions and ablations (0: skip)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads [default: torch's]")
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument(
+        "--beliefs", action="store_true", help="time the keys with the believed board shown (b)"
+    )
     parser.add_argument("--starts", type=int, default=5)
     parser.add_argument("--opens", type=int, default=40, help="feature pages to open (0: skip)")
     parser.add_argument("--cache", type=Path, help="feature cache for the pages (default: build one)")
@@ -342,9 +354,10 @@ def main() -> None:
         print(f"shipped model, dictionaries in {args.weights / 'dictionaries'}")
     elif args.weights is None:
         parser.error("give --weights DIR or --synthetic")
-    times = asyncio.run(key_latency(args.weights, args.steps))
-    print("key press -> updated screen (120×40, all panels, after warm-up); wall clock:")
-    for key in ("right", "left"):
+    times = asyncio.run(key_latency(args.weights, args.steps, args.beliefs))
+    shown = ", the believed board shown" if args.beliefs else ""
+    print(f"key press -> updated screen (120×40, all panels{shown}, after warm-up); wall clock:")
+    for key in ("right", "left", "layer") if args.beliefs else ("right", "left"):
         print(f"  {key:>5}  {percentiles(times[key])}")
     print(f"  {'both':>5}  {percentiles(times['right'] + times['left'])}")
     print(

@@ -31,8 +31,9 @@ async def settle(app, pilot) -> None:
 
 
 async def render(
-    moves: int, out: Path, tree: bool, attention: bool, target: str | None, seed: int, game: int
-) -> None:
+    moves: int, out: Path, tree: bool, attention: bool, target: str | None, seed: int, game: int,
+    beliefs: bool = False,
+) -> None:  # fmt: skip
     session = Session.from_weights(DEFAULT_WEIGHTS, cache_dir=DEFAULT_CACHE_DIR, seed=seed)
     app = make_app(session, None, game)
     async with app.run_test(size=(120, 36)) as pilot:
@@ -40,6 +41,9 @@ async def render(
         for _ in range(moves):
             await pilot.press("right")
         await settle(app, pilot)
+        if beliefs:
+            await pilot.press("b")
+            await settle(app, pilot)
         if tree:
             await pilot.press("t")
             await settle(app, pilot)
@@ -76,16 +80,21 @@ def main() -> None:
     parser.add_argument(
         "--target", help="the contributor tree of this target (feature:L3A17, logit:d-5) instead"
     )
+    parser.add_argument("--beliefs", action="store_true", help="with the believed board (b)")
     parser.add_argument("--seed", type=int, default=3, help="dataset seed")
     parser.add_argument("--game", type=int, default=17, help="game index in the dataset")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     name = (
         "tree.svg" if args.tree else "attention.svg" if args.attention
-        else "feature-tree.svg" if args.target else "play.svg"
+        else "feature-tree.svg" if args.target else "beliefs.svg" if args.beliefs else "play.svg"
     )  # fmt: skip
     args.out = args.out or Path(__file__).with_name(name)
-    asyncio.run(render(args.moves, args.out, args.tree, args.attention, args.target, args.seed, args.game))
+    asyncio.run(
+        render(
+            args.moves, args.out, args.tree, args.attention, args.target, args.seed, args.game, args.beliefs
+        )
+    )
     print(f"wrote {args.out}")
 
 

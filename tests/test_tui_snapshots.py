@@ -9,6 +9,7 @@ import pytest
 
 from othello_tui.game.rules import Game
 from othello_tui.game.squares import SQUARE_TO_TOKEN
+from othello_tui.probes.families import mine_theirs_classes
 from othello_tui.tui.app import make_app
 from othello_tui.tui.session import GameAnalysis, Session
 
@@ -42,7 +43,19 @@ class StubEngine:
             module: np.maximum(np.sin(0.7 * t_T1 * (f_1F + 1) + i), 0.0).astype(np.float32) * (f_1F % 3 == 0)
             for i, module in enumerate(self.modules)
         }
-        return GameAnalysis(probs_TV, acts)
+        return GameAnalysis(probs_TV, acts, stub_beliefs(game))
+
+
+def stub_beliefs(game: Game) -> np.ndarray:
+    """[T, 7, 64, 3]: at site s the true class with 90%, except squares q with (q + t) % (s + 2)
+    == 0, read one class off (so the count of wrong squares falls with the layer)."""
+    beliefs = np.full((len(game.moves), 7, 64, 3), 0.05, np.float32)
+    for t, move in enumerate(game.moves):
+        truth = mine_theirs_classes(move.board, move.player)
+        for site in range(7):
+            wrong = (np.arange(64) + t) % (site + 2) == 0
+            beliefs[t, site, np.arange(64), np.where(wrong, (truth + 1) % 3, truth)] = 0.9
+    return beliefs
 
 
 async def settle(pilot) -> None:
@@ -74,3 +87,13 @@ def test_main_screen_play_mode_with_a_module_open(snap_compare):
 def test_main_screen_without_colour(snap_compare, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")  # read when the app is made
     assert snap_compare(stub_app(), terminal_size=(80, 24), run_before=settle)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_main_screen_with_the_believed_board(snap_compare, size):
+    async def show_beliefs(pilot):
+        await settle(pilot)
+        await pilot.press("b", "left_square_bracket", "j")
+        await settle(pilot)
+
+    assert snap_compare(stub_app(), terminal_size=size, run_before=show_beliefs)

@@ -103,6 +103,20 @@ def direct_logit(trace: GameTrace, target: Target) -> Attribution:
     return _linear_attribution(trace, target, rows, contributions_N, params, trace.target_value(target))
 
 
+def probe_logit(trace: GameTrace, target: Target) -> Attribution:
+    """A probe's class-logit difference on the residual stream after block l (§3.9), no LayerNorm
+    in between: ``(W[:,q,a] − W[:,q,b])·r_i + (b[q,a] − b[q,b]) = Σ_v w·v + b`` over every node v
+    at position i in levels up to L{l}M (the embeddings alone for the site before block 0)."""
+    w_D, b = trace.probe_direction(target)
+    decomposition = trace.decomposition
+    # site 0 reads the embeddings (level 0); site l + 1 also every module up to L{l}M
+    below = 1 if target.site == 0 else decomposition.levels_below(f"L{target.site - 1}M") + 1
+    rows = decomposition.rows_at(target.position, below)
+    contributions_N = decomposition.vectors_ND[rows] @ w_D
+    params = {"probes.mine_theirs.b": b}
+    return _linear_attribution(trace, target, rows, contributions_N, params, trace.target_value(target))
+
+
 def _encoder_constant(trace: GameTrace, target: Target) -> tuple[Tensor, dict[str, Tensor]]:
     """Feature Y's encoder column and its constant ``b_enc[Y] − W_enc[:,Y]·b_dec`` (§3.4)."""
     dictionary = trace.dictionaries[target.module]

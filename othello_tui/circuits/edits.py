@@ -1,5 +1,6 @@
-"""An edit of one feature's activation at one position (DESIGN.md §3.8): what an intervention
-applies. Plain data, no torch, so that an app can hold a stack of them before any model loads."""
+"""What an intervention applies: an edit of one feature's activation at one position (DESIGN.md
+§3.8), or of one square's believed colour (§3.9). Plain data, no torch, so that an app can hold a
+stack of them before any model loads."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from othello_tui.circuits.nodes import CircuitError, parse_feature_node
+from othello_tui.circuits.nodes import PROBE_CLASSES, CircuitError, parse_feature_node
+from othello_tui.game.squares import SquareError, parse_square, square_name
 
 if TYPE_CHECKING:
     from torch import Tensor
 
 _EDIT_RE = re.compile(r"^\s*(P\d+L\d+[AM]\d+)\s*([=*])\s*([-+0-9.eE]+)\s*$")
+_BELIEF_RE = re.compile(r"^\s*(embed|L\d+):([a-hA-H]-?\d)\s*=\s*(mine|theirs|empty)\s*$")
+MARGIN = 32.0  # logit lead of the new class after a belief edit: 80% success after block 3 (bench/beliefs.py)
 
 
 @dataclass(frozen=True)
@@ -53,3 +57,47 @@ def parse_edit(text: str) -> Edit:
     if match[2] == "=":
         return Edit(position, module, feature, value=number)
     return Edit(position, module, feature, scale=number)
+
+
+@dataclass(frozen=True)
+class BeliefEdit:
+    """Make the mine/theirs probe at ``site`` (0 the embeddings, l + 1 after block l) read class
+    ``to`` (0 mine, 1 theirs, 2 empty) at ``square``, at ``position``: the residual stream there is
+    pushed along the probe's class difference until ``to`` leads every other class by ``margin``
+    logits (Li et al. 2023; DESIGN.md §3.9), and the layers above rerun."""
+
+    position: int
+    site: int
+    square: int
+    to: int
+    margin: float = MARGIN
+
+    @property
+    def spec(self) -> str:
+        """The form ``--believe`` reads: ``L3:e-4=theirs``."""
+        site = "embed" if self.site == 0 else f"L{self.site - 1}"
+        return f"{site}:{square_name(self.square)}={PROBE_CLASSES[self.to]}"
+
+    @property
+    def node_id(self) -> str:
+        """One belief edit per (position, site, square) on a stack: ``P11belief:L3:e-4``."""
+        return f"P{self.position}belief:{self.spec.partition('=')[0]}"
+
+    @property
+    def text(self) -> str:
+        return f"P{self.position}:{self.spec}"
+
+
+def parse_belief(text: str, position: int, margin: float = MARGIN) -> BeliefEdit:
+    """``"L3:e-4=theirs"`` at ``position``: after block 3, make e-4 read theirs."""
+    match = _BELIEF_RE.match(text)
+    if match is None:
+        raise CircuitError(
+            f"belief edit {text!r}: expected <embed|L<layer>>:<square>=<mine|theirs|empty>, e.g. L3:e-4=theirs"
+        )
+    try:
+        square = parse_square(match[2])
+    except SquareError as error:
+        raise CircuitError(f"belief edit {text!r}: {error}") from None
+    site = 0 if match[1] == "embed" else int(match[1][1:]) + 1
+    return BeliefEdit(position, site, square, PROBE_CLASSES.index(match[3]), margin)

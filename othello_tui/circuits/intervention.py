@@ -6,8 +6,9 @@ hook); everything downstream is recomputed. Two frozen variants exist for the fa
 evaluation: ``freeze_ln`` replaces every LayerNorm scale by its value in the real forward pass;
 ``freeze_modules`` also replaces every module output by its real value (plus the edits), leaving
 only the direct path, along which the logit change is exactly −(the edited nodes' DLA) for an
-ablation with both frozen. An :class:`Edit` is plain data (``edits.py``, no torch); it is
-re-exported here.
+ablation with both frozen. A :class:`BeliefEdit` instead adds a push along a probe direction to
+the residual stream at its site (``belief_edit.py``, DESIGN.md §3.9). Edits are plain data
+(``edits.py``, no torch); they are re-exported here.
 
 Shape legend: B batch of edit sets, T position, D d_model, V vocabulary.
 """
@@ -15,17 +16,18 @@ Shape legend: B batch of edit sets, T position, D d_model, V vocabulary.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-from othello_tui.circuits.edits import Edit, parse_edit
+from othello_tui.circuits.belief_edit import belief_push
+from othello_tui.circuits.edits import BeliefEdit, Edit, parse_edit
 from othello_tui.circuits.nodes import parse_feature_node
 from othello_tui.circuits.trace import GameTrace
 from othello_tui.dictionary.sae import hook_name_of
 
-__all__ = ["Edit", "InterventionResult", "intervene", "intervene_batch", "parse_edit"]
+__all__ = ["BeliefEdit", "Edit", "InterventionResult", "intervene", "intervene_batch", "parse_edit"]
 
 
 @dataclass
@@ -35,46 +37,57 @@ class InterventionResult:
     logits_before_TV: Tensor
     logits_after_TV: Tensor
     features: dict[str, tuple[float, float]]
+    kept: dict[str, Tensor] = field(default_factory=dict)  # hook name -> [T, D] after the edits
 
     @property
     def delta_TV(self) -> Tensor:
         return self.logits_after_TV - self.logits_before_TV
 
 
-def _deltas(trace: GameTrace, edit_sets: Sequence[Sequence[Edit]]) -> dict[str, Tensor]:
-    """Per module output hook, the [B, T, D] tensor ``Σ (a − c)·d`` that the edits add."""
+def _deltas(trace: GameTrace, edit_sets: Sequence[Sequence[Edit | BeliefEdit]]) -> dict[str, Tensor]:
+    """Per hook, the [B, T, D] tensor that the edits add: ``Σ (a − c)·d`` on module outputs, the
+    belief pushes (``belief_edit.py``) on the residual stream."""
     deltas: dict[str, Tensor] = {}
     T, D = trace.n_positions, trace.model.cfg.d_model
+
+    def add(name: str, b: int, position: int, vector_D: Tensor) -> None:
+        if name not in deltas:
+            deltas[name] = torch.zeros(len(edit_sets), T, D, dtype=vector_D.dtype, device=vector_D.device)
+        deltas[name][b, position] += vector_D
+
     for b, edits in enumerate(edit_sets):
         for edit in edits:
+            if isinstance(edit, BeliefEdit):
+                name, push_D = belief_push(trace, edit)
+                add(name, b, edit.position, push_D)
+                continue
             dictionary = trace.check_feature(edit.module, edit.feature)
             trace.check_position(edit.position)
             old = trace.activations[edit.module][edit.position, edit.feature]
             new = edit.new_activation(old)
-            name = hook_name_of(edit.module)
-            if name not in deltas:
-                deltas[name] = torch.zeros(len(edit_sets), T, D, dtype=old.dtype, device=old.device)
-            deltas[name][b, edit.position] += (new - old) * dictionary.W_dec[edit.feature]
+            add(hook_name_of(edit.module), b, edit.position, (new - old) * dictionary.W_dec[edit.feature])
     return deltas
 
 
 @torch.no_grad()
 def intervene_batch(
     trace: GameTrace,
-    edit_sets: Sequence[Sequence[Edit]],
+    edit_sets: Sequence[Sequence[Edit | BeliefEdit]],
     freeze_ln: bool = False,
     freeze_modules: bool = False,
     keep: Sequence[str] = (),
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Rerun the game once per edit set (a batch): logits [B, T, V] and the [B, T, D] values of
-    the module output hooks named in ``keep`` (after the edits)."""
+    the hooks named in ``keep`` (module outputs, residual-stream sites), after the edits."""
     B = len(edit_sets)
     deltas = _deltas(trace, edit_sets)
     kept: dict[str, Tensor] = {}
 
+    modules = {hook_name_of(m) for m in trace.modules}
+
     def module_hook(name: str):
         def hook(out_BTD: Tensor) -> Tensor:
-            if freeze_modules:
+            if freeze_modules and name in modules:
                 out_BTD = trace.cache[name].expand(B, -1, -1)
             if name in deltas:
                 out_BTD = out_BTD + deltas[name]
@@ -87,7 +100,7 @@ def intervene_batch(
     def frozen(name: str):
         return lambda _value: trace.cache[name][None, :, None].expand(B, -1, -1)
 
-    names = {hook_name_of(m) for m in trace.modules} if freeze_modules else set(deltas) | set(keep)
+    names = (modules if freeze_modules else set(deltas)) | set(keep)
     hooks = [(name, module_hook(name)) for name in names]
     if freeze_ln:
         hooks += [(name, frozen(name)) for name in trace.cache if name.endswith("hook_scale")]
@@ -99,13 +112,15 @@ def intervene_batch(
 @torch.no_grad()
 def intervene(
     trace: GameTrace,
-    edits: Sequence[Edit],
+    edits: Sequence[Edit | BeliefEdit],
     watch: Sequence[str] = (),
     freeze_ln: bool = False,
     freeze_modules: bool = False,
+    keep: Sequence[str] = (),
 ) -> InterventionResult:
     """Apply ``edits`` together and rerun the model; ``watch`` names features (``"P9L1A12"``)
-    whose activations before and after are reported. Identity: an edit that sets a feature to its
+    whose activations before and after are reported, ``keep`` hooks whose values after the edits
+    are returned (e.g. the residual stream for the probes). Identity: an edit that sets a feature to its
     own activation adds an exact zero, so nothing changes, bit for bit.
 
     An edited feature reports its new value, and the other features of an edited module output
@@ -115,18 +130,19 @@ def intervene(
     for position, module, feature in watched:
         trace.check_position(position)
         trace.check_feature(module, feature)
-    keep = sorted({hook_name_of(module) for _, module, _ in watched})
-    logits_BTV, kept = intervene_batch(trace, [edits], freeze_ln, freeze_modules, keep)
+    hooks = sorted({hook_name_of(module) for _, module, _ in watched} | set(keep))
+    logits_BTV, kept = intervene_batch(trace, [edits], freeze_ln, freeze_modules, hooks)
     # encode whole [T, D] outputs, as the trace did, so that unchanged outputs give identical bits
     after = {
         module: trace.dictionaries[module].encode(kept[hook_name_of(module)][0]) for _, module, _ in watched
     }
-    edited_outputs = {(edit.position, edit.module) for edit in edits}
+    feature_edits = [edit for edit in edits if isinstance(edit, Edit)]
+    edited_outputs = {(edit.position, edit.module) for edit in feature_edits}
     set_to = {
         (edit.position, edit.module, edit.feature): float(
             edit.new_activation(trace.activations[edit.module][edit.position, edit.feature])
         )
-        for edit in edits
+        for edit in feature_edits
     }
 
     def after_value(position: int, module: str, feature: int) -> float:
@@ -139,4 +155,6 @@ def intervene(
     features = {
         text: (trace.activation(*node), after_value(*node)) for text, node in zip(watch, watched, strict=True)
     }
-    return InterventionResult(trace.logits_TV, logits_BTV[0], features)
+    return InterventionResult(
+        trace.logits_TV, logits_BTV[0], features, {name: kept[name][0] for name in keep}
+    )

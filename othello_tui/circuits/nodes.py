@@ -12,7 +12,8 @@ the target's own computation, always at a token position:
 - ``P13pos × P14L0A195``: a (query node, key node) pair of an attention-score decomposition.
 
 A target is what an attribution explains: the logit of a square, the pre-activation of a
-dictionary feature, or the pre-softmax score of an attention head, at a position.
+dictionary feature, the pre-softmax score of an attention head, or a probe's class-logit
+difference on the residual stream (``probe:L3:e-4:mine-theirs``), at a position.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from dataclasses import dataclass
 from othello_tui.game.squares import SquareError, parse_square, square_name, square_to_token
 
 NODE_KINDS = ("embed", "pos", "feature", "bias", "error", "output", "param", "pair")
-TARGET_KINDS = ("logit", "feature", "score")
+TARGET_KINDS = ("logit", "feature", "score", "probe")
+PROBE_CLASSES = ("mine", "theirs", "empty")  # the mine/theirs probe's classes, in its logit order
 
 _FEATURE_RE = re.compile(r"^(L\d+[AM])(\d+)$")
 _HEAD_RE = re.compile(r"^L(\d+)H(\d+)$")
 _NODE_RE = re.compile(r"^P(\d+)(L\d+[AM])(\d+)$")
+_PROBE_RE = re.compile(r"^(embed|L\d+):([^:]+):(mine|theirs|empty)-(mine|theirs|empty)$")
 
 
 class CircuitError(ValueError):
@@ -70,7 +73,9 @@ class Target:
     """What an attribution explains, at query position ``position``.
 
     logit: ``square`` (board index); feature: ``module`` and ``feature``;
-    score: ``layer``, ``head`` and ``key`` (the key position, ≤ position).
+    score: ``layer``, ``head`` and ``key`` (the key position, ≤ position);
+    probe: ``site`` (0 the embeddings, l + 1 the residual stream after block l), ``square`` and
+    ``classes`` (plus, minus): the mine/theirs probe's ``logit[plus] − logit[minus]`` there.
     """
 
     kind: str
@@ -81,14 +86,21 @@ class Target:
     layer: int | None = None
     head: int | None = None
     key: int | None = None
+    site: int | None = None
+    classes: tuple[int, int] | None = None
 
     @property
     def spec(self) -> str:
-        """The command-line form without position: ``logit:e-1``, ``feature:L2M845``, ``score:L3H2:14``."""
+        """The command-line form without position: ``logit:e-1``, ``feature:L2M845``,
+        ``score:L3H2:14``, ``probe:L3:e-4:mine-theirs``."""
         if self.kind == "logit":
             return f"logit:{square_name(self.square)}"
         if self.kind == "feature":
             return f"feature:{self.module}{self.feature}"
+        if self.kind == "probe":
+            site = "embed" if self.site == 0 else f"L{self.site - 1}"
+            plus, minus = (PROBE_CLASSES[c] for c in self.classes)
+            return f"probe:{site}:{square_name(self.square)}:{plus}-{minus}"
         return f"score:L{self.layer}H{self.head}:{self.key}"
 
     @property
@@ -113,7 +125,8 @@ def parse_feature(text: str) -> tuple[str, int]:
 
 
 def parse_target(text: str, position: int) -> Target:
-    """``logit:e-1``, ``feature:L2M845`` or ``score:L3H2:14`` at query ``position``."""
+    """``logit:e-1``, ``feature:L2M845``, ``score:L3H2:14`` or ``probe:L3:e-4:mine-theirs`` at
+    query ``position``."""
     kind, _, rest = text.strip().partition(":")
     if kind == "logit":
         try:
@@ -133,9 +146,38 @@ def parse_target(text: str, position: int) -> Target:
                 f"target {text!r}: expected score:L<layer>H<head>:<key position>, e.g. score:L3H2:14"
             )
         return Target("score", position, layer=int(match[1]), head=int(match[2]), key=int(key))
+    if kind == "probe":
+        return _parse_probe(text, rest, position)
     raise CircuitError(
-        f"target {text!r}: expected logit:<square>, feature:<module><index> or score:L<l>H<h>:<key>"
+        f"target {text!r}: expected logit:<square>, feature:<module><index>, score:L<l>H<h>:<key> "
+        "or probe:<embed|L<l>>:<square>:<class>-<class>"
     )
+
+
+def probe_target(position: int, site: int, square: int, plus: str = "mine", minus: str = "theirs") -> Target:
+    """The mine/theirs probe's ``logit[plus] − logit[minus]`` at ``square`` and probe ``site``."""
+    return Target(
+        "probe",
+        position,
+        square=square,
+        site=site,
+        classes=(PROBE_CLASSES.index(plus), PROBE_CLASSES.index(minus)),
+    )
+
+
+def _parse_probe(text: str, rest: str, position: int) -> Target:
+    match = _PROBE_RE.match(rest.strip())
+    if match is None or match[3] == match[4]:
+        raise CircuitError(
+            f"target {text!r}: expected probe:<embed|L<layer>>:<square>:<class>-<other class> with classes "
+            "mine, theirs, empty, e.g. probe:L3:e-4:mine-theirs"
+        )
+    try:
+        square = parse_square(match[2])
+    except SquareError as error:
+        raise CircuitError(f"target {text!r}: {error}") from None
+    site = 0 if match[1] == "embed" else int(match[1][1:]) + 1
+    return probe_target(position, site, square, match[3], match[4])
 
 
 def parse_feature_node(text: str) -> tuple[int, str, int]:

@@ -22,8 +22,13 @@ from othello_tui.circuits.nodes import CircuitError, Node, Target, parse_feature
 from othello_tui.circuits.tree import Expansion, expand
 from othello_tui.dictionary.sae import Dictionary, hook_name_of, module_names
 from othello_tui.model.transformer import OthelloGPT
+from othello_tui.probes.linear import LinearProbes
 
-_ATTRIBUTIONS = {"logit": attribution.direct_logit, "score": attribution.attention_score}
+_ATTRIBUTIONS = {
+    "logit": attribution.direct_logit,
+    "score": attribution.attention_score,
+    "probe": attribution.probe_logit,
+}
 
 
 def hook_names(n_layers: int) -> list[str]:
@@ -38,16 +43,21 @@ def hook_names(n_layers: int) -> list[str]:
 
 
 class GameTrace:
-    """Attribution over one game (a 1-D sequence of move tokens) for a model and dictionaries.
+    """Attribution over one game (a 1-D sequence of move tokens) for a model and dictionaries
+    (and, for probe targets, the probes on its residual stream).
 
     Modules without a dictionary enter the decomposition as one node (their whole output).
     """
 
     @torch.no_grad()
     def __init__(
-        self, model: OthelloGPT, dictionaries: Mapping[str, Dictionary], tokens: Sequence[int] | Tensor
+        self,
+        model: OthelloGPT,
+        dictionaries: Mapping[str, Dictionary],
+        tokens: Sequence[int] | Tensor,
+        probes: LinearProbes | None = None,
     ):
-        self.model, self.dictionaries = model, dict(dictionaries)
+        self.model, self.dictionaries, self.probes = model, dict(dictionaries), probes
         self.modules = module_names(model.cfg.n_layers)
         for module, dictionary in self.dictionaries.items():
             if module not in self.modules:
@@ -59,7 +69,8 @@ class GameTrace:
         self.tokens_T = torch.as_tensor(tokens, dtype=torch.long, device=model.device).flatten()
         if not 0 < len(self.tokens_T) <= model.cfg.n_ctx:
             raise CircuitError(f"a game of {len(self.tokens_T)} tokens (the model reads 1…{model.cfg.n_ctx})")
-        logits_BTV, cache = model.run_with_cache(self.tokens_T[None], hook_names(model.cfg.n_layers))
+        sites = list(probes.sites) if probes is not None else []
+        logits_BTV, cache = model.run_with_cache(self.tokens_T[None], hook_names(model.cfg.n_layers) + sites)
         self.logits_TV = logits_BTV[0]
         self.cache: dict[str, Tensor] = {}
         for name, value in cache.items():
@@ -111,6 +122,22 @@ class GameTrace:
                 raise CircuitError(
                     f"key position {target.key} must be within 0…{target.position} (attention is causal)"
                 )
+        elif target.kind == "probe":
+            self.check_probe_site(target.site)
+
+    def check_probe_site(self, site: int) -> str:
+        """The hook name of probe site ``site`` (0 the embeddings, l + 1 after block l);
+        :class:`CircuitError` without probes or without that site."""
+        if self.probes is None:
+            raise CircuitError("no probes loaded (train them with `othello-tui train probes`)")
+        if not 0 <= site < len(self.probes.sites):
+            name = "embed" if site == 0 else f"L{site - 1}"
+            raise CircuitError(f"no probe site {name} (embed, or L0…L{len(self.probes.sites) - 2})")
+        return self.probes.sites[site]
+
+    def probe_direction(self, target: Target) -> tuple[Tensor, Tensor]:
+        """(w_D, b): the probe target is ``w_D · r + b`` on the residual stream r at its site."""
+        return self.probes.direction("mine_theirs", target.site, target.square, *target.classes)
 
     def activation(self, position: int, module: str, feature: int) -> float:
         """The feature's activation c at a position (0 when inactive)."""
@@ -164,6 +191,9 @@ class GameTrace:
             value = self.logits_TV[target.position, target.token]
         elif target.kind == "feature":
             value = self.pre_activation(target.position, target.module, target.feature)
+        elif target.kind == "probe":
+            w_D, b = self.probe_direction(target)
+            value = self.cache[self.probes.sites[target.site]][target.position] @ w_D + b
         else:
             value = self.cache[f"blocks.{target.layer}.attn.hook_attn_scores"][
                 target.head, target.position, target.key

@@ -7,9 +7,15 @@ from pathlib import Path
 
 import click
 
+from othello_tui.circuits.edits import MARGIN  # plain data: --help stays free of torch
 from othello_tui.cli import output
 from othello_tui.cli.groups import DEFAULT_WEIGHTS, evaluate, main
-from othello_tui.cli.loading import cache_option, find_feature_cache, load_model_and_dictionaries_or_fail
+from othello_tui.cli.loading import (
+    cache_option,
+    find_feature_cache,
+    load_model_and_dictionaries_or_fail,
+    load_probes_or_fail,
+)
 
 MOVES_HELP = 'The game so far, e.g. "f-4 f-5 c-3" (commas or spaces between moves).'
 POS_HELP = (
@@ -21,12 +27,10 @@ WEIGHTS_HELP = "Folder with the model; dictionaries are read from its dictionari
 SHOWN_CHANGE = 5e-4  # the smallest probability change ``intervene`` lists
 
 
-def _open_trace(moves: str, position: int | None, weights: Path):
-    """(trace, position) for a move list; the position defaults to the last move."""
-    from othello_tui.circuits.nodes import CircuitError
-    from othello_tui.circuits.trace import GameTrace
+def game_at(moves: str, position: int | None):
+    """(game, position) for a move list; the position defaults to the last move and counts from
+    the end when negative."""
     from othello_tui.game.rules import Game, IllegalMoveError
-    from othello_tui.game.squares import SQUARE_TO_TOKEN
 
     try:
         game = Game.from_text(moves)
@@ -41,9 +45,22 @@ def _open_trace(moves: str, position: int | None, weights: Path):
         raise click.ClickException(
             f"--pos {given} is outside the game: {n} moves, positions 0…{n - 1} (or −{n}…−1 from the end)"
         )
+    return game, position
+
+
+def _open_trace(moves: str, position: int | None, weights: Path, probes: bool = False):
+    """(trace, position) for a move list; the position defaults to the last move. With ``probes``,
+    the trace also reads the probes beside the model (for probe targets)."""
+    from othello_tui.circuits.nodes import CircuitError
+    from othello_tui.circuits.trace import GameTrace
+    from othello_tui.game.squares import SQUARE_TO_TOKEN
+
+    game, position = game_at(moves, position)
     model, dictionaries = load_model_and_dictionaries_or_fail(weights)
+    found = load_probes_or_fail(weights, model) if probes else None
     try:
-        return GameTrace(model, dictionaries, [int(SQUARE_TO_TOKEN[s]) for s in game.squares]), position
+        tokens = [int(SQUARE_TO_TOKEN[s]) for s in game.squares]
+        return GameTrace(model, dictionaries, tokens, found), position
     except CircuitError as error:
         raise click.ClickException(str(error)) from None
 
@@ -92,7 +109,8 @@ def rich_tree(expansion, label_of=None):
     "--target",
     "target_text",
     required=True,
-    help="logit:e-1, feature:L2M845 or score:L3H2:14 (key position 14).",
+    help="logit:e-1, feature:L2M845, score:L3H2:14 (key position 14) or probe:L3:e-4:mine-theirs "
+    "(the mine/theirs probe's mine-minus-theirs logit at e-4 after block 3; embed for the embeddings).",
 )
 @click.option(
     "--depth", type=click.IntRange(1, 12), default=1, show_default=True, help="Levels of features to expand."
@@ -122,7 +140,9 @@ def trace_command(
     """Explain a logit, a feature or an attention score as an exact sum of node contributions.
 
     Nodes: P7L1M379 (feature 379 of L1M at position 7), P6pos, P2embed, P7L1M.error, P7L1M.bias,
-    and bias parameters such as P7blocks.1.ln2.b. Attention features are explained from nodes at
+    and bias parameters such as P7blocks.1.ln2.b. A probe target reads the residual stream itself:
+    its contributors are the nodes at that position below the probe, exactly (no LayerNorm).
+    Attention features are explained from nodes at
     every earlier position (OV); MLP features with the gate frozen (ADC: a lower feature that
     suppresses neurons is not seen, since a suppressed neuron's gate is already near 0).
     """
@@ -132,7 +152,7 @@ def trace_command(
 
     if as_json and as_dot:
         raise click.UsageError("--json and --dot exclude each other")
-    trace, position = _open_trace(moves, position, weights)
+    trace, position = _open_trace(moves, position, weights, probes=target_text.strip().startswith("probe:"))
     try:
         target = parse_target(target_text, position)
         if target.kind == "feature":
@@ -180,8 +200,21 @@ def _board_table(delta_V, title: str):
     "--set",
     "edits_text",
     multiple=True,
-    required=True,
     help="P7L1M379=0 (set; 0 ablates) or P7L1M379*2 (scale); repeatable.",
+)
+@click.option(
+    "--believe",
+    "beliefs_text",
+    multiple=True,
+    help="L3:e-4=theirs: at --pos, push the residual stream after block 3 along the mine/theirs "
+    "probe until it reads e-4 as theirs (embed: the embeddings; classes mine, theirs, empty); repeatable.",
+)
+@click.option(
+    "--margin",
+    type=click.FloatRange(min=0),
+    default=MARGIN,
+    show_default=True,
+    help="With --believe: the logit lead the new class gets over every other.",
 )
 @click.option(
     "--watch",
@@ -195,17 +228,26 @@ def _board_table(delta_V, title: str):
     show_default=True,
     help=WEIGHTS_HELP,
 )
-def intervene_command(moves, position, edits_text, watch, weights) -> None:
-    """Set features to new values, rerun the model and show how the logits change."""
+def intervene_command(moves, position, edits_text, beliefs_text, margin, watch, weights) -> None:
+    """Set features to new values, or edit what the probes read, rerun the model and show how the
+    logits change.
+
+    A belief edit (Li et al. 2023) flips one square's believed colour at --pos and reports whether
+    the predicted legal moves (p > 0.01) then follow the edited board rather than the real one.
+    """
     import torch
 
+    from othello_tui.circuits.edits import parse_belief
     from othello_tui.circuits.intervention import intervene, parse_edit
     from othello_tui.circuits.nodes import CircuitError
     from othello_tui.game.squares import TOKEN_TO_SQUARE, square_name
 
-    trace, position = _open_trace(moves, position, weights)
+    if not edits_text and not beliefs_text:
+        raise click.UsageError("give at least one --set or --believe")
+    trace, position = _open_trace(moves, position, weights, probes=bool(beliefs_text))
     console = output.console(highlight=False)
     try:
+        beliefs = [parse_belief(text, position, margin) for text in beliefs_text]
         edits = [parse_edit(text) for text in edits_text]
         changes = []  # printed once every edit and --watch is known to be good
         for edit in edits:
@@ -217,11 +259,14 @@ def intervene_command(moves, position, edits_text, watch, weights) -> None:
             if edit.scale is not None or edit.value == 0:  # changes nothing unless the feature is active
                 trace.feature_node(edit.position, edit.module, edit.feature)
             changes.append(f"{edit.node_id}: {old:.4f} → {edit.new_activation(old):.4f}")
-        result = intervene(trace, edits, watch)
+        sites = [trace.check_probe_site(belief.site) for belief in beliefs]
+        result = intervene(trace, [*edits, *beliefs], watch, keep=sites)
     except CircuitError as error:
         raise click.ClickException(str(error)) from None
     for change in changes:
         console.print(change)
+    for belief in beliefs:
+        console.print(_belief_report(trace, result, belief))
     delta_V = result.delta_TV[position]
     console.print(_board_table(delta_V, f"Logit change at P{position} (predicting move {position + 2})"))
     before_V, after_V = (
@@ -241,6 +286,47 @@ def intervene_command(moves, position, edits_text, watch, weights) -> None:
         )
     for name, (before, after) in result.features.items():
         console.print(f"{name}: {before:.4f} → {after:.4f}")
+
+
+def _belief_report(trace, result, edit) -> str:
+    """The probe's reading before → after a belief edit, and whether the predicted legal moves
+    follow the edited board."""
+    import torch
+
+    from othello_tui.circuits.belief_edit import follows_edit, predicted_legal
+    from othello_tui.circuits.nodes import PROBE_CLASSES
+    from othello_tui.game.rules import Game, next_turn
+    from othello_tui.game.squares import TOKEN_TO_SQUARE, square_name
+    from othello_tui.probes.families import with_belief
+
+    site, i, q = trace.probes.sites[edit.site], edit.position, edit.square
+    W_DC, b_C = trace.probes.W["mine_theirs"][edit.site, :, q], trace.probes.b["mine_theirs"][edit.site, q]
+    with torch.no_grad():
+        before_C, after_C = (
+            (r_D[i] @ W_DC + b_C).softmax(-1) for r_D in (trace.cache[site], result.kept[site])
+        )
+    game = Game.from_squares([int(TOKEN_TO_SQUARE[t]) for t in trace.tokens_T[: i + 1]])
+    move = game.moves[i]
+    original = set(next_turn(move.board, move.player)[1])
+    edited = set(next_turn(with_belief(move.board, move.player, q, edit.to), move.player)[1])
+    predicted = predicted_legal(result.logits_after_TV[i].softmax(-1))
+
+    def reading(p_C) -> str:
+        return f"{PROBE_CLASSES[int(p_C.argmax())]} ({float(p_C.max()):.0%})"
+
+    def names(squares) -> str:
+        return " ".join(square_name(s) for s in sorted(squares)) or "none"
+
+    verdict = (
+        "the legal moves of both boards are the same: nothing to tell apart"
+        if original == edited
+        else f"the prediction follows the {'edited' if follows_edit(predicted, original, edited) else 'real'} board"
+    )
+    return (
+        f"{edit.text}: the probe read {reading(before_C)} → {reading(after_C)}\n"
+        f"  legal on the real board: {names(original)}\n  legal on the edited board: {names(edited)}\n"
+        f"  predicted (p > 1%) after the edit: {names(predicted)}: {verdict}"
+    )
 
 
 @evaluate.command("circuits")

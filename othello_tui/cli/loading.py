@@ -33,6 +33,18 @@ def load_model_and_dictionaries_or_fail(weights: Path, device: str = "auto"):
     return model, {module: d.to(model.device) for module, d in dictionaries.items()}
 
 
+def load_probes_or_fail(weights: Path, model):
+    """The probes beside the model in ``weights``, on the model's device."""
+    from othello_tui.model.weights import WeightsError
+    from othello_tui.probes.io import load_probes
+
+    try:
+        probes, _ = load_probes(weights, model)
+    except WeightsError as error:
+        raise click.ClickException(str(error)) from None
+    return probes.to(model.device)
+
+
 def cache_option(purpose: str):
     """The ``--cache FILE`` option (parameter ``cache_file``) of the commands that read a feature cache."""
     return click.option(

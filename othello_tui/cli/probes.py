@@ -10,24 +10,13 @@ import click
 
 from othello_tui.cli import output
 from othello_tui.cli.groups import DEFAULT_WEIGHTS, evaluate, train
-from othello_tui.cli.loading import cache_option, find_feature_cache, load_model_or_fail
+from othello_tui.cli.loading import cache_option, find_feature_cache, load_model_or_fail, load_probes_or_fail
 
 WEIGHTS_OPTION = click.option(
     "--weights", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WEIGHTS, show_default=True,
     help="Model weights folder (the probes live beside the model).",
 )  # fmt: skip
 DEVICE_OPTION = click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-
-
-def _load_probes(weights: Path, model):
-    from othello_tui.model.weights import WeightsError
-    from othello_tui.probes.io import load_probes
-
-    try:
-        probes, _ = load_probes(weights, model)
-    except WeightsError as error:
-        raise click.ClickException(str(error)) from None
-    return probes.to(model.device)
 
 
 @train.command("probes")
@@ -122,7 +111,7 @@ def eval_probes_command(games, seed, as_json, weights, device) -> None:
     if seed is not None and seed < EVAL_SEED:
         raise click.ClickException(f"evaluation seeds start at {EVAL_SEED}; lower seeds are for training")
     model = load_model_or_fail(weights, device)
-    probes = _load_probes(weights, model)
+    probes = load_probes_or_fail(weights, model)
     seed = PROBE_EVAL_SEED if seed is None else seed
     result = evaluate_probes(model, probes, games, seed)
     if as_json:
@@ -221,7 +210,7 @@ def eval_rediscovery_command(dict_dir, min_cos, top, min_f1, cache_file, as_json
     from othello_tui.probes.alignment import ProbeAligner, rediscovery_counts
 
     model = load_model_or_fail(weights, device)
-    probes = _load_probes(weights, model)
+    probes = load_probes_or_fail(weights, model)
     try:
         dictionaries = load_dictionaries(dict_dir or weights / "dictionaries", model)
     except WeightsError as error:

@@ -130,11 +130,7 @@ class Game:
         flipped = flips(board, square, colour)
         board[square] = colour
         board[flipped] = colour
-        next_player, legal_next = -colour, legal_moves(board, -colour)
-        if not legal_next:  # implicit pass, or the end of the game
-            next_player, legal_next = colour, legal_moves(board, colour)
-            if not legal_next:
-                next_player = 0
+        next_player, legal_next = next_turn(board, colour)
         board.flags.writeable = False
         move = Move(square, colour, board, tuple(flipped), next_player, tuple(legal_next))
         self.moves.append(move)
@@ -165,6 +161,16 @@ class Game:
             except IllegalMoveError as error:
                 raise IllegalMoveError(number, word, error.reason) from None
         return game
+
+
+def next_turn(board: np.ndarray, mover: int) -> tuple[int, list[int]]:
+    """(colour to move next, its legal moves) after ``mover`` moved to ``board``: the other side,
+    or ``mover`` again when the other side must pass; (0, []) once neither can move."""
+    legal = legal_moves(board, -mover)
+    if legal:
+        return -mover, legal
+    legal = legal_moves(board, mover)  # implicit pass, or the end of the game
+    return (mover if legal else 0), legal
 
 
 def disc_counts(board: np.ndarray) -> tuple[int, int]:

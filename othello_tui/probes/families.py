@@ -76,6 +76,25 @@ def site_label(site: str) -> str:
     return "embed" if site == "blocks.0.hook_resid_pre" else f"after block {site.split('.')[1]}"
 
 
+DEFAULT_SITE = 4  # after block 3, where the shipped probes read the board best (README)
+
+
+def site_short(site: int) -> str:
+    """Short name of probe site ``site``: ``0 -> "embed"``, ``4 -> "L3"`` (after block 3)."""
+    return "embed" if site == 0 else f"L{site - 1}"
+
+
+def parse_site(text: str, n_sites: int) -> int:
+    """``"embed" -> 0``, ``"L3"`` or ``"3" -> 4`` (after block 3); ValueError with the choices."""
+    text = text.strip()
+    layer = text.removeprefix("L").removeprefix("l")
+    if text.lower() == "embed":
+        return 0
+    if not layer.isdigit() or not 0 <= int(layer) < n_sites - 1:
+        raise ValueError(f"{text!r} is not a probe site (embed, or a layer L0…L{n_sites - 2})")
+    return int(layer) + 1
+
+
 def site_of_module(module: str) -> str:
     """The probe site a module writes into: ``L3A`` and ``L3M`` both feed ``blocks.3.hook_resid_post``."""
     return f"blocks.{int(module[1:-1])}.hook_resid_post"
@@ -97,6 +116,22 @@ def probe_labels(games: GameBatch) -> dict[str, np.ndarray]:
         "flipped": games.flipped_mask()[:, :N_POSITIONS].astype(np.uint8),
         "legal": games.legal_mask()[:, :N_POSITIONS].astype(np.uint8),
     }
+
+
+def mine_theirs_classes(board_Q: np.ndarray, mover: int) -> np.ndarray:
+    """int64 [64]: the ``mine_theirs`` class of every square (0 mine, 1 theirs, 2 empty) of a
+    board (+1 black, −1 white) after a move by colour ``mover``: what a perfect probe reads."""
+    relative_Q = np.asarray(board_Q) * mover
+    return _three_way(relative_Q == 1, relative_Q == -1)
+
+
+def with_belief(board_Q: np.ndarray, mover: int, square: int, belief: int) -> np.ndarray:
+    """A copy of ``board_Q`` where ``square`` holds ``belief`` (0 mine, 1 theirs, 2 empty),
+    relative to colour ``mover``: the board a belief edit claims (the inverse of
+    :func:`mine_theirs_classes` on one square)."""
+    edited_Q = np.array(board_Q, copy=True)
+    edited_Q[square] = (mover, -mover, 0)[belief]
+    return edited_Q
 
 
 def _three_way(first: np.ndarray, second: np.ndarray) -> np.ndarray:

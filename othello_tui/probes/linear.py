@@ -47,12 +47,19 @@ class LinearProbes(nn.Module):
 
     def forward(self, x_NSD: Tensor) -> dict[str, Tensor]:
         """Family name -> logits [N, S, Q, C] (3-way) or [N, S, Q] (binary)."""
-        logits = {}
-        for name in self.families:
-            W_SDK = self.W[name].flatten(2)  # K = Q·C (or Q)
-            logits_NSK = torch.einsum("nsd,sdk->nsk", x_NSD, W_SDK)
-            logits[name] = logits_NSK.unflatten(2, self.W[name].shape[2:]) + self.b[name]
-        return logits
+        return {name: self.family_logits(name, x_NSD) for name in self.families}
+
+    def family_logits(self, name: str, x_NSD: Tensor) -> Tensor:
+        """One family's logits: [N, S, Q, C] (3-way) or [N, S, Q] (binary)."""
+        W_SDK = self.W[name].flatten(2)  # K = Q·C (or Q)
+        logits_NSK = torch.einsum("nsd,sdk->nsk", x_NSD, W_SDK)
+        return logits_NSK.unflatten(2, self.W[name].shape[2:]) + self.b[name]
+
+    def direction(self, name: str, site: int, square: int, plus: int, minus: int) -> tuple[Tensor, Tensor]:
+        """``(w_D, b)`` of a 3-way family's class-logit difference ``plus − minus`` at one site and
+        square: ``x·w_D + b`` is ``logit[plus] − logit[minus]`` (DESIGN.md §3.9)."""
+        W_DC, b_C = self.W[name][site, :, square], self.b[name][site, square]
+        return W_DC[:, plus] - W_DC[:, minus], b_C[plus] - b_C[minus]
 
     @torch.no_grad()
     def set_prior_biases(self, labels: dict[str, Tensor]) -> None:

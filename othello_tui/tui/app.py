@@ -18,6 +18,7 @@ from othello_tui.tui.screens.help import HelpScreen
 from othello_tui.tui.screens.main import MainScreen, Shown
 from othello_tui.tui.screens.tree import TreeScreen
 from othello_tui.tui.session import Session
+from othello_tui.tui.widgets.belief_board import BeliefBoard
 from othello_tui.tui.widgets.board import Board
 from othello_tui.tui.widgets.contributor_tree import ContributorTree
 from othello_tui.tui.widgets.cursor_list import CursorList
@@ -61,6 +62,7 @@ class OthelloApp(App):
                     [
                         ("Game", MainScreen.BINDINGS),
                         ("Play mode (board)", Board.BINDINGS),
+                        ("Believed board (b)", BeliefBoard.BINDINGS),
                         ("Features panel", FeatureList.BINDINGS),
                         ("Lists", CursorList.BINDINGS),
                         ("Feature page", FeatureScreen.BINDINGS),

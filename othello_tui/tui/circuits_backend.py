@@ -60,6 +60,7 @@ class Outcome:
     logits_before_TV: np.ndarray
     logits_after_TV: np.ndarray
     features: dict[str, tuple[float, float]] = field(default_factory=dict)
+    beliefs_after_TSQC: np.ndarray | None = None  # the probes' readings after the edits
 
     @property
     def first_position(self) -> int:
@@ -136,8 +137,10 @@ class CircuitsBackend:
         from othello_tui.circuits.intervention import intervene  # torch: in since the model loaded
 
         trace = self.trace(squares, len(squares))
+        engine = self._engine()
+        sites = engine.probes.sites if getattr(engine, "probes", None) is not None else ()
         with self._model_lock:
-            result = intervene(trace, edits, watch)
+            result = intervene(trace, edits, watch, keep=sites)
         T = len(squares)
         before_TV, after_TV = (x[:T].float().cpu() for x in (result.logits_before_TV, result.logits_after_TV))
         outcome = Outcome(
@@ -148,6 +151,7 @@ class CircuitsBackend:
             before_TV.numpy(),
             after_TV.numpy(),
             result.features,
+            engine.beliefs(result.kept) if sites else None,
         )
         with self._state_lock:
             self._outcome = outcome

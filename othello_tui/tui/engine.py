@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from othello_tui.circuits.trace import GameTrace
@@ -26,6 +27,9 @@ from othello_tui.features import (
 from othello_tui.model.device import resolve_device
 from othello_tui.model.transformer import OthelloGPT
 from othello_tui.model.weights import WeightsError, load_model, model_fingerprint
+from othello_tui.probes.beliefs import belief_probs
+from othello_tui.probes.io import load_probes
+from othello_tui.probes.linear import LinearProbes
 from othello_tui.tui.cache_build import CacheRequest
 from othello_tui.tui.session import GameAnalysis, ModelUnavailableError, tokens_of
 from othello_tui.tui.views import Labels
@@ -44,8 +48,11 @@ class ModelEngine:
         feature_cache: FeatureCache | None = None,
         labels_note: str | None = None,
         cache_request: CacheRequest | None = None,
+        probes: LinearProbes | None = None,
+        probes_note: str | None = None,
     ):
         self.model = model.eval()
+        self.probes, self.probes_note = probes, probes_note
         self.dictionaries = dictionaries
         self.modules = tuple(m for m in module_names(model.cfg.n_layers) if m in dictionaries)
         self.n_features = {m: dictionaries[m].cfg.d_sae for m in self.modules}
@@ -68,17 +75,24 @@ class ModelEngine:
         is exactly what a pass over the first t+1 moves alone would give."""
         tokens_1T = torch.from_numpy(tokens_of(squares))[None].to(self.model.device)
         hooks = {m: hook_name_of(m) for m in self.modules}
-        logits_1TV, cache = self.model.run_with_cache(tokens_1T, names=hooks.values())
+        sites = self.probes.sites if self.probes is not None else ()
+        logits_1TV, cache = self.model.run_with_cache(tokens_1T, names=[*hooks.values(), *sites])
         probs_TV = torch.softmax(logits_1TV[0].float(), dim=-1)
         acts = {
             m: self.dictionaries[m].encode(cache[hook][0]).float().cpu().numpy() for m, hook in hooks.items()
         }
-        return GameAnalysis(probs_TV.cpu().numpy(), acts)
+        beliefs = self.beliefs({site: cache[site][0] for site in sites}) if sites else None
+        return GameAnalysis(probs_TV.cpu().numpy(), acts, beliefs)
+
+    def beliefs(self, residuals: dict[str, torch.Tensor]) -> np.ndarray:
+        """float32 [T, S, 64, 3]: the mine/theirs probe's probabilities (mine, theirs, empty) at
+        every position and probe site, from the residual stream at each site (``[T, D]``)."""
+        return belief_probs(self.probes, residuals).float().cpu().numpy()
 
     def trace(self, squares: Sequence[int]) -> GameTrace:
         """The game's forward pass kept whole and split into nodes, for attributions and
         interventions (a few MB per game: the circuits backend caches a handful)."""
-        return GameTrace(self.model, self.dictionaries, tokens_of(squares))
+        return GameTrace(self.model, self.dictionaries, tokens_of(squares), self.probes)
 
 
 def load_engine(
@@ -111,7 +125,14 @@ def load_engine(
     default_directory = Path(weights) / DICTIONARIES_SUBDIR
     directory = Path(dictionaries) if dictionaries else default_directory
     found, note = _load_dictionaries(directory, model)
-    engine = ModelEngine(model, {m: d.to(device).eval() for m, d in found.items()}, note)
+    probes, probes_note = _load_probes(Path(weights), model)
+    engine = ModelEngine(
+        model,
+        {m: d.to(device).eval() for m, d in found.items()},
+        note,
+        probes=probes,
+        probes_note=probes_note,
+    )
     if not found:
         return engine
     digests = model_fingerprint(model), dictionaries_hash(engine.dictionaries)
@@ -144,3 +165,12 @@ def _load_dictionaries(directory: Path, model: OthelloGPT) -> tuple[dict[str, Di
         return load_dictionaries(directory, model=model), None
     except WeightsError as error:
         return {}, f"No dictionaries: {error}"
+
+
+def _load_probes(weights: Path, model: OthelloGPT) -> tuple[LinearProbes | None, str | None]:
+    """The probes beside the model (for the believed board), or None and why not."""
+    try:
+        probes, _ = load_probes(weights, model)
+    except WeightsError as error:
+        return None, f"No believed board: {error}"
+    return probes.to(model.device), None

@@ -42,10 +42,12 @@ import numpy as np
 from othello_tui.game.generator import CHUNK, iter_games
 from othello_tui.game.rules import Game, disc_counts
 from othello_tui.game.squares import SQUARE_TO_TOKEN, TOKEN_TO_SQUARE
+from othello_tui.probes.families import mine_theirs_classes
 from othello_tui.tui.circuits_backend import CircuitsBackend
 from othello_tui.tui.feature_library import FeatureLibrary
 from othello_tui.tui.prefix_cache import PrefixCache
 from othello_tui.tui.views import (
+    Beliefs,
     FeatureSummary,
     Labels,
     ModuleFeatures,
@@ -72,10 +74,13 @@ class GameAnalysis:
 
     probs_TV  float32 [T, 61]: softmax of the logits; row t predicts move t+2
     acts      module -> float32 [T, F]: dictionary feature activations of the module's output
+    beliefs_TSQC  float32 [T, S, 64, 3]: the mine/theirs probe's probabilities (mine, theirs,
+              empty) at every probe site S (embed, after block 0, …); None without probes
     """
 
     probs_TV: np.ndarray
     acts: dict[str, np.ndarray]
+    beliefs_TSQC: np.ndarray | None = None
 
 
 class Engine(Protocol):
@@ -83,6 +88,7 @@ class Engine(Protocol):
 
     modules: tuple[str, ...]  # modules that have a dictionary, bottom to top
     features_note: str | None  # why there are no features, when there are none
+    probes_note: str | None  # why there is no believed board, when there are no probes
     labels: Labels | None  # feature id -> automatic label, from the feature cache
     labels_note: str | None  # why there are no labels, when there are none
     n_features: dict[str, int]  # features of each module's dictionary
@@ -218,13 +224,19 @@ class Session:
         entry = self._cache.find(game.squares, n_moves) if n_moves else None
         edits = self.circuits.edits(game.squares)
         outcome = self.circuits.outcome(game.squares) if edits else None
-        probs, probs_before, top, top1, features = None, None, (), None, ()
+        probs, probs_before, top, top1, features, beliefs = None, None, (), None, (), None
         if entry is not None:
             t = n_moves - 1
             probs = _board_probs(entry.analysis.probs_TV[t])
+            beliefs_TSQC = entry.analysis.beliefs_TSQC
             if outcome is not None and outcome.first_position <= t:
                 probs_before = _board_probs(outcome.probs_before_TV[t])
                 probs = _board_probs(outcome.probs_after_TV[t])
+                beliefs_TSQC = outcome.beliefs_after_TSQC
+            if beliefs_TSQC is not None:
+                beliefs = Beliefs(
+                    beliefs_TSQC[t], mine_theirs_classes(prefix.board, last.player), last.player
+                )
             top1 = (int(entry.hits_T[t]), int(entry.scored_T[t]))
             if not prefix.over:
                 top = _top_predictions(probs, set(prefix.legal))
@@ -251,6 +263,8 @@ class Session:
             pending=pending,
             probs_before=probs_before,
             edits=edits,
+            beliefs=beliefs,
+            beliefs_note=self._beliefs_note(n_moves, entry is not None),
         )
 
     def feature_summary(self, game: Game, n_moves: int, module: str, index: int) -> FeatureSummary:
@@ -288,6 +302,12 @@ class Session:
         if self._engine is None:
             return LOADING_NOTE
         return None if analysed else "Running the model…"
+
+    def _beliefs_note(self, n_moves: int, analysed: bool) -> str | None:
+        note = self._predictions_note(n_moves, analysed)
+        if note is None and self._engine is not None:
+            return getattr(self._engine, "probes_note", None)  # an engine without probes says why
+        return note
 
     def _features_note(self, n_moves: int, analysed: bool) -> str | None:
         engine = self._engine

@@ -77,6 +77,31 @@ class PositionView:
     pending: bool  # the model is ready but this position is not analysed yet
     probs_before: np.ndarray | None = None  # float32 [64]: ``probs`` without the interventions
     edits: tuple[Edit, ...] = ()  # interventions on this game (``probs`` include those before it)
+    beliefs: Beliefs | None = None  # the probes' believed board (with the interventions)
+    beliefs_note: str | None = None  # why there is no believed board, when there is none
+
+
+@dataclass(frozen=True, eq=False)
+class Beliefs:
+    """What the mine/theirs probe reads from the residual stream at one position, at every probe
+    site (embed, after block 0, …), next to the true board."""
+
+    probs_SQC: np.ndarray  # float32 [S, 64, 3]: P(mine), P(theirs), P(empty)
+    truth_Q: np.ndarray  # int [64]: the true class (0 mine, 1 theirs, 2 empty)
+    mover: int  # colour of the player who just moved: "mine" (+1 black, −1 white)
+
+    @property
+    def n_sites(self) -> int:
+        return len(self.probs_SQC)
+
+    def reading(self, site: int) -> tuple[np.ndarray, np.ndarray]:
+        """(class [64], its probability [64]) the probe reads at ``site``."""
+        class_Q = self.probs_SQC[site].argmax(-1)
+        return class_Q, np.take_along_axis(self.probs_SQC[site], class_Q[:, None], -1)[:, 0]
+
+    def wrong(self, site: int) -> np.ndarray:
+        """bool [64]: squares where the reading at ``site`` differs from the true board."""
+        return self.reading(site)[0] != self.truth_Q
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
 """The main screen's circuit keys: ``t`` the contributor tree, ``w`` the attention view, ``a``/``x``
-ablate or scale a feature, ``c`` clear the interventions.
+ablate or scale a feature, ``c`` clear the interventions (and ``f`` on the believed board, which
+edits a belief).
 
 ``t`` picks its target at the position shown:
 - in play mode, the logit of the square under the board's cursor;
+- when the believed board has the keys, the probe's logit difference at its cursor square and
+  layer: the class it reads minus the runner-up (``probe:L3:e-4:mine-theirs``);
 - otherwise the feature under the features panel's cursor, when it is on a feature;
 - otherwise the logit of the model's top prediction (without interventions: the tree explains
   the clean forward pass).
@@ -20,7 +23,7 @@ import numpy as np
 from textual.binding import Binding
 from textual.screen import Screen
 
-from othello_tui.circuits.edits import Edit
+from othello_tui.circuits.edits import BeliefEdit, Edit
 from othello_tui.circuits.nodes import Target
 from othello_tui.game.squares import SQUARE_TO_TOKEN, square_name
 from othello_tui.tui.screens.attention import AttentionScreen
@@ -28,6 +31,7 @@ from othello_tui.tui.screens.prompt import PromptScreen, parse_factor
 from othello_tui.tui.screens.tree import TreeScreen
 from othello_tui.tui.session import Session
 from othello_tui.tui.views import ActiveFeature, PositionView
+from othello_tui.tui.widgets.belief_board import EMPTY, BeliefBoard
 from othello_tui.tui.widgets.board import Board
 from othello_tui.tui.widgets.features import FeatureList
 
@@ -45,11 +49,24 @@ def _not_analysed(view: PositionView) -> str | None:
     return None
 
 
-def tree_target(view: PositionView, feature: ActiveFeature | None, play: bool, cursor: int) -> Target | str:
-    """The target of ``t`` (see the module's docstring), or why there is none."""
+def tree_target(
+    view: PositionView,
+    feature: ActiveFeature | None,
+    play: bool,
+    cursor: int,
+    belief: tuple[int, int] | None = None,
+) -> Target | str:
+    """The target of ``t`` (see the module's docstring), or why there is none. ``belief`` is
+    (site, square) when the believed board has the keys."""
     if (why := _not_analysed(view)) is not None:
         return why
     position = view.n_moves - 1
+    if belief is not None and not play:
+        if view.beliefs is None:
+            return view.beliefs_note or "No believed board here."
+        site, square = belief
+        ranked = np.argsort(-view.beliefs.probs_SQC[site, square], kind="stable")
+        return Target("probe", position, square=square, site=site, classes=(int(ranked[0]), int(ranked[1])))
     if play:
         if SQUARE_TO_TOKEN[cursor] == 0:
             return (
@@ -60,6 +77,19 @@ def tree_target(view: PositionView, feature: ActiveFeature | None, play: bool, c
         return Target("feature", position, module=feature.module, feature=feature.index)
     clean = view.probs if view.probs_before is None else view.probs_before
     return Target("logit", position, square=int(np.argmax(clean)))
+
+
+def belief_edit(view: PositionView, site: int, square: int) -> BeliefEdit | str:
+    """The edit of ``f`` on the believed board: flip the disc the probe reads at ``square``
+    (mine ↔ theirs), or why there is none."""
+    if (why := _not_analysed(view)) is not None:
+        return why
+    if view.beliefs is None:
+        return view.beliefs_note or "No believed board here."
+    reading = int(view.beliefs.reading(site)[0][square])
+    if reading == EMPTY:
+        return f"The probe reads {square_name(square)} as empty: f flips a believed disc (mine ↔ theirs)."
+    return BeliefEdit(view.n_moves - 1, site, square, 1 - reading)
 
 
 def feature_edit(view: PositionView, feature: ActiveFeature | None, scale: float | None = None) -> Edit | str:
@@ -120,6 +150,7 @@ class CircuitKeys(Screen):
     shown: Shown
     current_view: PositionView | None
     board: Board
+    belief_board: BeliefBoard
     feature_list: FeatureList
     play_mode: bool
 
@@ -140,7 +171,11 @@ class CircuitKeys(Screen):
     def action_trace(self) -> None:
         if not self._circuits_ready():
             return
-        target = tree_target(self.current_view, self._cursor_feature(), self.play_mode, self.board.cursor)
+        belief = self.belief_board
+        on_belief = (belief.site, belief.cursor) if belief.has_focus else None
+        target = tree_target(
+            self.current_view, self._cursor_feature(), self.play_mode, self.board.cursor, on_belief
+        )
         if isinstance(target, str):
             self.say(target)
             return
@@ -174,7 +209,10 @@ class CircuitKeys(Screen):
         if factor is not None:
             self.push_edit(feature_edit(view, feature, factor))
 
-    def push_edit(self, edit: Edit | str) -> None:
+    def on_belief_board_flip(self, message: BeliefBoard.Flip) -> None:
+        self.push_edit(belief_edit(self.current_view, message.site, message.square))
+
+    def push_edit(self, edit: Edit | BeliefEdit | str) -> None:
         """Put ``edit`` on the game's stack of interventions (a string: why there is no edit)."""
         if isinstance(edit, str):
             self.say(edit)

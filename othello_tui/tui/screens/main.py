@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.reactive import reactive
+from textual.widget import Widget
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
@@ -28,6 +29,7 @@ from othello_tui.tui.screens.circuit_keys import CIRCUIT_KEYS, CircuitKeys
 from othello_tui.tui.screens.prompt import PromptScreen, parse_game_index
 from othello_tui.tui.session import ModelUnavailableError, Session
 from othello_tui.tui.views import PositionView
+from othello_tui.tui.widgets.belief_board import BeliefBoard, beliefs_title
 from othello_tui.tui.widgets.board import CELL_SIZES, DISC, Board
 from othello_tui.tui.widgets.features import FeatureList
 from othello_tui.tui.widgets.footer import Footer
@@ -35,6 +37,7 @@ from othello_tui.tui.widgets.move_list import MoveList
 from othello_tui.tui.widgets.predictions import Predictions
 
 MIN_SIZE = (72, 20)  # below this the screen says so instead of drawing a broken layout
+NARROW_WITH_BELIEFS = 150  # below this width the believed board takes the predictions' place
 LEGEND = "[●] last move (●) flipped\n +  legal      31 model %\n12! illegal %  ›·‹ cursor"
 
 
@@ -66,6 +69,10 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
     #features { width: 1fr; height: 1fr; }
     #features-title { height: 1; padding: 0 1; }
     #features-note { height: auto; padding: 0 1; }
+    #beliefs { width: auto; height: 1fr; display: none; margin-left: 1; }
+    #beliefs-title { width: 26; height: auto; margin-top: 1; }
+    MainScreen.-beliefs #beliefs { display: block; }
+    MainScreen.-beliefs.-narrow #predictions { display: none; }
     #message { height: auto; max-height: 3; padding: 0 1; color: $text-warning; }
     #too-small { display: none; width: 1fr; height: 1fr; content-align: center middle; }
     MainScreen.-too-small > * { display: none; }
@@ -99,10 +106,31 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
         Binding(
             "o", "toggle_overlay", "overlay", show=False, tooltip="probabilities on/off", id="board.overlay"
         ),
+        Binding(
+            "b",
+            "toggle_beliefs",
+            "belief",
+            show=False,
+            tooltip="the probe's believed board on/off",
+            id="beliefs.toggle",
+        ),
+        *(
+            Binding(
+                f"{side}_square_bracket",
+                f"site({delta})",
+                f"layer {way}",
+                key_display=shown,
+                show=False,
+                tooltip=f"believed board: the probe one layer {way}",
+                id=f"beliefs.layer_{way}",
+            )
+            for side, delta, way, shown in (("left", -1, "down", "["), ("right", 1, "up", "]"))
+        ),  # fmt: skip
         *CIRCUIT_KEYS,
     ]
 
     play_mode: reactive[bool] = reactive(False, init=False)
+    beliefs_shown: reactive[bool] = reactive(False, init=False)
     overlay: reactive[bool] = reactive(True, init=False)
 
     def __init__(self, session: Session, game: Game | None = None, game_index: int = 0):
@@ -125,6 +153,9 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
             with Vertical(id="left"):
                 yield Board(id="board")
                 yield Static(LEGEND, id="legend")
+            with Vertical(id="beliefs"):
+                yield BeliefBoard(id="belief-board")
+                yield Static(id="beliefs-title")
             yield Predictions(id="predictions")
             with Vertical(id="features"):
                 yield Static(id="features-title")
@@ -136,7 +167,8 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
         yield Static(id="too-small")
 
     def on_mount(self) -> None:
-        self.board = self.query_one(Board)
+        self.board = self.query_one("#board", Board)
+        self.belief_board = self.query_one(BeliefBoard)
         self.predictions = self.query_one(Predictions)
         self.feature_list = self.query_one(FeatureList)
         self.moves = self.query_one(MoveList)
@@ -152,6 +184,11 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
         game, n = self.shown.game, self.shown.n_moves
         view = self.current_view = self.session.view(game, n)
         self.board.view = self.predictions.view = self.feature_list.view = view
+        if self.beliefs_shown:
+            if view.beliefs is not None and self.belief_board.site >= view.beliefs.n_sites:
+                self.belief_board.site = view.beliefs.n_sites - 1  # a model with fewer layers
+            self.belief_board.view = view
+            self.query_one("#beliefs-title", Static).update(beliefs_title(view, self.belief_board.site))
         self.moves.entries = tuple((m.square, m.player, m.passed) for m in game.moves)
         self.moves.current = n
         self.query_one("#title", Static).update(Text(self._title(view)), layout=False)
@@ -342,11 +379,16 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
             legal = self.current_view.legal if self.current_view else ()
             if legal and self.board.cursor not in legal:
                 self.board.cursor = legal[0]
-            self.board.focus()
-            self.say("Play mode: arrows or hjkl move, Enter places, m model move, u undo, Esc leaves.")
+            self.focus_on(
+                self.board, "Play mode: arrows or hjkl move, Enter places, m model move, u undo, Esc leaves."
+            )
         else:
-            self.feature_list.focus()
-            self.say("")
+            self.focus_on(self.feature_list, "")
+
+    def focus_on(self, widget: Widget, note: str) -> None:
+        """Give ``widget`` the keys once it is displayed, say ``note`` and redraw."""
+        self.call_after_refresh(widget.focus)
+        self.say(note)
         self.show()
 
     def watch_overlay(self, overlay: bool) -> None:
@@ -395,6 +437,28 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
             self.go(Shown(game, len(game.moves), source, None))
             self.say(f"Loaded {len(game.moves)} moves.")
 
+    def action_toggle_beliefs(self) -> None:
+        self.beliefs_shown = not self.beliefs_shown
+
+    def watch_beliefs_shown(self, shown: bool) -> None:
+        self.set_class(shown, "-beliefs")
+        self.fit(*self.app.size)
+        if shown:
+            self.focus_on(
+                self.belief_board,
+                "Believed board: [ ] change the layer, hjkl move its cursor, t explains that square.",
+            )
+        else:
+            self.focus_on(self.feature_list, "")
+
+    def action_site(self, delta: int) -> None:
+        if not self.beliefs_shown:
+            self.say("Press b first: [ and ] change the believed board's layer.")
+            return
+        n_sites = self.current_view.beliefs.n_sites if self.current_view and self.current_view.beliefs else 7
+        self.belief_board.site = min(max(self.belief_board.site + delta, 0), n_sites - 1)
+        self.show()
+
     # -- terminal size ----------------------------------------------------------------------------
 
     def on_resize(self, event: Resize) -> None:
@@ -409,5 +473,6 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
             f"The terminal is too small ({width}×{height}).\n"
             f"othello-tui needs at least {MIN_SIZE[0]}×{MIN_SIZE[1]}: enlarge it, or press q to quit."
         )
-        self.query_one(Board).cell = cell_size_for(width, height)
+        self.set_class(width < NARROW_WITH_BELIEFS, "-narrow")
+        self.query_one("#board", Board).cell = self.query_one(BeliefBoard).cell = cell_size_for(width, height)
         self.query_one(MoveList).max_rows = 2 if height < 32 else 4

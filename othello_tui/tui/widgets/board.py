@@ -124,9 +124,12 @@ class Board(Widget, can_focus=True):
 
     def _recompute(self) -> None:
         if self.view is not None:
-            cursor = self.cursor if self.play else None
-            self._faces = cell_faces(self.view, self.overlay, cursor, self.cell[0])
+            self._faces = self.faces(self.view)
         self.refresh()
+
+    def faces(self, view: PositionView) -> list[Face]:
+        """The 64 cells' faces for ``view`` (a subclass draws something else on the same grid)."""
+        return cell_faces(view, self.overlay, self.cursor if self.play else None, self.cell[0])
 
     def notify_style_update(self) -> None:
         super().notify_style_update()

@@ -1,5 +1,5 @@
-"""The stack of interventions (feature edits) on the game shown, in the form ``othello-tui
-intervene --set`` reads, so that a finding can be replayed from the command line."""
+"""The stack of interventions (feature and belief edits) on the game shown, in the forms
+``othello-tui intervene --set`` and ``--believe`` read, so that a finding can be replayed from the command line."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from othello_tui.circuits.edits import Edit
+from othello_tui.circuits.edits import BeliefEdit, Edit
 
 
-def edit_note(edit: Edit) -> str:
-    """``P7L1M379=0 (ablated)``, ``P7L1M379*2``, ``P7L1M379=1.5``."""
+def edit_note(edit: Edit | BeliefEdit) -> str:
+    """``P7L1M379=0 (ablated)``, ``P7L1M379*2``, ``P7L1M379=1.5``; ``P11:L3:e-4=theirs (belief)``."""
+    if isinstance(edit, BeliefEdit):
+        return f"{edit.text} (belief)"
     return f"{edit.text} (ablated)" if edit.value == 0 else edit.text
 
 
