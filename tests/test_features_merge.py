@@ -3,6 +3,12 @@ count, top example, panel and label; bad shard sets get a message."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -170,3 +176,37 @@ def test_cli_shards_and_merge_equal_cli_build(weights_dir, tmp_path):
     _assert_same(_contents(tmp_path / "one.h5"), _contents(tmp_path / "m.h5"))
     result = run(main, ["cache", "merge", str(tmp_path / "s0.h5"), "--weights", str(weights_dir), "--out", str(tmp_path / "x.h5")])  # fmt: skip
     assert result.exit_code != 0 and "missing [1]" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="needs torchrun (it comes with torch)")
+def test_torchrun_cache_build_equals_one_build(weights_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from othello_tui.cli import main
+
+    common = [
+        "cache",
+        "build",
+        "--games",
+        "300",
+        "--top-k",
+        "4",
+        "--seed",
+        "2",
+        "--weights",
+        str(weights_dir),
+    ]
+    common += ["--device", "cpu"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = ["torchrun", "--nproc-per-node", "2", "--master-port", str(port), "-m", "othello_tui", *common]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [*command, "--out", str(tmp_path / "ranks.h5")], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("from 2 processes") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ranks.h5"]  # no shard left behind
+    assert CliRunner().invoke(main, [*common, "--out", str(tmp_path / "one.h5")]).exit_code == 0
+    _assert_same(_contents(tmp_path / "one.h5"), _contents(tmp_path / "ranks.h5"))

@@ -205,17 +205,12 @@ def train_dictionaries_command(
     games, so a step sees N × --batch-tokens tokens; process 0 logs, checkpoints and writes, and
     --resume needs the same N.
     """
-    import os
-
-    import torch
-
     from othello_tui.dictionary import distributed
     from othello_tui.dictionary.train import train_dictionaries
     from othello_tui.dictionary.trainer import DictionaryTrainConfig
     from othello_tui.model.weights import WeightsError
 
-    if distributed.launched() and device in ("auto", "cuda") and torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))  # "cuda": this process's GPU
+    distributed.use_local_gpu(device)
     model = load_model_or_fail(weights, device)
     distributed.init(model.device)
     if minutes is not None and minutes <= 0:

@@ -6,7 +6,7 @@ import json
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import click
@@ -130,6 +130,9 @@ def cache_build(
             raise click.BadParameter(str(error), param_hint="--shard") from None
         if out is None:
             raise click.UsageError("--shard needs --out FILE (a shard is no cache of its own)")
+    from othello_tui.dictionary import distributed
+
+    distributed.use_local_gpu(device)
     model, dictionaries = load_model_and_dictionaries_or_fail(weights, device)
     settings = BuildSettings(n_games, seed, top_k)
     model_digest, dictionaries_digest = model_fingerprint(model), dictionaries_hash(dictionaries)
@@ -144,10 +147,47 @@ def cache_build(
                 click.echo(f"{path} is up to date (--force rebuilds it)")
                 _print_label_summary(cache)
                 return
+    if shard is None and distributed.launched():
+        _build_across_ranks(model, dictionaries, settings, path, progress_lines)
+        return
     with _progress(progress_lines) as progress:
         build_cache(model, dictionaries, n_games, seed, top_k, path, progress=progress, shard=shard)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)" + (f", shard {shard}" if shard else ""))
     if shard is None:
+        _print_label_summary(open_cache(path))
+
+
+def _build_across_ranks(model, dictionaries, settings, path: Path, progress_lines: bool) -> None:
+    """Under torchrun: process r builds shard r of N beside ``path``, process 0 merges them."""
+    from othello_tui.dictionary import distributed
+    from othello_tui.features import build_cache, open_cache
+    from othello_tui.features.merge import merge_caches
+    from othello_tui.features.shard import Shard
+
+    distributed.init(model.device)
+    rank, world = distributed.rank(), distributed.size()
+    try:
+        shard = Shard(rank, world)
+        shard.games(settings.n_games, settings.batch_games)
+    except ValueError as error:
+        raise click.ClickException(f"torchrun with {world} processes: {error}") from None
+    shards = [path.with_name(f".{path.name}.shard-{i}-of-{world}") for i in range(world)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with _progress(progress_lines) if rank == 0 else nullcontext(None) as progress:
+            build_cache(
+                model, dictionaries, settings.n_games, settings.seed, settings.top_k, shards[rank],
+                progress=progress, shard=shard,
+            )  # fmt: skip
+        distributed.barrier()
+        if rank == 0:
+            with _progress(progress_lines) as progress:
+                merge_caches(shards, model, dictionaries, path, progress=progress)
+        distributed.barrier()  # the shards stay until the merge is done
+    finally:
+        shards[rank].unlink(missing_ok=True)
+    if rank == 0:
+        click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) from {world} processes")
         _print_label_summary(open_cache(path))
 
 

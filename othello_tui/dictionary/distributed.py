@@ -68,6 +68,17 @@ def broadcast_(tensors) -> None:
             dist.broadcast(tensor, 0)
 
 
+def barrier() -> None:
+    if size() > 1:
+        dist.barrier()
+
+
+def use_local_gpu(device: str) -> None:
+    """Under torchrun on CUDA: "cuda" means this process's GPU (``LOCAL_RANK``)."""
+    if launched() and device in ("auto", "cuda") and torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+
+
 def gather(value) -> list:
     """Every rank's ``value`` (picklable), in rank order."""
     if size() == 1:
