@@ -147,23 +147,17 @@ def test_incomplete_or_mixed_shards_are_refused(shards, tiny_model, tiny_diction
     assert not list(tmp_path.glob("m.h5*")) and not list(tmp_path.glob(".m.h5*"))
 
 
+def _cli_build(weights_dir) -> list[str]:
+    """`cache build` options of a small build (300 games: 2 batches) of the tiny weights."""
+    return ["--games", "300", "--top-k", "4", "--seed", "2", "--weights", str(weights_dir), "--device", "cpu"]
+
+
 def test_cli_shards_and_merge_equal_cli_build(weights_dir, tmp_path):
     from click.testing import CliRunner
 
     from othello_tui.cli import main
 
-    common = [
-        "--games",
-        "300",
-        "--top-k",
-        "4",
-        "--seed",
-        "2",
-        "--weights",
-        str(weights_dir),
-        "--device",
-        "cpu",
-    ]
+    common = _cli_build(weights_dir)
     run = CliRunner().invoke
     for i in range(2):
         result = run(
@@ -184,19 +178,7 @@ def test_torchrun_cache_build_equals_one_build(weights_dir, tmp_path):
 
     from othello_tui.cli import main
 
-    common = [
-        "cache",
-        "build",
-        "--games",
-        "300",
-        "--top-k",
-        "4",
-        "--seed",
-        "2",
-        "--weights",
-        str(weights_dir),
-    ]
-    common += ["--device", "cpu"]
+    common = ["cache", "build", *_cli_build(weights_dir)]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
