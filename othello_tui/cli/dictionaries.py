@@ -198,12 +198,21 @@ def train_dictionaries_command(
     checkpoint,
     resume,
 ) -> None:
-    """Train one sparse dictionary per module output, all modules together, on fresh games."""
+    """Train one sparse dictionary per module output, all modules together, on fresh games.
+
+    Data-parallel on several processes with `torchrun --nproc-per-node N -m othello_tui train
+    dictionaries …` (gloo on CPU, nccl on CUDA, one GPU per process): each process draws its own
+    games, so a step sees N × --batch-tokens tokens; process 0 logs, checkpoints and writes, and
+    --resume needs the same N.
+    """
+    from othello_tui.dictionary import distributed
     from othello_tui.dictionary.train import train_dictionaries
     from othello_tui.dictionary.trainer import DictionaryTrainConfig
     from othello_tui.model.weights import WeightsError
 
+    distributed.use_local_gpu(device)
     model = load_model_or_fail(weights, device)
+    distributed.init(model.device)
     if minutes is not None and minutes <= 0:
         minutes = None
     module_list = _modules(modules, model.cfg.n_layers)
@@ -238,9 +247,10 @@ def train_dictionaries_command(
     summary = ", ".join(
         f"{m} FVU {v['fvu']:.4f} L0 {v['l0']:.1f}" for m, v in training["final_running"].items()
     )
-    click.echo(
-        f"wrote {len(cfg.modules)} dictionaries to {out_dir} after {training['tokens']:,} tokens each ({summary})"
-    )
+    if distributed.rank() == 0:
+        click.echo(
+            f"wrote {len(cfg.modules)} dictionaries to {out_dir} after {training['tokens']:,} tokens each ({summary})"
+        )
 
 
 COLUMNS = (

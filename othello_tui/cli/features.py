@@ -6,7 +6,7 @@ import json
 import signal
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import click
@@ -83,6 +83,12 @@ def cache_group() -> None:
     "--force", is_flag=True, help="Rebuild even if a sound cache for these weights and settings exists."
 )
 @click.option(
+    "--shard",
+    default=None,
+    metavar="i/N",
+    help="Build shard i of N (0-based) over its share of the games, for `othello-tui cache merge`; needs --out.",
+)
+@click.option(
     "--progress-lines",
     is_flag=True,
     help="Report progress as `PHASE DONE TOTAL` lines (for programs, e.g. `play`) instead of a bar.",
@@ -95,15 +101,16 @@ def cache_build(
     out: Path | None,
     device: str,
     force: bool,
+    shard: str | None,
     progress_lines: bool,
 ) -> None:
     """Run the model and every dictionary over N games and write the feature cache.
 
     Ctrl-C, a hang-up or a kill (SIGTERM) leaves no file behind. Prints, per module, the share of
-    alive features with a label of F1 ≥ 0.8.
+    alive features with a label of F1 ≥ 0.8. With --shard i/N, several processes or machines
+    each build a share (same --games, --seed, --top-k and weights), and `othello-tui cache merge`
+    joins the N files into the cache one build writes.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from othello_tui.features import (
         BuildSettings,
         CacheError,
@@ -112,13 +119,25 @@ def cache_build(
         dictionaries_hash,
         open_cache,
     )
+    from othello_tui.features.shard import Shard
     from othello_tui.model.weights import model_fingerprint
 
+    if shard is not None:
+        try:
+            shard = Shard.parse(shard)
+            shard.games(n_games, BuildSettings.batch_games)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--shard") from None
+        if out is None:
+            raise click.UsageError("--shard needs --out FILE (a shard is no cache of its own)")
+    from othello_tui.dictionary import distributed
+
+    distributed.use_local_gpu(device)
     model, dictionaries = load_model_and_dictionaries_or_fail(weights, device)
     settings = BuildSettings(n_games, seed, top_k)
     model_digest, dictionaries_digest = model_fingerprint(model), dictionaries_hash(dictionaries)
     path = out or cache_path(DEFAULT_CACHE_DIR, model_digest, dictionaries_digest, settings)
-    if path.exists() and not force:
+    if path.exists() and not force and shard is None:
         try:
             cache = open_cache(path, model_digest, dictionaries_digest)
         except CacheError:
@@ -128,25 +147,111 @@ def cache_build(
                 click.echo(f"{path} is up to date (--force rebuilds it)")
                 _print_label_summary(cache)
                 return
+    if shard is None and distributed.launched():
+        _build_across_ranks(model, dictionaries, settings, path, progress_lines)
+        return
+    with _progress(progress_lines) as progress:
+        build_cache(model, dictionaries, n_games, seed, top_k, path, progress=progress, shard=shard)
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)" + (f", shard {shard}" if shard else ""))
+    if shard is None:
+        _print_label_summary(open_cache(path))
+
+
+def _build_across_ranks(model, dictionaries, settings, path: Path, progress_lines: bool) -> None:
+    """Under torchrun: process r builds shard r of N beside ``path``, process 0 merges them."""
+    from othello_tui.dictionary import distributed
+    from othello_tui.features import build_cache, open_cache
+    from othello_tui.features.merge import merge_caches
+    from othello_tui.features.shard import Shard
+
+    distributed.init(model.device)
+    rank, world = distributed.rank(), distributed.size()
+    try:
+        shard = Shard(rank, world)
+        shard.games(settings.n_games, settings.batch_games)
+    except ValueError as error:
+        raise click.ClickException(f"torchrun with {world} processes: {error}") from None
+    shards = [path.with_name(f".{path.name}.shard-{i}-of-{world}") for i in range(world)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with _progress(progress_lines) if rank == 0 else nullcontext(None) as progress:
+            build_cache(
+                model, dictionaries, settings.n_games, settings.seed, settings.top_k, shards[rank],
+                progress=progress, shard=shard,
+            )  # fmt: skip
+        distributed.barrier()
+        if rank == 0:
+            with _progress(progress_lines) as progress:
+                merge_caches(shards, model, dictionaries, path, progress=progress)
+        distributed.barrier()  # the shards stay until the merge is done
+    finally:
+        shards[rank].unlink(missing_ok=True)
+    if rank == 0:
+        click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) from {world} processes")
+        _print_label_summary(open_cache(path))
+
+
+@cache_group.command("merge")
+@click.argument(
+    "shards", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path)
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write (default: cache/features-<id>.h5).",
+)
+@_WEIGHTS
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+def cache_merge(shards: tuple[Path, ...], out: Path | None, weights: Path, device: str) -> None:
+    """Join the N shard files of `cache build --shard i/N` into the cache one build writes.
+
+    Counts and histograms add, top examples merge exactly, labels are scored again from the
+    merged counts; the panels take one model-free pass over all the games. Where a shard chose a
+    feature's anchor predicate differently from the first shard that saw it fire, that shard's
+    conjunction counts are taken again with the model (--weights: the weights of the build).
+    """
+    from othello_tui.features import cache_path, dictionaries_hash, open_cache
+    from othello_tui.features.merge import MergeError, merge_caches, shard_settings
+    from othello_tui.model.weights import model_fingerprint
+
+    model, dictionaries = load_model_and_dictionaries_or_fail(weights, device)
+    try:
+        if out is None:
+            digests = model_fingerprint(model), dictionaries_hash(dictionaries)
+            out = cache_path(DEFAULT_CACHE_DIR, *digests, shard_settings(shards[0]))
+        with _progress(False) as progress:
+            merge_caches(shards, model, dictionaries, out, progress=progress)
+    except MergeError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) from {len(shards)} shards")
+    _print_label_summary(open_cache(out))
+
+
+@contextmanager
+def _progress(lines: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A ``progress(phase, done, total)`` for the builds: a bar per phase (or ``PHASE DONE TOTAL``
+    lines for programs), which stops the work on Ctrl-C, a hang-up or SIGTERM."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (
-        TextColumn("{task.description:<6}"),
+        TextColumn("{task.description:<10}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("games"),
         TimeElapsedColumn(),
     )
-    with _interruptible() as stop_if_asked, Progress(*columns, disable=progress_lines) as bar:
-        tasks = {phase: bar.add_task(phase, total=n_games) for phase in ("games", "panels")}
+    with _interruptible() as stop_if_asked, Progress(*columns, disable=lines) as bar:
+        tasks = {}
 
         def progress(phase: str, done: int, total: int) -> None:
             stop_if_asked()
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
             bar.update(tasks[phase], completed=done)
-            if progress_lines:
+            if lines:
                 click.echo(f"{phase} {done} {total}")
 
-        build_cache(model, dictionaries, n_games, seed, top_k, path, progress=progress)
-    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    _print_label_summary(open_cache(path))
+        yield progress
 
 
 @contextmanager

@@ -1,7 +1,9 @@
-"""``othello-tui play``: the interactive board (a Textual app)."""
+"""``othello-tui play``: the interactive board (a Textual app). ``serve.py`` serves the same
+command in a browser, so its options live here once (``play_options``, ``play_arguments``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -9,41 +11,89 @@ import click
 from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_WEIGHTS, main
 from othello_tui.game.generator import MAX_GAME_INDEX
 
+_OPTIONS = (
+    click.option("--moves", default=None, help='Start on this game, e.g. "f-4 f-5 c-3" (commas or spaces).'),
+    click.option(
+        "--game-index",
+        type=click.IntRange(min=0, max=MAX_GAME_INDEX),
+        default=None,
+        help="Start on game N of --seed.",
+    ),
+    click.option(
+        "--seed",
+        type=click.IntRange(min=0),
+        default=0,
+        show_default=True,
+        help="Seed of the dataset games (n, g).",
+    ),
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+    click.option(
+        "--weights",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=DEFAULT_WEIGHTS,
+        show_default=True,
+        help="Model folder (dictionaries in DIR/dictionaries).",
+    ),
+    click.option(
+        "--cache",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Feature cache for labels and feature pages (default: the newest one in cache/ built for --weights).",
+    ),
+    click.option(
+        "--no-build",
+        is_flag=True,
+        help="Do not build a missing feature cache in the background (`othello-tui cache build` does).",
+    ),
+)
+
+
+def play_options(command: Callable) -> Callable:
+    """The options of ``play`` (``moves``, ``game_index``, ``seed``, ``device``, ``weights``,
+    ``cache``, ``no_build``), on ``command`` too."""
+    for option in reversed(_OPTIONS):
+        command = option(command)
+    return command
+
+
+def parse_moves(moves: str | None, game_index: int | None):
+    """The starting game of ``--moves``, or None; a usage error for bad moves or both options."""
+    from othello_tui.game.rules import Game, IllegalMoveError
+
+    if moves is not None and game_index is not None:
+        raise click.UsageError("give --moves or --game-index, not both")
+    if moves is None:
+        return None
+    try:
+        return Game.from_text(moves)
+    except IllegalMoveError as error:
+        raise click.ClickException(f"--moves: {error}") from None
+
+
+def play_arguments(
+    moves: str | None,
+    game_index: int | None,
+    seed: int,
+    device: str,
+    weights: Path,
+    cache: Path | None,
+    no_build: bool,
+) -> list[str]:
+    """The ``play`` command line that repeats these options (paths made absolute)."""
+    arguments = ["play", "--seed", str(seed), "--device", device, "--weights", str(Path(weights).resolve())]
+    if moves is not None:
+        arguments += ["--moves", moves]
+    if game_index is not None:
+        arguments += ["--game-index", str(game_index)]
+    if cache is not None:
+        arguments += ["--cache", str(Path(cache).resolve())]
+    if no_build:
+        arguments.append("--no-build")
+    return arguments
+
 
 @main.command()
-@click.option("--moves", default=None, help='Start on this game, e.g. "f-4 f-5 c-3" (commas or spaces).')
-@click.option(
-    "--game-index",
-    type=click.IntRange(min=0, max=MAX_GAME_INDEX),
-    default=None,
-    help="Start on game N of --seed.",
-)
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Seed of the dataset games (n, g).",
-)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option(
-    "--weights",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_WEIGHTS,
-    show_default=True,
-    help="Model folder (dictionaries in DIR/dictionaries).",
-)
-@click.option(
-    "--cache",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Feature cache for labels and feature pages (default: the newest one in cache/ built for --weights).",
-)
-@click.option(
-    "--no-build",
-    is_flag=True,
-    help="Do not build a missing feature cache in the background (`othello-tui cache build` does).",
-)
+@play_options
 def play(
     moves: str | None,
     game_index: int | None,
@@ -59,18 +109,10 @@ def play(
     feature cache for them, the cache is built in the background (a niced `othello-tui cache
     build`: minutes); labels and feature pages appear when it is done. Press ? for every key.
     """
-    from othello_tui.game.rules import Game, IllegalMoveError
     from othello_tui.tui.app import make_app
     from othello_tui.tui.session import Session
 
-    if moves is not None and game_index is not None:
-        raise click.UsageError("give --moves or --game-index, not both")
-    game = None
-    if moves is not None:
-        try:
-            game = Game.from_text(moves)
-        except IllegalMoveError as error:
-            raise click.ClickException(f"--moves: {error}") from None
+    game = parse_moves(moves, game_index)
     session = Session.from_weights(
         weights, device=device, cache=cache, cache_dir=DEFAULT_CACHE_DIR, seed=seed, build=not no_build
     )

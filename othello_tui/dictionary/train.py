@@ -25,6 +25,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 from safetensors import safe_open
 
+from othello_tui.dictionary import distributed
 from othello_tui.dictionary.buffer import ActivationBuffer
 from othello_tui.dictionary.io import save_dictionary
 from othello_tui.dictionary.sae import DictionaryConfig, hook_name_of
@@ -113,7 +114,10 @@ def train_dictionaries(
     model.eval()
     fingerprint = model_fingerprint(model)
     trainer = make_trainer(model, cfg)
-    rng = np.random.default_rng(cfg.seed)
+    # under torchrun each rank draws its own games; rank 0 alone logs and writes
+    rank, world = distributed.rank(), distributed.size()
+    rng = np.random.default_rng(cfg.seed if world == 1 else [cfg.seed, rank])
+    show_progress = show_progress and rank == 0
     elapsed = 0.0
     if resume and checkpoint.exists():
         tensors = read_tensors(checkpoint)
@@ -123,7 +127,13 @@ def train_dictionaries(
             raise WeightsError(
                 f"checkpoint {checkpoint} belongs to another model or other settings; drop --resume"
             )
-        rng.bit_generator.state = header["rng"]
+        states = header.get("rng_ranks", [header["rng"]])
+        if len(states) != world:
+            raise WeightsError(
+                f"checkpoint {checkpoint} was written by {len(states)} process(es); resume it with as many "
+                f"(now {world})"
+            )
+        rng.bit_generator.state = states[rank]
         buffer = make_buffer(model, cfg, rng)  # games the run has not seen yet
         trainer.load_checkpoint_tensors(tensors)
         trainer.steps, trainer.tokens, elapsed = header["steps"], header["tokens"], header["elapsed"]
@@ -132,14 +142,19 @@ def train_dictionaries(
         trainer.initialise(buffer.sample(INIT_SAMPLE))
 
     def write_checkpoint() -> None:
+        states = distributed.gather(rng.bit_generator.state)  # every rank takes part
+        if rank != 0:
+            return
         header = {
             "steps": trainer.steps,
             "tokens": trainer.tokens,
             "elapsed": elapsed,
-            "rng": rng.bit_generator.state,
+            "rng": states[0],
             "config": asdict(cfg),
             "model_fingerprint": fingerprint,
         }
+        if world > 1:
+            header["rng_ranks"] = states
         checkpoint.parent.mkdir(parents=True, exist_ok=True)
         atomic_save_tensors(checkpoint, trainer.checkpoint_tensors(), metadata={"header": json.dumps(header)})
 
@@ -159,7 +174,7 @@ def train_dictionaries(
         while (progress := progress_of(cfg, elapsed, trainer.tokens)) < 1.0:
             started = time.perf_counter()
             stats = trainer.step(buffer.next_batch(), progress)
-            elapsed += time.perf_counter() - started
+            elapsed = distributed.most(elapsed + time.perf_counter() - started)
             fvu, l0 = stats.fvu_M.cpu().numpy(), stats.l0_M.cpu().numpy()
             fvu_ema = np.where(np.isnan(fvu_ema), fvu, EMA * fvu_ema + (1 - EMA) * fvu)
             l0_ema = np.where(np.isnan(l0_ema), l0, EMA * l0_ema + (1 - EMA) * l0)
@@ -192,6 +207,11 @@ def train_dictionaries(
             for module, f, z, d in zip(modules, fvu_ema, l0_ema, dead, strict=True)
         },
     }
-    for dictionary in trainer.dicts.to_dictionaries().values():
-        save_dictionary(dictionary.cpu(), out_dir, {"model_fingerprint": fingerprint, "training": training})
+    if world > 1:
+        training["processes"] = world
+    if rank == 0:
+        for dictionary in trainer.dicts.to_dictionaries().values():
+            save_dictionary(
+                dictionary.cpu(), out_dir, {"model_fingerprint": fingerprint, "training": training}
+            )
     return training

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from othello_tui.dictionary import distributed
 from othello_tui.dictionary.jumprelu import step as heaviside
 from othello_tui.dictionary.sae import MODULES
 from othello_tui.dictionary.stacked import ALL, StackedDictionaries, power_of_two_scale
@@ -122,6 +123,7 @@ class DictionaryTrainer:
         mean_MD = x_MND.mean(1)
         self.dicts.b_dec.copy_(mean_MD)
         self.variance_M.copy_((x_MND - mean_MD[:, None]).pow(2).sum(-1).mean(1))
+        distributed.broadcast_([self.dicts.scale, self.dicts.b_dec, self.variance_M])  # rank 0's sample
 
     def dead_MF(self) -> Tensor:
         return self.tokens_since_fired_MF >= self.cfg.dead_tokens
@@ -211,13 +213,15 @@ class DictionaryTrainer:
             parts.append((loss.item(), *stats))
         loss = sum(part[0] for part in parts)
         fvu_M, l0_M, fired_MF, x_hat_MND = (torch.cat([part[i] for part in parts]) for i in range(1, 5))
+        distributed.average_gradients(self.dicts.trainable_parameters())
+        distributed.sum_(fired_MF)
         self.dicts.remove_radial_gradient()
         for group in self.optimizer.param_groups:
             group["lr"] = self.cfg.lr * lr_scale(self.steps, progress, self.cfg)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.dicts.normalise_decoder()
-        N = x_MND.shape[1]
+        N = x_MND.shape[1] * distributed.size()  # tokens of the step, over every rank
         with torch.no_grad():
             self.tokens_since_fired_MF += N
             self.tokens_since_fired_MF.masked_fill_(fired_MF > 0, 0)

@@ -36,6 +36,7 @@ from othello_tui.features.format import (
 from othello_tui.features.labels import PredicateCounts, conjunction_counts, score_labels
 from othello_tui.features.openings import OpeningFilter
 from othello_tui.features.predicates import N_PREDICATES, PREDICATE_NAMES, board_predicates
+from othello_tui.features.shard import FULL, Shard, write_state
 from othello_tui.game.corpus import atomic_path
 from othello_tui.game.generator import N_MOVES, GameBatch, iter_games
 from othello_tui.game.squares import TOKEN_TO_SQUARE
@@ -58,52 +59,82 @@ def build_cache(
     path: Path,
     progress: ProgressCallback | None = None,
     batch_games: int = BuildSettings.batch_games,
+    shard: Shard | None = None,
 ) -> Path:
     """Write the cache of ``dictionaries`` (on ``model``'s device) over games 0…n_games−1 of
     ``seed`` to ``path``; modules are stored bottom to top. ``progress`` is called after every
     batch (from the calling thread, so a TUI worker can post it on); an exception it raises
-    aborts the build and leaves no file."""
+    aborts the build and leaves no file. With ``shard``, over that shard's games only, keeping
+    what ``merge.py`` needs (``shard.py``)."""
     if not dictionaries:
         raise ValueError("no dictionaries to build a feature cache for")
     if not (0 < n_games < 2**32 // N_MOVES and top_k > 0 and batch_games > 0):
         raise ValueError(f"bad settings: n_games {n_games}, top_k {top_k}, batch_games {batch_games}")
-    dictionaries = {m: dictionaries[m] for m in sorted(dictionaries, key=lambda m: (int(m[1:-1]), m[-1]))}
+    dictionaries = sort_modules(dictionaries)
     settings = BuildSettings(n_games, seed, top_k, batch_games)
     report = progress or (lambda phase, done, total: None)
-    device = model.device
-    stats = {m: ModuleStatistics(d.cfg.d_sae, top_k, device) for m, d in dictionaries.items()}
-    openings = OpeningFilter()
-    predicates = PredicateCounts(device)
+    stats = {m: ModuleStatistics(d.cfg.d_sae, top_k, model.device) for m, d in dictionaries.items()}
+    predicates = PredicateCounts(model.device)
+    games = (shard or FULL).games(n_games, batch_games)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        tokens = f.create_dataset(
-            "games/tokens", (n_games, N_MOVES), np.uint8, chunks=(min(n_games, 1024), N_MOVES),
-            compression="gzip", shuffle=True, fletcher32=True,
-        )  # fmt: skip
-        for start, games in _batches(settings):
-            tokens[start : start + len(games)] = games.tokens
-            _accumulate(model, dictionaries, stats, predicates, games, start, openings)
-            report("games", start + len(games), n_games)
-        second = _second_pass(stats, settings, report)
-        _write_header(f, model, dictionaries, settings, predicates)
-        for module, module_stats in stats.items():
-            _write_module(f, module, dictionaries[module], model, module_stats, predicates, second[module])
+        tokens = create_tokens(f, n_games)
+        openings = OpeningFilter()
+        # earlier shards' openings count as seen: their repeats are no top examples here either
+        prime = lambda batch: openings.first_seen(batch.tokens[:, :N_INPUT])  # noqa: E731
+        for start, batch in batches(settings, games, skipped=prime):
+            tokens[start : start + len(batch)] = batch.tokens
+            accumulate(model, dictionaries, stats, predicates, batch, start, openings)
+            report("games", start + len(batch) - games.start, len(games))
+        write_statistics(f, model, dictionaries, settings, stats, predicates, games, report)
+        if shard is not None:
+            write_state(f, shard, predicates, {m: s.labels for m, s in stats.items()})
     return path
 
 
-def _batches(settings: BuildSettings) -> Iterator[tuple[int, GameBatch]]:
-    """(index of the first game, games) in batches of ``batch_games``."""
+def sort_modules(dictionaries: Mapping[str, Dictionary]) -> dict[str, Dictionary]:
+    """Bottom module first (L0A, L0M, L1A, …): the cache's order."""
+    return {m: dictionaries[m] for m in sorted(dictionaries, key=lambda m: (int(m[1:-1]), m[-1]))}
+
+
+def create_tokens(f: h5py.File, n_games: int) -> h5py.Dataset:
+    """The empty ``games/tokens`` dataset."""
+    return f.create_dataset(
+        "games/tokens", (n_games, N_MOVES), np.uint8, chunks=(min(n_games, 1024), N_MOVES),
+        compression="gzip", shuffle=True, fletcher32=True,
+    )  # fmt: skip
+
+
+def write_statistics(
+    f: h5py.File, model, dictionaries, settings: BuildSettings, stats, predicates, games: range, report
+) -> None:
+    """After the model pass over ``games``: the model-free pass over them, the header and every
+    module."""
+    second = _second_pass(stats, settings, games, report)
+    _write_header(f, model, dictionaries, settings, predicates)
+    for module, module_stats in stats.items():
+        _write_module(f, module, dictionaries[module], model, module_stats, predicates, second[module])
+
+
+def batches(
+    settings: BuildSettings, games: range, skipped: Callable[[GameBatch], object] | None = None
+) -> Iterator[tuple[int, GameBatch]]:
+    """(index of the first game, games) in batches of ``batch_games``, over ``games`` (a run of
+    whole batches); the batches before it go to ``skipped``."""
     start = 0
-    for chunk in iter_games(settings.n_games, settings.seed):
+    for chunk in iter_games(games.stop, settings.seed):
         for offset in range(0, len(chunk), settings.batch_games):
-            games = chunk[offset : offset + settings.batch_games]
-            yield start, games
-            start += len(games)
+            batch = chunk[offset : offset + settings.batch_games]
+            if start >= games.start:
+                yield start, batch
+            elif skipped is not None:
+                skipped(batch)
+            start += len(batch)
 
 
 @torch.inference_mode()
-def _accumulate(
+def accumulate(
     model, dictionaries, stats, predicates: PredicateCounts, games: GameBatch, start: int, openings
 ) -> None:
     device = model.device
@@ -139,8 +170,10 @@ def _module_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max(1, torch.get_num_threads()), thread_name_prefix="cache-build")
 
 
-def _second_pass(stats: Mapping[str, ModuleStatistics], settings: BuildSettings, report: ProgressCallback):
-    """Over the regenerated games (no model): per module, the triple-conjunction predicate counts
+def _second_pass(
+    stats: Mapping[str, ModuleStatistics], settings: BuildSettings, games: range, report: ProgressCallback
+):
+    """Over the regenerated ``games`` (no model): per module, the triple-conjunction predicate counts
     over all tokens (``conjunction_counts``) and, over each feature's top tokens, the panels:
     predicate counts int32 [F, P], the same counts where the feature's anchor holds and where its
     anchor and partner hold (for the label candidates' top share), position counts int32 [F, 60]
@@ -158,18 +191,18 @@ def _second_pass(stats: Mapping[str, ModuleStatistics], settings: BuildSettings,
     )  # exact below 2**24
     device = next(iter(stats.values())).labels.anchor_F.device
     triples = {m: 0 for m in stats}
-    for start, games in _batches(settings):
-        predicates_GTP = board_predicates(games)
-        predicates_NP = _token_predicates(predicates_GTP, games.tokens[:, :N_INPUT] != 0).to(device)
+    for start, batch in batches(settings, games):
+        predicates_GTP = board_predicates(batch)
+        predicates_NP = _token_predicates(predicates_GTP, batch.tokens[:, :N_INPUT] != 0).to(device)
 
         def count_triples(module: str, predicates_NP=predicates_NP) -> None:
             labels = stats[module].labels
             triples[module] += conjunction_counts(predicates_NP, labels.anchor_F, labels.partner_F)
 
         list(_module_pool().map(count_triples, stats))
-        lo, hi = np.searchsorted(tokens, [start * N_MOVES, (start + len(games)) * N_MOVES])
+        lo, hi = np.searchsorted(tokens, [start * N_MOVES, (start + len(batch)) * N_MOVES])
         local, batch_rows = tokens[lo:hi] - start * N_MOVES, torch.from_numpy(rows[lo:hi])
-        squares[slots[lo:hi]] = games.squares.ravel()[local]
+        squares[slots[lo:hi]] = batch.squares.ravel()[local]
         predicates_TP = predicates_GTP.reshape(-1, N_PREDICATES).view(np.uint8)
         for a in range(0, hi - lo, PANEL_SLICE):
             slice_rows = batch_rows[a : a + PANEL_SLICE]
@@ -178,7 +211,7 @@ def _second_pass(stats: Mapping[str, ModuleStatistics], settings: BuildSettings,
             counts.index_add_(0, slice_rows, found)
             counts_a.index_add_(0, slice_rows, with_a)
             counts_ab.index_add_(0, slice_rows, with_a * found.gather(1, partner_R[slice_rows, None]))
-        report("panels", start + len(games), settings.n_games)
+        report("panels", start + len(batch) - games.start, len(games))
     positions = positions.reshape(-1, N_MOVES).astype(np.int32)
     squares = squares.reshape(-1, K)
     offsets = np.cumsum([0] + [module_stats.n_features for module_stats in stats.values()])

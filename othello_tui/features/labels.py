@@ -99,6 +99,7 @@ class LabelCounts:
         self.triple_tp_FP = torch.zeros(n_features, P, dtype=torch.int64, device=device)
         self.anchor_F = torch.zeros(n_features, dtype=torch.int64, device=device)
         self.partner_F = torch.zeros(n_features, dtype=torch.int64, device=device)
+        self.chosen_F = torch.zeros(n_features, dtype=torch.bool, device=device)  # anchor and partner set
 
     def update(
         self,
@@ -112,7 +113,8 @@ class LabelCounts:
         products), and as entries (``feature_E[e]`` fires at token ``token_E[e]``, for the sparse
         steps). ``predicates_NP`` int8 0/1; ``predicates`` already counts the chunk."""
         batch_fires_F = torch.bincount(feature_E, minlength=len(self.fires_F))
-        first_F = (self.fires_F == 0) & (batch_fires_F > 0)
+        first_F = ~self.chosen_F & (batch_fires_F > 0)
+        self.chosen_F |= first_F
         self.fires_F += batch_fires_F
         self.tp_FP += cooccurrence(fires_NF, predicates_NP)
         # a first-firing feature's counts so far are this chunk's: score its anchor and partner
