@@ -363,6 +363,7 @@ def test_play_builds_a_missing_cache_unless_told_not_to(monkeypatch, tmp_path, f
 
     sessions = []
     monkeypatch.setattr(OthelloApp, "run", lambda app: sessions.append(app.main_screen.session))
+    monkeypatch.setattr("othello_tui.cli.play.require_terminal", lambda: None)
     result = CliRunner().invoke(main, ["play", "--weights", str(tmp_path), *flag])
     assert result.exit_code == 0, result.output
     assert sessions[0].library.auto_build is build

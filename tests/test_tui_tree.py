@@ -425,7 +425,7 @@ def test_help_lists_the_tree_and_attention_keys(engine):
 
 def test_the_prompts_refuse_bad_input_with_a_reason(tmp_path):
     assert parse_factor(" 0.5 ") == 0.5 and parse_factor("-2") == -2.0
-    for text, reason in (("two", "not a number"), ("inf", "finite")):
+    for text, reason in (("two", "not a number"), ("inf", "within"), ("nan", "within"), ("1e40", "within")):
         with pytest.raises(ValueError, match=reason):
             parse_factor(text)
     assert parse_threshold("") is None and parse_threshold("0.05") == 0.05

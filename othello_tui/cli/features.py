@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,9 +29,12 @@ def _open(cache_file: Path | None, weights: Path):
 
     if cache_file is not None:
         try:
-            return open_cache(cache_file)
+            cache = open_cache(cache_file)
         except CacheError as error:
             raise click.ClickException(str(error)) from None
+        if (mismatch := _built_for_other_weights(cache, weights)) is not None:
+            click.echo(f"Warning: {mismatch}", err=True)
+        return cache
     cache, _ = find_feature_cache(None, *load_model_and_dictionaries_or_fail(weights), DEFAULT_CACHE_DIR)
     if cache is None:
         others = (
@@ -42,6 +46,30 @@ def _open(cache_file: Path | None, weights: Path):
             f"no feature cache for {weights} in {DEFAULT_CACHE_DIR}{others}; build it with `othello-tui cache build`"
         )
     return cache
+
+
+def _built_for_other_weights(cache, weights: Path) -> str | None:
+    """Why ``cache`` does not describe the model and dictionaries in ``weights`` (None: it does,
+    or there are no weights there to compare with: the cache still describes its own)."""
+    from othello_tui.dictionary.io import load_dictionaries
+    from othello_tui.features import dictionaries_hash
+    from othello_tui.model.weights import WeightsError, load_model, model_fingerprint
+
+    try:
+        model, _ = load_model(weights, "cpu")
+        dictionaries = load_dictionaries(weights / "dictionaries", model)
+    except WeightsError:
+        return None
+    for what, built, now in (
+        ("model", cache.model_fingerprint, model_fingerprint(model)),
+        ("dictionaries", cache.dictionaries_hash, dictionaries_hash(dictionaries)),
+    ):
+        if built != now:
+            return (
+                f"{cache.path} was built for another {what} ({built}) than the one in {weights} ({now});"
+                " it describes that one's features"
+            )
+    return None
 
 
 @main.group("cache")
@@ -85,7 +113,7 @@ def cache_group() -> None:
 @click.option(
     "--progress-lines",
     is_flag=True,
-    help="Report progress as `PHASE DONE TOTAL` lines (for programs, e.g. `play`) instead of a bar.",
+    help="Report progress as `PHASE DONE TOTAL` lines instead of a bar (always when not on a terminal).",
 )
 def cache_build(
     n_games: int,
@@ -135,6 +163,7 @@ def cache_build(
         TextColumn("games"),
         TimeElapsedColumn(),
     )
+    progress_lines = progress_lines or not sys.stdout.isatty()  # a log file gets lines, not silence
     with _interruptible() as stop_if_asked, Progress(*columns, disable=progress_lines) as bar:
         tasks = {phase: bar.add_task(phase, total=n_games) for phase in ("games", "panels")}
 

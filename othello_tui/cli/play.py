@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -71,7 +72,25 @@ def play(
             game = Game.from_text(moves)
         except IllegalMoveError as error:
             raise click.ClickException(f"--moves: {error}") from None
+    if device == "cuda":  # fail here, as the other commands do, not inside the app
+        from othello_tui.model.device import resolve_device
+
+        try:
+            resolve_device(device)
+        except ValueError as error:
+            raise click.ClickException(str(error)) from None
+    require_terminal()
     session = Session.from_weights(
         weights, device=device, cache=cache, cache_dir=DEFAULT_CACHE_DIR, seed=seed, build=not no_build
     )
     make_app(session, game, game_index or 0).run()
+
+
+def require_terminal() -> None:
+    """The app reads keys from a terminal; without one (input from a pipe or a file) it would
+    wait forever for keys that never come, spinning."""
+    if not sys.stdin.isatty():
+        raise click.ClickException(
+            "play needs a terminal: its input (stdin) is not a terminal but a pipe or a file."
+            " Run it in a terminal window (over ssh: ssh -t)."
+        )

@@ -1,0 +1,30 @@
+"""``othello-tui play`` before the app starts: refusals that must come at once, as one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from othello_tui.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_without_a_terminal_play_exits_at_once_naming_it(tmp_path):
+    command = [sys.executable, "-m", "othello_tui", "play", "--weights", str(tmp_path)]
+    done = subprocess.run(
+        command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "play needs a terminal" in done.stderr and "stdin" in done.stderr
+
+
+def test_an_unavailable_device_is_a_one_line_error(monkeypatch, tmp_path):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    result = CliRunner().invoke(main, ["play", "--weights", str(tmp_path), "--device", "cuda"])
+    assert result.exit_code == 1 and "no CUDA GPU" in result.output and "Traceback" not in result.output
