@@ -8,10 +8,10 @@ from pathlib import Path
 import click
 
 from othello_tui.cli import output
+from othello_tui.cli.game_args import chosen_game, game_options
 from othello_tui.cli.groups import DEFAULT_WEIGHTS, evaluate, main
 from othello_tui.cli.loading import cache_option, find_feature_cache, load_model_and_dictionaries_or_fail
 
-MOVES_HELP = 'The game so far, e.g. "f-4 f-5 c-3" (commas or spaces between moves).'
 POS_HELP = (
     "Position, 0-based: position i holds move i+1 and predicts move i+2; negative counts from the end."
     " [default: the last move]"
@@ -21,17 +21,12 @@ WEIGHTS_HELP = "Folder with the model; dictionaries are read from its dictionari
 SHOWN_CHANGE = 5e-4  # the smallest probability change ``intervene`` lists
 
 
-def _open_trace(moves: str, position: int | None, weights: Path):
-    """(trace, position) for a move list; the position defaults to the last move."""
+def _open_trace(game, position: int | None, weights: Path):
+    """(trace, position) for a game; the position defaults to the last move."""
     from othello_tui.circuits.nodes import CircuitError
     from othello_tui.circuits.trace import GameTrace
-    from othello_tui.game.rules import Game, IllegalMoveError
     from othello_tui.game.squares import SQUARE_TO_TOKEN
 
-    try:
-        game = Game.from_text(moves)
-    except IllegalMoveError as error:
-        raise click.ClickException(str(error)) from None
     if not game.moves:
         raise click.ClickException("--moves is empty: give at least one move, e.g. --moves f-4")
     n = len(game.moves)
@@ -86,7 +81,7 @@ def rich_tree(expansion, label_of=None):
 
 
 @main.command("trace")
-@click.option("--moves", required=True, help=MOVES_HELP)
+@game_options()
 @click.option("--pos", "position", type=int, default=None, help=POS_HELP)
 @click.option(
     "--target",
@@ -117,7 +112,18 @@ def rich_tree(expansion, label_of=None):
 )
 @cache_option("Feature cache for the labels")
 def trace_command(
-    moves, position, target_text, depth, top, threshold, as_json, as_dot, weights, cache_file
+    moves,
+    game_index,
+    seed,
+    position,
+    target_text,
+    depth,
+    top,
+    threshold,
+    as_json,
+    as_dot,
+    weights,
+    cache_file,
 ) -> None:
     """Explain a logit, a feature or an attention score as an exact sum of node contributions.
 
@@ -132,7 +138,7 @@ def trace_command(
 
     if as_json and as_dot:
         raise click.UsageError("--json and --dot exclude each other")
-    trace, position = _open_trace(moves, position, weights)
+    trace, position = _open_trace(chosen_game(moves, game_index, seed), position, weights)
     try:
         target = parse_target(target_text, position)
         if target.kind == "feature":
@@ -174,7 +180,7 @@ def _board_table(delta_V, title: str):
 
 
 @main.command("intervene")
-@click.option("--moves", required=True, help=MOVES_HELP)
+@game_options()
 @click.option("--pos", "position", type=int, default=None, help=POS_HELP + " Logit changes are shown here.")
 @click.option(
     "--set",
@@ -195,7 +201,7 @@ def _board_table(delta_V, title: str):
     show_default=True,
     help=WEIGHTS_HELP,
 )
-def intervene_command(moves, position, edits_text, watch, weights) -> None:
+def intervene_command(moves, game_index, seed, position, edits_text, watch, weights) -> None:
     """Set features to new values, rerun the model and show how the logits change."""
     import torch
 
@@ -203,7 +209,7 @@ def intervene_command(moves, position, edits_text, watch, weights) -> None:
     from othello_tui.circuits.nodes import CircuitError
     from othello_tui.game.squares import TOKEN_TO_SQUARE, square_name
 
-    trace, position = _open_trace(moves, position, weights)
+    trace, position = _open_trace(chosen_game(moves, game_index, seed), position, weights)
     console = output.console(highlight=False)
     try:
         edits = [parse_edit(text) for text in edits_text]

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from othello_tui.cli import output
+from othello_tui.cli.game_args import chosen_game, game_options
 from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_WEIGHTS, evaluate, main
 from othello_tui.cli.loading import cache_option, find_feature_cache, load_model_and_dictionaries_or_fail
 
@@ -255,30 +256,65 @@ def _print_label_summary(cache) -> None:
     show_default=True,
     help="Top examples to list.",
 )
+@game_options(moves_help='Also list the feature\'s activations along this game, e.g. "f-4 f-5 c-3".')
 @_CACHE
 @_WEIGHTS
-def feature(feature_id: str, as_json: bool, n_examples: int, cache_file: Path | None, weights: Path) -> None:
+def feature(
+    feature_id: str,
+    as_json: bool,
+    n_examples: int,
+    moves: str | None,
+    game_index: int | None,
+    seed: int,
+    cache_file: Path | None,
+    weights: Path,
+) -> None:
     """Show what a feature such as L2M845 responds to.
 
     Board panels over its top examples (move played, legal next moves, board relative to the
     player who moved, flipped, empty), the logit effect of its decoder row, its automatic label,
-    firing frequency, activation histogram and top examples.
+    firing frequency, activation histogram and top examples. With a game (--moves, or --seed and
+    --game-index), also where along it the feature fires.
     """
 
     from othello_tui.features import CacheError, FeatureIdError
     from othello_tui.features.render import feature_view
+    from othello_tui.game.squares import square_name
 
     cache = _open(cache_file, weights)
     try:
         stats = cache.feature(feature_id)
     except (FeatureIdError, CacheError) as error:
         raise click.ClickException(str(error)) from None
+    game = chosen_game(moves, game_index, seed, required=False)
+    along = None if game is None else _activations_along(game, stats.module, stats.index, weights)
     if as_json:
         data = stats.to_dict()
         data["examples"] = data["examples"][:n_examples]
+        if along is not None:
+            data["game"] = {"moves": game.text, "activations": along}
         click.echo(json.dumps(data, indent=2))
-    else:
-        output.console().print(feature_view(stats, n_examples))
+        return
+    console = output.console()
+    console.print(feature_view(stats, n_examples))
+    if along is not None:
+        fired = [f"P{t} {square_name(game.squares[t])} {a:.3f}" for t, a in enumerate(along) if a > 0]
+        where = ", ".join(fired) if fired else "nowhere"
+        console.print(f"{stats.feature_id} along the game ({len(along)} moves) fires at: {where}")
+
+
+def _activations_along(game, module: str, index: int, weights: Path) -> list[float]:
+    """The feature's activation at every position of ``game``, from the model in ``weights``."""
+    from othello_tui.circuits.trace import GameTrace
+    from othello_tui.game.squares import SQUARE_TO_TOKEN
+
+    if not game.moves:
+        raise click.ClickException("--moves is empty: give at least one move, e.g. --moves f-4")
+    model, dictionaries = load_model_and_dictionaries_or_fail(weights)
+    if module not in dictionaries or index >= dictionaries[module].cfg.d_sae:
+        raise click.ClickException(f"the dictionaries in {weights} have no feature {module}{index}")
+    trace = GameTrace(model, dictionaries, [int(SQUARE_TO_TOKEN[s]) for s in game.squares])
+    return [round(float(a), 6) for a in trace.activations[module][:, index].tolist()]
 
 
 @evaluate.command("labels")

@@ -7,24 +7,14 @@ from pathlib import Path
 
 import click
 
+from othello_tui.cli.game_args import check_one_game, chosen_game, game_options
 from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_WEIGHTS, main
-from othello_tui.game.generator import MAX_GAME_INDEX
 
 
 @main.command()
-@click.option("--moves", default=None, help='Start on this game, e.g. "f-4 f-5 c-3" (commas or spaces).')
-@click.option(
-    "--game-index",
-    type=click.IntRange(min=0, max=MAX_GAME_INDEX),
-    default=None,
-    help="Start on game N of --seed.",
-)
-@click.option(
-    "--seed",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="Seed of the dataset games (n, g).",
+@game_options(
+    moves_help='Start on this game, e.g. "f-4 f-5 c-3" (commas or spaces).',
+    seed_help="Seed of the dataset games (n, g, and --game-index).",
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option(
@@ -60,18 +50,11 @@ def play(
     feature cache for them, the cache is built in the background (a niced `othello-tui cache
     build`: minutes); labels and feature pages appear when it is done. Press ? for every key.
     """
-    from othello_tui.game.rules import Game, IllegalMoveError
     from othello_tui.tui.app import make_app
     from othello_tui.tui.session import Session
 
-    if moves is not None and game_index is not None:
-        raise click.UsageError("give --moves or --game-index, not both")
-    game = None
-    if moves is not None:
-        try:
-            game = Game.from_text(moves)
-        except IllegalMoveError as error:
-            raise click.ClickException(f"--moves: {error}") from None
+    check_one_game(moves, game_index)  # the app loads a --game-index game itself, in a worker
+    game = chosen_game(moves, None, seed, required=False)
     if device == "cuda":  # fail here, as the other commands do, not inside the app
         from othello_tui.model.device import resolve_device
 

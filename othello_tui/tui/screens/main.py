@@ -97,6 +97,9 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
             "colon", "paste_moves", "paste moves", show=False, tooltip="load a move list", id="game.paste"
         ),
         Binding(
+            "y", "copy_moves", "copy moves", show=False, tooltip="copy the moves up to here", id="game.copy"
+        ),
+        Binding(
             "o", "toggle_overlay", "overlay", show=False, tooltip="probabilities on/off", id="board.overlay"
         ),
         *CIRCUIT_KEYS,
@@ -394,6 +397,19 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
         if game is not None:
             self.go(Shown(game, len(game.moves), source, None))
             self.say(f"Loaded {len(game.moves)} moves.")
+
+    def action_copy_moves(self) -> None:
+        """The moves up to the position shown, to the clipboard (OSC 52: works over SSH too) and
+        on screen, where a terminal without OSC 52 still lets them be selected."""
+        shown = self.shown
+        moves = shown.game.truncated(shown.n_moves).text
+        if not moves:
+            self.say("No moves to copy: this is the start position.")
+            return
+        self.app.copy_to_clipboard(moves)
+        dataset = shown.index is not None and "branched" not in shown.source
+        where = f" (or --seed {self.session.seed} --game-index {shown.index})" if dataset else ""
+        self.say(f"Copied {shown.n_moves} moves, for --moves{where}: {moves}")
 
     # -- terminal size ----------------------------------------------------------------------------
 
