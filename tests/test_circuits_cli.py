@@ -117,8 +117,10 @@ def test_trace_score_pairs_and_dot(weights):
     )
     assert result.exit_code == 0, result.output
     dot = result.output
-    assert dot.startswith("digraph trace {") and dot.rstrip().endswith("}")
-    assert dot.count('-> "P9logit:c-4"') == 11  # 10 contributors and the others
+    header, graph = dot.split("digraph trace {\n")
+    assert all(line.startswith("// ") for line in header.splitlines()) and graph.rstrip().endswith("}")
+    assert f"// moves: {MOVES}" in header and "// reproduce: othello-tui trace --moves" in header
+    assert graph.count('-> "P9logit:c-4"') == 11  # 10 contributors and the others
 
 
 def test_intervene_prints_a_board_of_logit_changes(weights, trace):

@@ -35,7 +35,7 @@ def test_games_show_prints_the_dataset_game_as_a_move_list():
 @pytest.mark.parametrize(
     "command",
     [
-        ["trace", "--pos", "30", "--target", "logit:e-1", "--json"],
+        ["trace", "--pos", "30", "--target", "logit:e-1", "--top", "5"],
         ["intervene", "--pos", "30", "--set", "P20L0A1*1"],
     ],
 )
@@ -76,3 +76,33 @@ def test_feature_lists_its_activations_along_a_game(weights_dir, tmp_path, tiny_
     text = invoke(*args, "--seed", SEED, "--game-index", INDEX).output
     first = next(t for t, a in enumerate(expected) if a > 0)
     assert f"fires at: P{first} {square_name(squares[first])} {expected[first]:.3f}" in text
+
+
+def test_a_json_tree_records_its_provenance_and_its_command_reproduces_it(
+    weights_dir, tiny_model, tiny_dictionaries
+):
+    import shlex
+
+    from othello_tui.features import dictionaries_hash
+    from othello_tui.model.weights import model_fingerprint
+
+    args = ["trace", "--seed", SEED, "--game-index", INDEX, "--pos", 30, "--target", "logit:e-1"]
+    result = invoke(*args, "--depth", 2, "--top", 3, "--threshold", 0.01, "--json", "--weights", weights_dir)
+    data = json.loads(result.output)
+    provenance = data["provenance"]
+    assert provenance["moves"] == Game.from_squares(dataset_squares(INDEX, SEED)).text
+    assert (provenance["seed"], provenance["game_index"], provenance["position"]) == (SEED, INDEX, 30)
+    assert (provenance["target"], provenance["top"], provenance["threshold"], provenance["depth"]) == (
+        "logit:e-1", 3, 0.01, 2,
+    )  # fmt: skip
+    assert provenance["model_fingerprint"] == model_fingerprint(tiny_model)
+    assert provenance["dictionaries_hash"] == dictionaries_hash(tiny_dictionaries)
+    (command,) = provenance["commands"]
+    program, *again = shlex.split(command)
+    assert program == "othello-tui"
+    assert invoke(*again, "--weights", weights_dir).output == result.output
+
+    by_moves = json.loads(
+        invoke("trace", *args[5:], "--moves", provenance["moves"], "--json", "--weights", weights_dir).output
+    )
+    assert by_moves["provenance"]["game_index"] is None and "--moves" in by_moves["provenance"]["commands"][0]

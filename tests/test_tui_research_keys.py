@@ -59,3 +59,32 @@ def test_y_on_pasted_moves_names_no_game_index(engine):
         assert "Copied 3 moves" in message(app) and "--game-index" not in message(app)
 
     run(app, scenario)
+
+
+def test_a_tree_export_of_a_dataset_game_names_it(engine, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    app = make_app(Session(lambda: engine, seed=2), None, 7)
+
+    async def scenario(pilot):
+        await pilot.press("right", "right", "right", "right", "t")  # the top prediction at P4
+        for _ in range(200):
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            if app.screen.contributors.expansion is not None:
+                break
+        await pilot.press("e", "enter")
+        for _ in range(200):
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            if (tmp_path / "exports").exists() and len(list((tmp_path / "exports").iterdir())) == 3:
+                break
+        (exported,) = (tmp_path / "exports").glob("*.json")
+        assert exported.name.startswith("tree-s2g7-P4logit-")
+        provenance = json.loads(exported.read_text())["provenance"]
+        assert (provenance["seed"], provenance["game_index"], provenance["position"]) == (2, 7, 4)
+        assert provenance["moves"] == Game.from_squares(dataset_squares(7, 2)).text
+        assert "--seed 2 --game-index 7 --pos 4" in provenance["commands"][0]
+
+    run(app, scenario)

@@ -4,6 +4,7 @@ widgets show against direct calls of the circuits package and the CLI."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -356,7 +357,7 @@ def test_export_writes_what_the_cli_prints_and_a_dot_file(engine, trace, weights
         await pilot.press(*"out", "enter")
         await settle(app, pilot)
         message = shows(app, app.screen.query_one("#tree-message"))
-        stem = f"tree-P11{feature.feature_id}"
+        stem = f"tree-moves{len(GAME.moves)}-{hashlib.sha256(MOVES.encode()).hexdigest()[:8]}-P11{feature.feature_id}"
         assert "Exported" in message and f"{stem}.json" in message
         args = ["trace", "--moves", MOVES, "--pos", "11", "--target", f"feature:{feature.feature_id}"]
         args += ["--depth", "2", "--top", "5", "--weights", str(weights_dir)]
@@ -368,7 +369,15 @@ def test_export_writes_what_the_cli_prints_and_a_dot_file(engine, trace, weights
         assert (folder / f"{stem}.dot").read_text() == as_dot.output
         svg = (folder / f"{stem}.svg").read_text()
         assert svg.startswith("<svg") and "Contributor&#160;tree" in svg
-        assert not list(folder.glob(".*.tmp"))  # the atomic writes left no temporary file
+        assert f"<desc>moves: {MOVES}" in svg and "reproduce: othello-tui trace --moves" in svg
+        assert not list(folder.glob(".*"))  # the atomic writes left no temporary file
+        before = {path: path.read_text() for path in folder.iterdir()}
+        await pilot.press("e", *"out", "enter")  # again: new files, the old ones untouched
+        await settle(app, pilot)
+        assert {path: path.read_text() for path in before} == before
+        assert sorted(p.name for p in set(folder.iterdir()) - set(before)) == [
+            f"{stem}-2{suffix}" for suffix in (".dot", ".json", ".svg")
+        ]
 
     run(app, scenario)
 

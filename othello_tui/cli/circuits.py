@@ -135,10 +135,14 @@ def trace_command(
 
     from othello_tui.circuits.export import expansion_to_dict, expansion_to_dot
     from othello_tui.circuits.nodes import CircuitError, parse_target
+    from othello_tui.circuits.provenance import Provenance
+    from othello_tui.features import dictionaries_hash
+    from othello_tui.model.weights import model_fingerprint
 
     if as_json and as_dot:
         raise click.UsageError("--json and --dot exclude each other")
-    trace, position = _open_trace(chosen_game(moves, game_index, seed), position, weights)
+    game = chosen_game(moves, game_index, seed)
+    trace, position = _open_trace(game, position, weights)
     try:
         target = parse_target(target_text, position)
         if target.kind == "feature":
@@ -148,10 +152,16 @@ def trace_command(
         raise click.ClickException(str(error)) from None
     cache, _ = find_feature_cache(cache_file, trace.model, trace.dictionaries)
     label_of = cache.label if cache else None
-    if as_json:
-        click.echo(json.dumps(expansion_to_dict(expansion, label_of), indent=2))
-    elif as_dot:
-        click.echo(expansion_to_dot(expansion, label_of), nl=False)
+    if as_json or as_dot:
+        provenance = Provenance(
+            game.text, position, target.spec, top, threshold, depth,
+            model_fingerprint(trace.model), dictionaries_hash(trace.dictionaries),
+            seed=seed if game_index is not None else None, game_index=game_index,
+        )  # fmt: skip
+        if as_json:
+            click.echo(json.dumps(expansion_to_dict(expansion, label_of, provenance), indent=2))
+        else:
+            click.echo(expansion_to_dot(expansion, label_of, provenance), nl=False)
     else:
         output.console(highlight=False).print(rich_tree(expansion, label_of))
 

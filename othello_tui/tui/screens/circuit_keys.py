@@ -145,7 +145,14 @@ class CircuitKeys(Screen):
             self.say(target)
             return
         self.app.push_screen(
-            TreeScreen(self.session, self.shown.game, target, self.shown.source, self.action_jump)
+            TreeScreen(
+                self.session,
+                self.shown.game,
+                target,
+                self.shown.source,
+                self.action_jump,
+                game_index=self.shown.dataset_index,
+            )  # fmt: skip
         )
 
     def action_attention(self) -> None:

@@ -47,6 +47,11 @@ class Shown:
     source: str  # "game 17 (seed 3)", "pasted moves", …
     index: int | None  # dataset index of the game (None: not a dataset game)
 
+    @property
+    def dataset_index(self) -> int | None:
+        """The dataset index when the game is that dataset game itself, not a branch of it."""
+        return None if "branched" in self.source else self.index
+
 
 def cell_size_for(width: int, height: int) -> tuple[int, int]:
     """The largest board cell that leaves room for the panels (board ≤ 40% of the width)."""
@@ -407,8 +412,8 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
             self.say("No moves to copy: this is the start position.")
             return
         self.app.copy_to_clipboard(moves)
-        dataset = shown.index is not None and "branched" not in shown.source
-        where = f" (or --seed {self.session.seed} --game-index {shown.index})" if dataset else ""
+        index = shown.dataset_index
+        where = "" if index is None else f" (or --seed {self.session.seed} --game-index {index})"
         self.say(f"Copied {shown.n_moves} moves, for --moves{where}: {moves}")
 
     # -- terminal size ----------------------------------------------------------------------------
