@@ -48,7 +48,8 @@ def play(
 
     The board is usable at once; the model loads in the background. With dictionaries but no
     feature cache for them, the cache is built in the background (a niced `othello-tui cache
-    build`: minutes); labels and feature pages appear when it is done. Press ? for every key.
+    build`: minutes); labels and feature pages appear when it is done. Quitting leaves that build
+    running; the next `play` shows its progress and takes the cache. Press ? for every key.
     """
     from othello_tui.tui.app import make_app
     from othello_tui.tui.session import Session
@@ -67,6 +68,8 @@ def play(
         weights, device=device, cache=cache, cache_dir=DEFAULT_CACHE_DIR, seed=seed, build=not no_build
     )
     make_app(session, game, game_index or 0).run()
+    if (note := session.library.left_running()) is not None:
+        click.echo(note)
 
 
 def require_terminal() -> None:

@@ -261,7 +261,7 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
         self.show()
 
     def on_unmount(self) -> None:
-        self.session.library.close()  # a build in progress stops and leaves no file
+        self.session.library.close()  # a build in progress goes on without the app
 
     def on_analysed(self, _: Analysed) -> None:
         self._requested = None
