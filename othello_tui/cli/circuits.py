@@ -18,6 +18,13 @@ POS_HELP = (
 )
 WEIGHTS_HELP = "Folder with the model; dictionaries are read from its dictionaries/ subfolder."
 
+_WEIGHTS = click.option(
+    "--weights",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_WEIGHTS,
+    show_default=True,
+    help=WEIGHTS_HELP,
+)
 SHOWN_CHANGE = 5e-4  # the smallest probability change ``intervene`` lists
 
 
@@ -103,13 +110,7 @@ def rich_tree(expansion, label_of=None):
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (target, contributions, sum).")
 @click.option("--dot", "as_dot", is_flag=True, help="Print a Graphviz digraph.")
-@click.option(
-    "--weights",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_WEIGHTS,
-    show_default=True,
-    help=WEIGHTS_HELP,
-)
+@_WEIGHTS
 @cache_option("Feature cache for the labels")
 def trace_command(
     moves,
@@ -204,13 +205,7 @@ def _board_table(delta_V, title: str):
     multiple=True,
     help="A downstream feature at a position, e.g. P9L2A12, to report before/after; repeatable.",
 )
-@click.option(
-    "--weights",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_WEIGHTS,
-    show_default=True,
-    help=WEIGHTS_HELP,
-)
+@_WEIGHTS
 def intervene_command(moves, game_index, seed, position, edits_text, watch, weights) -> None:
     """Set features to new values, rerun the model and show how the logits change."""
     import torch
@@ -259,6 +254,75 @@ def intervene_command(moves, game_index, seed, position, edits_text, watch, weig
         console.print(f"{name}: {before:.4f} → {after:.4f}")
 
 
+@main.command("ablate")
+@click.option("--feature", "feature_id", required=True, help="The feature to scale, e.g. L2M845.")
+@click.option("--scale", type=float, default=0.0, show_default=True, help="Factor (0 ablates).")
+@click.option(
+    "--positions", default="all", show_default=True, help="all, or one position P (0-based) to edit at."
+)
+@click.option("--games", "n_games", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the games.")
+@click.option(
+    "--top", type=click.IntRange(min=1), default=8, show_default=True, help="Logits and features listed."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_WEIGHTS
+def ablate_command(feature_id, scale, positions, n_games, seed, top, as_json, weights) -> None:
+    """Scale a feature wherever it fires over many dataset games and measure the effect: top-1
+    legality before and after, the mean KL of the next-move distribution (over the positions at or
+    after a game's first edit), the logits that move most where it fired, and the downstream
+    features whose activations change most."""
+    import math
+
+    from rich.progress import Progress
+
+    from othello_tui.circuits.ablation import ablate_feature
+    from othello_tui.circuits.edits import MAX_EDIT_NUMBER
+    from othello_tui.circuits.nodes import CircuitError, parse_feature
+
+    if not abs(scale) <= MAX_EDIT_NUMBER or not math.isfinite(scale):
+        raise click.BadParameter(f"a factor within ±{MAX_EDIT_NUMBER:,.0f}", param_hint="--scale")
+    if positions == "all":
+        position = None
+    elif positions.isdigit() and int(positions) < 59:
+        position = int(positions)
+    else:
+        raise click.BadParameter(f"{positions!r}: all, or a position 0…58", param_hint="--positions")
+    try:
+        module, index = parse_feature(feature_id)
+    except CircuitError as error:
+        raise click.ClickException(str(error)) from None
+    model, dictionaries = load_model_and_dictionaries_or_fail(weights)
+    if module not in dictionaries or index >= dictionaries[module].cfg.d_sae:
+        sizes = ", ".join(f"{m} 0…{d.cfg.d_sae - 1}" for m, d in dictionaries.items())
+        raise click.ClickException(f"no feature {module}{index} in the dictionaries ({sizes})")
+    with Progress(transient=True, disable=as_json) as bar:
+        task = bar.add_task(f"ablating {module}{index}", total=n_games)
+        report = ablate_feature(
+            model, dictionaries, module, index, scale, position, n_games, seed, top,
+            lambda done, total: bar.update(task, completed=done),
+        )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    where = "wherever it fires" if position is None else f"at P{position} where it fires"
+    click.echo(
+        f"{report.feature} × {scale:g} {where}: {report.edits:,} edits in {report.games:,} games (seed {seed})"
+    )
+    click.echo(
+        f"top-1 legality {report.legal_before:.2%} → {report.legal_after:.2%}, mean KL {report.mean_kl:.4f}"
+        f" (over {report.affected_positions:,} positions at or after an edit)"
+    )
+    click.echo(
+        "logits most moved where it fired (mean Δlogit): "
+        + ", ".join(f"{s} {v:+.3f}" for s, v in report.logits)
+    )
+    click.echo(
+        "downstream features most changed (mean |Δactivation|): "
+        + (", ".join(f"{f} {v:.4f}" for f, v in report.downstream) or "none above this module")
+    )
+
+
 @evaluate.command("circuits")
 @click.option("--games", "n_games", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option(
@@ -275,13 +339,7 @@ def intervene_command(moves, game_index, seed, position, edits_text, watch, weig
     "--seed", type=click.IntRange(min=0), default=None, help="Game seed [default: the evaluation seed]."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.option(
-    "--weights",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_WEIGHTS,
-    show_default=True,
-    help=WEIGHTS_HELP,
-)
+@_WEIGHTS
 def eval_circuits_command(n_games, positions, top, seed, as_json, weights) -> None:
     """Faithfulness: each top contributor's DLA against the logit drop when ablating it.
 
