@@ -88,3 +88,31 @@ def test_a_tree_export_of_a_dataset_game_names_it(engine, tmp_path, monkeypatch)
         assert "--seed 2 --game-index 7 --pos 4" in provenance["commands"][0]
 
     run(app, scenario)
+
+
+def test_b_ablates_the_feature_under_the_cursor_over_games_in_a_panel(engine, tiny_model, tiny_dictionaries):
+    from othello_tui.circuits.ablation import ablate_feature
+    from othello_tui.tui.screens.ablation import AblationPanel
+
+    app = make_app(Session(lambda: engine), Game.from_text("f-4 f-5 e-5 d-5 c-3"), 0)
+
+    async def scenario(pilot):
+        await pilot.press("enter", "down")  # open the first module; the cursor on its first feature
+        feature = app.main_screen.feature_list.current.feature
+        await pilot.press("b")
+        panel = app.screen
+        assert isinstance(panel, AblationPanel)
+        for _ in range(400):
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            if "Reproduce" in str(panel.query_one("#ablation-report").render()):
+                break
+        shown = str(panel.query_one("#ablation-report").render())
+        report = ablate_feature(
+            tiny_model, tiny_dictionaries, feature.module, feature.index, 0.0, None, 200, 0
+        )
+        assert report.lines(0)[1] in shown and f"--feature {feature.feature_id} --games 200" in shown
+        await pilot.press("escape")
+        assert app.screen is app.main_screen
+
+    run(app, scenario)

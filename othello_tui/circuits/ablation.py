@@ -43,6 +43,19 @@ class AblationReport:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def lines(self, seed: int) -> list[str]:
+        """The report as text, as ``othello-tui ablate`` prints it and the app shows it."""
+        where = "wherever it fires" if self.position is None else f"at P{self.position} where it fires"
+        moved = ", ".join(f"{square} {value:+.3f}" for square, value in self.logits)
+        changed = ", ".join(f"{feature} {value:.4f}" for feature, value in self.downstream)
+        return [
+            f"{self.feature} × {self.scale:g} {where}: {self.edits:,} edits in {self.games:,} games (seed {seed})",
+            f"top-1 legality {self.legal_before:.2%} → {self.legal_after:.2%}, mean KL {self.mean_kl:.4f}"
+            f" (over {self.affected_positions:,} positions at or after an edit)",
+            f"logits most moved where it fired (mean Δlogit): {moved or 'none'}",
+            f"downstream features most changed (mean |Δactivation|): {changed or 'none above this module'}",
+        ]
+
 
 @torch.no_grad()
 def ablate_feature(

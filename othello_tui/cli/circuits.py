@@ -305,22 +305,8 @@ def ablate_command(feature_id, scale, positions, n_games, seed, top, as_json, we
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
-    where = "wherever it fires" if position is None else f"at P{position} where it fires"
-    click.echo(
-        f"{report.feature} × {scale:g} {where}: {report.edits:,} edits in {report.games:,} games (seed {seed})"
-    )
-    click.echo(
-        f"top-1 legality {report.legal_before:.2%} → {report.legal_after:.2%}, mean KL {report.mean_kl:.4f}"
-        f" (over {report.affected_positions:,} positions at or after an edit)"
-    )
-    click.echo(
-        "logits most moved where it fired (mean Δlogit): "
-        + ", ".join(f"{s} {v:+.3f}" for s, v in report.logits)
-    )
-    click.echo(
-        "downstream features most changed (mean |Δactivation|): "
-        + (", ".join(f"{f} {v:.4f}" for f, v in report.downstream) or "none above this module")
-    )
+    for line in report.lines(seed):
+        click.echo(line)
 
 
 @evaluate.command("circuits")
