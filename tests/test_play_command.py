@@ -28,3 +28,19 @@ def test_an_unavailable_device_is_a_one_line_error(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     result = CliRunner().invoke(main, ["play", "--weights", str(tmp_path), "--device", "cuda"])
     assert result.exit_code == 1 and "no CUDA GPU" in result.output and "Traceback" not in result.output
+
+
+def test_eval_model_record_says_it_rewrote_the_model_card(tiny_weights, tmp_path):
+    import json
+    import shutil
+
+    for path in tiny_weights.glob("othello_gpt.*"):
+        shutil.copy(path, tmp_path)
+    result = CliRunner().invoke(
+        main, ["eval", "model", "--games", "20", "--json", "--record", "--weights", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"Recorded these metrics in {tmp_path / 'othello_gpt.json'}" in result.stderr
+    assert json.loads(result.stdout) == json.loads((tmp_path / "othello_gpt.json").read_text())["metrics"]
+    quiet = CliRunner().invoke(main, ["eval", "model", "--games", "20", "--json", "--weights", str(tmp_path)])
+    assert "Recorded" not in quiet.stderr

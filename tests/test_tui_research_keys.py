@@ -116,3 +116,12 @@ def test_b_ablates_the_feature_under_the_cursor_over_games_in_a_panel(engine, ti
         assert app.screen is app.main_screen
 
     run(app, scenario)
+
+
+def test_the_tree_legend_does_not_borrow_a_key():
+    from othello_tui.tui.screens.tree import NOTES, TreeScreen
+
+    keys = {key for binding in TreeScreen.BINDINGS for key in binding.key.split(",")}
+    for line in NOTES.splitlines():
+        first = line.split()[0]
+        assert first not in keys, f"the legend line {line!r} starts with the key {first!r}"

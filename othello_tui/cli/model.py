@@ -124,6 +124,7 @@ def eval_model_command(games, seed, weights, device, as_json, record) -> None:
     if record:
         meta["metrics"] = metrics
         atomic_write_text(weights / f"{MODEL_STEM}.json", json.dumps(meta, indent=2) + "\n")
+        click.echo(f"Recorded these metrics in {weights / f'{MODEL_STEM}.json'} (the model card).", err=True)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return

@@ -46,7 +46,7 @@ DEFAULT_TOP = 8
 LOADING_DELAY = 0.15  # seconds before an expanding node shows "computing…"
 NOTES = (
     "+ raises, − lowers its parent. Σ: all contributions; … others: those not shown.\n"
-    "c a→b: activation without → with the interventions.\n"
+    "a→b after a feature: its activation without → with the interventions.\n"
     "MLP features (ADC, gates frozen) miss lower features that suppress neurons."
 )
 
