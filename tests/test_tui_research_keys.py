@@ -125,3 +125,22 @@ def test_the_tree_legend_does_not_borrow_a_key():
     for line in NOTES.splitlines():
         first = line.split()[0]
         assert first not in keys, f"the legend line {line!r} starts with the key {first!r}"
+
+
+@pytest.mark.parametrize(
+    "typed, reason", [("L9Z9999", "modules L0A, L0M, L1A, L1M"), ("L0A99999", "L0A has features 0…63")]
+)
+def test_the_palette_explains_every_id_shaped_like_a_feature(engine, typed, reason):
+    from textual.command import CommandPalette
+
+    app = make_app(Session(lambda: engine), Game.from_text("f-4 f-5"), 0)
+
+    async def scenario(pilot):
+        await pilot.press("ctrl+p", *typed)
+        await pilot.pause(0.5)
+        palette = app.screen
+        assert isinstance(palette, CommandPalette)
+        shown = " ".join(str(option.prompt) for option in palette.query_one("CommandList").options)
+        assert "Not a feature" in shown and reason in shown
+
+    run(app, scenario)
