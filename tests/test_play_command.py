@@ -44,3 +44,20 @@ def test_eval_model_record_says_it_rewrote_the_model_card(tiny_weights, tmp_path
     assert json.loads(result.stdout) == json.loads((tmp_path / "othello_gpt.json").read_text())["metrics"]
     quiet = CliRunner().invoke(main, ["eval", "model", "--games", "20", "--json", "--weights", str(tmp_path)])
     assert "Recorded" not in quiet.stderr
+
+
+def test_train_model_keeps_its_checkpoint_beside_out(monkeypatch, tmp_path):
+    from othello_tui.cli.groups import DEFAULT_CHECKPOINTS, DEFAULT_WEIGHTS
+    from othello_tui.cli.model import default_checkpoint
+
+    calls = []
+
+    def fake_train(cfg, out_dir, checkpoint, **_):
+        calls.append((out_dir, checkpoint))
+        raise ValueError("stopped by the test")
+
+    monkeypatch.setattr("othello_tui.model.train.train_model", fake_train)
+    result = CliRunner().invoke(main, ["train", "model", "--tiny", "--out", str(tmp_path / "mine")])
+    assert result.exit_code == 1 and "stopped by the test" in result.output
+    assert calls == [(tmp_path / "mine", tmp_path / "mine.checkpoints" / "model.safetensors")]
+    assert default_checkpoint(DEFAULT_WEIGHTS) == DEFAULT_CHECKPOINTS / "model.safetensors"
