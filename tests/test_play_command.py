@@ -61,3 +61,13 @@ def test_train_model_keeps_its_checkpoint_beside_out(monkeypatch, tmp_path):
     assert result.exit_code == 1 and "stopped by the test" in result.output
     assert calls == [(tmp_path / "mine", tmp_path / "mine.checkpoints" / "model.safetensors")]
     assert default_checkpoint(DEFAULT_WEIGHTS) == DEFAULT_CHECKPOINTS / "model.safetensors"
+
+
+def test_legality_by_move_is_printed_as_numbers_not_a_stretched_sparkline():
+    from othello_tui.cli.model import legality_rows
+
+    by_move = [1.0] * 20 + [0.96] + [0.999] * 38  # moves 2…60
+    lines = legality_rows(by_move)
+    assert lines[0] == "top-1 legality (%) by move number:" and len(lines) == 1 + 6
+    assert lines[3].split()[:3] == ["moves", "22–31", "96.0"] and lines[-1].startswith("  moves 52–60")
+    assert not any(c in "".join(lines) for c in "▁▂▃▄▅▆▇█")

@@ -155,7 +155,16 @@ def _print_metrics(metrics: dict) -> None:
     worst = min(range(len(by_move)), key=by_move.__getitem__)
     table.add_row("worst move number", f"move {worst + 2}: {by_move[worst]:.2%}")
     output.console().print(table)
-    spark = "▁▂▃▄▅▆▇█"
-    low = min(by_move)
-    bars = "".join(spark[min(7, int((v - low) / max(1e-9, 1 - low) * 7.999))] for v in by_move)
-    output.console().print(f"legality by move 2…60 ({low:.1%} … 100%): {bars}")
+    for line in legality_rows(by_move):
+        output.console().print(line)
+
+
+def legality_rows(by_move: list[float], per_row: int = 10) -> list[str]:
+    """Top-1 legality by move number as numbers, ten moves a line: a sparkline stretched over
+    96…100% drew small dips as collapses."""
+    lines = ["top-1 legality (%) by move number:"]
+    for start in range(0, len(by_move), per_row):
+        values = by_move[start : start + per_row]
+        first, last = start + 2, start + 1 + len(values)  # entry i predicts move i+2
+        lines.append(f"  moves {first:>2}–{last:<2} " + " ".join(f"{100 * v:5.1f}" for v in values))
+    return lines
