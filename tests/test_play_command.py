@@ -71,3 +71,18 @@ def test_legality_by_move_is_printed_as_numbers_not_a_stretched_sparkline():
     assert lines[0] == "top-1 legality (%) by move number:" and len(lines) == 1 + 6
     assert lines[3].split()[:3] == ["moves", "22–31", "96.0"] and lines[-1].startswith("  moves 52–60")
     assert not any(c in "".join(lines) for c in "▁▂▃▄▅▆▇█")
+
+
+def test_train_dictionaries_piped_prints_whole_lines(tiny_model, tmp_path, capsys):
+    from othello_tui.dictionary.train import train_dictionaries
+    from othello_tui.dictionary.trainer import DictionaryTrainConfig
+
+    cfg = DictionaryTrainConfig(
+        modules=("L0A",), d_sae=32, k=4, tokens=4 * 512, minutes=None, batch_tokens=512,
+        checkpoint_every_minutes=0.0,  # a checkpoint, and so a log line, after every step
+    )  # fmt: skip
+    train_dictionaries(tiny_model, cfg, tmp_path / "out", tmp_path / "checkpoint.safetensors")
+    printed = capsys.readouterr().out
+    lines = printed.splitlines()
+    assert lines and all(" min · " in line and "tokens · FVU/L0 L0A" in line for line in lines)
+    assert "━" not in printed and "0:0" not in printed and "dead" not in printed  # no Live frame
