@@ -144,3 +144,22 @@ def test_the_palette_explains_every_id_shaped_like_a_feature(engine, typed, reas
         assert "Not a feature" in shown and reason in shown
 
     run(app, scenario)
+
+
+def test_the_palette_screenshot_says_where_it_went_or_why_not(engine, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = make_app(Session(lambda: engine), Game.from_text("f-4 f-5"), 0)
+
+    async def scenario(pilot):
+        app.action_screenshot()
+        await pilot.pause()
+        (saved,) = (tmp_path / "exports").glob("*.svg")
+        assert saved.read_text().startswith("<svg")
+        (note,) = [n for n in app._notifications if n.title == "Screenshot"]
+        assert str(saved.name) in note.message
+        app.action_screenshot(path=str(tmp_path / "exports" / saved.name))  # a file, not a folder
+        await pilot.pause()
+        (failed,) = [n for n in app._notifications if n.title == "Screenshot not saved"]
+        assert saved.name in failed.message
+
+    run(app, scenario)
