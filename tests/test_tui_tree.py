@@ -329,6 +329,9 @@ def test_the_threshold_keeps_only_large_contributions(engine, trace):
         assert f"|contribution| ≥ {float(cut):g}" in shows(app, app.screen.query_one("#tree-title"))
         await pilot.press("f", *"-1", "enter")
         assert "0 or more" in str(app.screen.query_one("#error").content)
+        await pilot.press("escape", "f", *"99999", "enter")  # above every contribution
+        await settle(app, pilot)
+        assert "… others" in shows(app, tree) and "none reaches the threshold" in shows(app, tree)
 
     run(app, scenario)
 
