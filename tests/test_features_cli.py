@@ -58,12 +58,12 @@ def test_build_then_show_a_feature(weights_dir, cache_dir):
     )
     assert all(f"  {row} " in shown.output for row in "abcdefgh")
 
-    data = json.loads(invoke("feature", "L1M7", "--json", "--cache", path, "--examples", 3).output)
+    data = json.loads(invoke("feature", "L1M7", "--json", "--cache", path, "--examples", 3).stdout)
     assert data["feature"] == "L1M7" and len(data["examples"]) <= 3
     assert len(data["move"]) == 8 and len(data["move"][0]) == 8 and data["logit_effect"][3][3] is None
     assert data["label_candidates"][0]["f1"] >= 0
 
-    labels = json.loads(invoke("eval", "labels", "--cache", path, "--json").output)
+    labels = json.loads(invoke("eval", "labels", "--cache", path, "--json").stdout)  # stderr: a warning
     assert set(labels) == {"L0A", "L0M", "L1A", "L1M"}
     assert all(0 <= module["good_share"] <= 1 and module["alive"] <= 64 for module in labels.values())
 
