@@ -117,8 +117,10 @@ def test_trace_score_pairs_and_dot(weights):
     )
     assert result.exit_code == 0, result.output
     dot = result.output
-    assert dot.startswith("digraph trace {") and dot.rstrip().endswith("}")
-    assert dot.count('-> "P9logit:c-4"') == 11  # 10 contributors and the others
+    header, graph = dot.split("digraph trace {\n")
+    assert all(line.startswith("// ") for line in header.splitlines()) and graph.rstrip().endswith("}")
+    assert f"// moves: {MOVES}" in header and "// reproduce: othello-tui trace --moves" in header
+    assert graph.count('-> "P9logit:c-4"') == 11  # 10 contributors and the others
 
 
 def test_intervene_prints_a_board_of_logit_changes(weights, trace):
@@ -178,6 +180,9 @@ def test_eval_circuits_json(weights):
         (["intervene", "--moves", MOVES, "--pos", "5", "--set", "P9L0A1=0"], "after --pos 5"),
         (["intervene", "--moves", MOVES, "--set", "P9L0A1=zero"], "expected e.g. P7L1M379=0"),
         (["intervene", "--moves", MOVES, "--set", "P30L0A1=0"], "outside this game"),
+        (["intervene", "--moves", MOVES, "--set", "P2L9Z9999=0"], "'P2L9Z9999' is not a feature"),
+        (["intervene", "--moves", MOVES, "--set", "P2L0A1=1e40"], "out of range"),
+        (["intervene", "--moves", MOVES, "--set", "P2L0A1*nan"], "out of range"),
     ],
 )
 def test_clear_errors(weights, args, message):
@@ -201,3 +206,14 @@ def test_missing_dictionaries_are_a_clear_error(tmp_path, weights):
         shutil.copy(weights / name, tmp_path / name)
     result = run(tmp_path, "trace", "--moves", MOVES, "--target", "logit:e-1")
     assert result.exit_code == 1 and "no dictionaries" in result.output
+
+
+def test_an_intervention_whose_logits_overflow_is_refused(trace):
+    from othello_tui.circuits.edits import Edit
+    from othello_tui.circuits.nodes import CircuitError
+
+    huge = Edit(
+        5, "L0A", 1, value=1e40
+    )  # past what parse_edit accepts (inf in float32): the rerun itself refuses
+    with pytest.raises(CircuitError, match="overflow"):
+        intervene(trace, [huge])

@@ -241,12 +241,13 @@ def test_broken_files_are_never_trusted(cache_file, tmp_path):
     for path, message in (
         (truncated, "truncated"),
         (text, "not a readable HDF5"),
-        (foreign, "not an othello-tui feature cache"),
+        (foreign, "HDF5 file but not a feature cache"),
         (tmp_path / "none.h5", "no feature cache"),
     ):
         with pytest.raises(CacheError, match=message) as error:
             open_cache(path)
         assert not isinstance(error.value, StaleCacheError)
+        assert "delete" not in str(error.value)  # nothing says the project wrote it
     shutil.copy(cache_file, missing_dataset)
     with h5py.File(missing_dataset, "a") as f:
         del f["modules/L1A/details"]

@@ -44,6 +44,7 @@ def test_build_then_show_a_feature(weights_dir, cache_dir):
     assert result.exit_code == 0, result.output
     (path,) = cache_dir.glob("features-*.h5")
     assert f"wrote {path}" in result.output and "F1 ≥ 0.8" in result.output and "L1M" in result.output
+    assert "games 24 24" in result.output.splitlines()  # not on a terminal: progress as lines
 
     again = invoke("cache", "build", "--games", 24, "--top-k", 4, "--seed", 1, "--weights", weights_dir)
     assert again.exit_code == 0 and "up to date" in again.output and "L1M" in again.output
@@ -57,12 +58,12 @@ def test_build_then_show_a_feature(weights_dir, cache_dir):
     )
     assert all(f"  {row} " in shown.output for row in "abcdefgh")
 
-    data = json.loads(invoke("feature", "L1M7", "--json", "--cache", path, "--examples", 3).output)
+    data = json.loads(invoke("feature", "L1M7", "--json", "--cache", path, "--examples", 3).stdout)
     assert data["feature"] == "L1M7" and len(data["examples"]) <= 3
     assert len(data["move"]) == 8 and len(data["move"][0]) == 8 and data["logit_effect"][3][3] is None
     assert data["label_candidates"][0]["f1"] >= 0
 
-    labels = json.loads(invoke("eval", "labels", "--cache", path, "--json").output)
+    labels = json.loads(invoke("eval", "labels", "--cache", path, "--json").stdout)  # stderr: a warning
     assert set(labels) == {"L0A", "L0M", "L1A", "L1M"}
     assert all(0 <= module["good_share"] <= 1 and module["alive"] <= 64 for module in labels.values())
 
@@ -102,6 +103,24 @@ def test_missing_stale_and_broken_caches_get_clear_messages(
     build_cache(tiny_model, other, 4, 0, 2, cache_dir / "features-0123456789ab.h5")
     stale = invoke("feature", "L0A1", "--weights", weights_dir)
     assert stale.exit_code == 1 and "built for other weights" in stale.output
+    named = invoke(
+        "feature", "L0A1", "--weights", weights_dir, "--cache", cache_dir / "features-0123456789ab.h5"
+    )
+    assert named.exit_code == 0 and "Warning: " in named.stderr
+    assert "built for another dictionaries" in named.stderr and str(weights_dir) in named.stderr
+    own = invoke(
+        "cache", "build", "--games", 4, "--top-k", 2, "--weights", weights_dir, "--out", tmp_path / "own.h5"
+    )
+    assert own.exit_code == 0, own.output
+    assert (
+        "Warning"
+        not in invoke("feature", "L0A1", "--weights", weights_dir, "--cache", tmp_path / "own.h5").stderr
+    )
+
+    for foreign in (weights_dir / "othello_gpt.safetensors", weights_dir / "othello_gpt.json"):
+        refused = invoke("feature", "L0A1", "--cache", foreign)
+        assert refused.exit_code == 1 and "is not a feature cache" in refused.output
+        assert "delete" not in refused.output and foreign.exists()  # not ours: never advise deleting it
 
     truncated = tmp_path / "truncated.h5"
     truncated.write_bytes((cache_dir / "features-0123456789ab.h5").read_bytes()[:3000])

@@ -6,6 +6,7 @@ the engine's own analysis of the game an example opens."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from othello_tui.features.accumulate import HISTOGRAM_EDGES
 from othello_tui.game.generator import generate_games
 from othello_tui.game.rules import Game
 from othello_tui.tui.app import OthelloApp, make_app
-from othello_tui.tui.cache_build import CacheBuild, CacheRequest
+from othello_tui.tui.cache_build import CacheBuild, CacheRequest, running_build
 from othello_tui.tui.engine import ModelEngine
 from othello_tui.tui.feature_library import FeatureLibrary
 from othello_tui.tui.screens.feature import FeatureScreen
@@ -232,7 +233,11 @@ def test_a_missing_cache_is_built_off_the_event_loop_and_labels_appear(weights_d
             return flat(shows(app, main.query_one("#features-note")))
 
         await until(
-            pilot, lambda: "No labels yet: building the feature cache in the background, model pass" in note()
+            pilot,
+            lambda: (
+                "No labels yet: building the feature cache in the background, pass 1 of 2, the model"
+                in note()
+            ),
         )
         assert library.build_status.running and library.cache is None
         await until(pilot, lambda: main.current_view.features)  # the game is analysed
@@ -241,7 +246,8 @@ def test_a_missing_cache_is_built_off_the_event_loop_and_labels_appear(weights_d
         await pilot.press("enter", "down", "enter")  # a page opened meanwhile waits for the cache
         page = app.screen
         assert isinstance(page, FeatureScreen) and page.stats is None and library.build_status.running
-        assert "Building the feature cache in the background: model pass" in flat(shows(app, page))
+        assert "Building the feature cache in the background: pass 1 of 2" in flat(shows(app, page))
+        assert "quitting leaves the build running" in flat(shows(app, page))
         gate.set()
         await until(pilot, lambda: library.build_status.state == "done")
         (built,) = cache_dir.iterdir()
@@ -277,25 +283,69 @@ def test_a_failed_build_leaves_no_file_and_says_why(tiny_model, tiny_dictionarie
     run(app, scenario, wait=False)
 
 
-def test_quitting_during_a_build_stops_it_and_leaves_no_file(weights_dir, tmp_path):
+def test_quitting_during_a_build_leaves_it_running_and_the_next_start_takes_it_up(weights_dir, tmp_path):
     cache_dir = tmp_path / "cache"
-    # a build too long to finish before the quit arrives, even on a loaded machine
-    app = building_app(weights_dir, cache_dir, BuildSettings(200_000, 0, 8))
-    library = app.main_screen.session.library
+    settings = BuildSettings(200_000, 0, 8)  # far too long to finish during the test
+    first = building_app(weights_dir, cache_dir, settings)
+    library = first.main_screen.session.library
 
-    async def scenario(pilot):
+    async def quit_during_the_build(pilot):
         await until(pilot, lambda: library.build_status is not None and library.build_status.done > 0)
-        assert any(".partial-" in name for name in cache_files(cache_dir))  # writing its temporary file
         await pilot.press("q")
 
-    # Started with SIGINT ignored, as a shell's background job is, the build inherits that; it
-    # must still stop on the cancel's SIGINT.
+    # Started with SIGINT ignored, as a shell's background job is: the build must not depend on it.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        run(app, scenario, wait=False)
+        run(first, quit_during_the_build, wait=False)
     finally:
         signal.signal(signal.SIGINT, previous)
-    assert library.build_status.state == "cancelled" and cache_files(cache_dir) == []
+    request = first.main_screen.session._engine.cache_request
+    pid = running_build(request)
+    try:
+        assert pid is not None and "goes on in the background" in library.left_running()
+        seen = library.build_status.done
+        second = building_app(weights_dir, cache_dir, settings)
+        resumed = second.main_screen.session.library
+
+        async def watch_it_again(pilot):
+            await until(pilot, lambda: resumed.build_status is not None and resumed.build_status.done > seen)
+            assert resumed.build_status.resumed and running_build(request) == pid  # no second build
+            assert "started by an earlier session" in resumed.build_status.describe()
+
+        run(second, watch_it_again, wait=False)
+    finally:
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)  # the build cleans up as on Ctrl-C
+            for _ in range(600):
+                if running_build(request) is None:
+                    break
+                time.sleep(0.1)
+    assert not [name for name in cache_files(cache_dir) if name.endswith(".h5") or ".partial-" in name]
+
+
+def test_a_build_left_running_is_taken_up_when_it_finishes(tmp_path, monkeypatch):
+    out = tmp_path / "features-x.h5"
+    script = (
+        "import sys, time\n"
+        "print('games 1 2', flush=True); time.sleep(1.5)\n"
+        "print('games 2 2', flush=True); print('panels 2 2', flush=True); time.sleep(1.5)\n"
+        f"open({str(out)!r}, 'w').write('cache')\n"
+    )
+    monkeypatch.setattr(CacheRequest, "argv", lambda self: [sys.executable, "-c", script, str(self.out)])
+    request = CacheRequest(tmp_path, out, "cpu", 2, 0, 2)
+    first, statuses = CacheBuild(request), []
+
+    def report(status):
+        statuses.append(status)
+        first.detach()  # as the app does when it quits
+
+    assert first.run(report).state == "detached" and running_build(request) is not None
+    seen = []
+    final = CacheBuild(request).run(seen.append)
+    assert final.state == "done" and final.resumed and out.read_text() == "cache"
+    assert [(s.phase, s.done) for s in seen if s.done] == [("games", 1), ("games", 2), ("panels", 2)]
+    assert "scoring the labels" in seen[-1].describe()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["features-x.h5"]  # no pid file, no log
 
 
 # -- the snapshot ----------------------------------------------------------------------------
@@ -363,6 +413,7 @@ def test_play_builds_a_missing_cache_unless_told_not_to(monkeypatch, tmp_path, f
 
     sessions = []
     monkeypatch.setattr(OthelloApp, "run", lambda app: sessions.append(app.main_screen.session))
+    monkeypatch.setattr("othello_tui.cli.play.require_terminal", lambda: None)
     result = CliRunner().invoke(main, ["play", "--weights", str(tmp_path), *flag])
     assert result.exit_code == 0, result.output
     assert sessions[0].library.auto_build is build

@@ -4,6 +4,7 @@ widgets show against direct calls of the circuits package and the CLI."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -328,6 +329,9 @@ def test_the_threshold_keeps_only_large_contributions(engine, trace):
         assert f"|contribution| ≥ {float(cut):g}" in shows(app, app.screen.query_one("#tree-title"))
         await pilot.press("f", *"-1", "enter")
         assert "0 or more" in str(app.screen.query_one("#error").content)
+        await pilot.press("escape", "f", *"99999", "enter")  # above every contribution
+        await settle(app, pilot)
+        assert "… others" in shows(app, tree) and "none reaches the threshold" in shows(app, tree)
 
     run(app, scenario)
 
@@ -356,7 +360,7 @@ def test_export_writes_what_the_cli_prints_and_a_dot_file(engine, trace, weights
         await pilot.press(*"out", "enter")
         await settle(app, pilot)
         message = shows(app, app.screen.query_one("#tree-message"))
-        stem = f"tree-P11{feature.feature_id}"
+        stem = f"tree-moves{len(GAME.moves)}-{hashlib.sha256(MOVES.encode()).hexdigest()[:8]}-P11{feature.feature_id}"
         assert "Exported" in message and f"{stem}.json" in message
         args = ["trace", "--moves", MOVES, "--pos", "11", "--target", f"feature:{feature.feature_id}"]
         args += ["--depth", "2", "--top", "5", "--weights", str(weights_dir)]
@@ -368,7 +372,15 @@ def test_export_writes_what_the_cli_prints_and_a_dot_file(engine, trace, weights
         assert (folder / f"{stem}.dot").read_text() == as_dot.output
         svg = (folder / f"{stem}.svg").read_text()
         assert svg.startswith("<svg") and "Contributor&#160;tree" in svg
-        assert not list(folder.glob(".*.tmp"))  # the atomic writes left no temporary file
+        assert f"<desc>moves: {MOVES}" in svg and "reproduce: othello-tui trace --moves" in svg
+        assert not list(folder.glob(".*"))  # the atomic writes left no temporary file
+        before = {path: path.read_text() for path in folder.iterdir()}
+        await pilot.press("e", *"out", "enter")  # again: new files, the old ones untouched
+        await settle(app, pilot)
+        assert {path: path.read_text() for path in before} == before
+        assert sorted(p.name for p in set(folder.iterdir()) - set(before)) == [
+            f"{stem}-2{suffix}" for suffix in (".dot", ".json", ".svg")
+        ]
 
     run(app, scenario)
 
@@ -425,7 +437,7 @@ def test_help_lists_the_tree_and_attention_keys(engine):
 
 def test_the_prompts_refuse_bad_input_with_a_reason(tmp_path):
     assert parse_factor(" 0.5 ") == 0.5 and parse_factor("-2") == -2.0
-    for text, reason in (("two", "not a number"), ("inf", "finite")):
+    for text, reason in (("two", "not a number"), ("inf", "within"), ("nan", "within"), ("1e40", "within")):
         with pytest.raises(ValueError, match=reason):
             parse_factor(text)
     assert parse_threshold("") is None and parse_threshold("0.05") == 0.05

@@ -14,7 +14,9 @@ from othello_tui.game.squares import SquareError, parse_square, square_name
 if TYPE_CHECKING:
     from torch import Tensor
 
-_EDIT_RE = re.compile(r"^\s*(P\d+L\d+[AM]\d+)\s*([=*])\s*([-+0-9.eE]+)\s*$")
+#: beyond this an activation (float32, at most ~1e38) times a decoder row only overflows
+MAX_EDIT_NUMBER = 1e6
+_EDIT_RE = re.compile(r"^\s*([^=*\s]+)\s*([=*])\s*(\S+)\s*$")  # node and number checked apart
 _BELIEF_RE = re.compile(r"^\s*(embed|L\d+):([a-hA-H]-?\d)\s*=\s*(mine|theirs|empty)\s*$")
 MARGIN = 32.0  # logit lead of the new class after a belief edit: 80% success after block 3 (bench/beliefs.py)
 
@@ -52,8 +54,17 @@ def parse_edit(text: str) -> Edit:
     try:
         number = float(match[3])
     except ValueError:
-        raise CircuitError(f"edit {text!r}: {match[3]!r} is not a number") from None
-    position, module, feature = parse_feature_node(match[1])
+        raise CircuitError(
+            f"edit {text!r}: {match[3]!r} is not a number (expected e.g. P7L1M379=0 or P7L1M379*2)"
+        ) from None
+    if not abs(number) <= MAX_EDIT_NUMBER:  # also catches inf and nan
+        raise CircuitError(
+            f"edit {text!r}: {match[3]} is out of range; values and factors lie within ±{MAX_EDIT_NUMBER:,.0f}"
+        )
+    try:
+        position, module, feature = parse_feature_node(match[1])
+    except CircuitError as error:
+        raise CircuitError(f"edit {text!r}: {error}") from None
     if match[2] == "=":
         return Edit(position, module, feature, value=number)
     return Edit(position, module, feature, scale=number)

@@ -5,12 +5,17 @@ JSON schema::
     {"target": {"kind", "id", "position", "value"},
      "contributions": [{"node", "value", "label", ["query", "key"],
                         ["children", "rest", "sum"]}, …],
-     "rest": (sum of contributions not listed), "sum": (sum of all contributions)}
+     "rest": (sum of contributions not listed), "sum": (sum of all contributions),
+     ["provenance": {"moves", "position", "target", "top", "threshold", "depth",
+                     "model_fingerprint", "dictionaries_hash", "interventions", "seed",
+                     "game_index", "othello_tui_version", "commands"}]}
 
 ``children`` (same shape as ``contributions``) appears on expanded feature nodes; there
 ``sum`` is the sum of all the feature's contributions (its pre-activation). Pair nodes of a
 score target carry their ``query`` and ``key`` node ids. Labels come from ``label_of(feature_id)``
-(e.g. the feature cache's automatic labels); nodes that are not features have none.
+(e.g. the feature cache's automatic labels); nodes that are not features have none. With a
+:class:`~othello_tui.circuits.provenance.Provenance`, the JSON carries it and the DOT opens with it
+as comments.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from othello_tui.circuits.nodes import Node
+from othello_tui.circuits.provenance import Provenance
 from othello_tui.circuits.tree import Branch, Expansion
 
 LabelOf = Callable[[str], str | None]
@@ -37,8 +43,11 @@ def _branch_dict(branch: Branch, label_of: LabelOf | None) -> dict:
     return item
 
 
-def expansion_to_dict(expansion: Expansion, label_of: LabelOf | None = None) -> dict:
+def expansion_to_dict(
+    expansion: Expansion, label_of: LabelOf | None = None, provenance: Provenance | None = None
+) -> dict:
     target = expansion.target
+    provenance_item = {} if provenance is None else {"provenance": provenance.to_dict()}
     return {
         "target": {
             "kind": target.kind,
@@ -49,6 +58,7 @@ def expansion_to_dict(expansion: Expansion, label_of: LabelOf | None = None) -> 
         "contributions": [_branch_dict(branch, label_of) for branch in expansion.branches],
         "rest": expansion.rest,
         "sum": expansion.total,
+        **provenance_item,
     }
 
 
@@ -57,12 +67,16 @@ def _quote(*lines: str) -> str:
     return '"' + "\\n".join(line.replace("\\", "\\\\").replace('"', '\\"') for line in lines) + '"'
 
 
-def expansion_to_dot(expansion: Expansion, label_of: LabelOf | None = None) -> str:
+def expansion_to_dot(
+    expansion: Expansion, label_of: LabelOf | None = None, provenance: Provenance | None = None
+) -> str:
     """A digraph with an edge from each contributor to what it contributes to, labelled with the
     contribution (blue positive, red negative). A node reached twice is drawn once."""
     target = expansion.target
     title = _quote(f"{target.spec} @ P{target.position}", f"= {expansion.value:.4g}")
+    comments = [] if provenance is None else [f"// {line}" for line in provenance.comment_lines()]
     lines = [
+        *comments,
         "digraph trace {",
         "  rankdir=BT;",
         '  node [shape=box, fontname="monospace"];',

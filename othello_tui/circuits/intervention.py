@@ -23,7 +23,7 @@ from torch import Tensor
 
 from othello_tui.circuits.belief_edit import belief_push
 from othello_tui.circuits.edits import BeliefEdit, Edit, parse_edit
-from othello_tui.circuits.nodes import parse_feature_node
+from othello_tui.circuits.nodes import CircuitError, parse_feature_node
 from othello_tui.circuits.trace import GameTrace
 from othello_tui.dictionary.sae import hook_name_of
 
@@ -120,7 +120,8 @@ def intervene(
 ) -> InterventionResult:
     """Apply ``edits`` together and rerun the model; ``watch`` names features (``"P9L1A12"``)
     whose activations before and after are reported, ``keep`` hooks whose values after the edits
-    are returned (e.g. the residual stream for the probes). Identity: an edit that sets a feature to its
+    are returned (e.g. the residual stream for the probes); :class:`CircuitError` when the edits
+    make any logit non-finite. Identity: an edit that sets a feature to its
     own activation adds an exact zero, so nothing changes, bit for bit.
 
     An edited feature reports its new value, and the other features of an edited module output
@@ -132,6 +133,11 @@ def intervene(
         trace.check_feature(module, feature)
     hooks = sorted({hook_name_of(module) for _, module, _ in watched} | set(keep))
     logits_BTV, kept = intervene_batch(trace, [edits], freeze_ln, freeze_modules, hooks)
+    if not torch.isfinite(logits_BTV).all():
+        raise CircuitError(
+            f"{', '.join(edit.text for edit in edits)} made the logits overflow (inf or nan):"
+            " give smaller values or factors"
+        )
     # encode whole [T, D] outputs, as the trace did, so that unchanged outputs give identical bits
     after = {
         module: trace.dictionaries[module].encode(kept[hook_name_of(module)][0]) for _, module, _ in watched

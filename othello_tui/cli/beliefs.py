@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from othello_tui.cli import output
-from othello_tui.cli.circuits import MOVES_HELP, POS_HELP, game_at
+from othello_tui.cli.circuits import POS_HELP, position_in
+from othello_tui.cli.game_args import chosen_game, game_options
 from othello_tui.cli.groups import DEFAULT_WEIGHTS, main
 from othello_tui.cli.loading import load_model_or_fail, load_probes_or_fail
 
@@ -33,7 +34,7 @@ def _cells(classes, probs, mover: int) -> list[str]:
 
 
 @main.command("board")
-@click.option("--moves", required=True, help=MOVES_HELP)
+@game_options()
 @click.option("--pos", "position", type=int, default=None, help=POS_HELP)
 @click.option("--layer", default="L3", show_default=False, help=LAYER_HELP)
 @click.option(
@@ -43,7 +44,7 @@ def _cells(classes, probs, mover: int) -> list[str]:
     "--weights", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WEIGHTS, show_default=True,
     help="Model weights folder; the probes live beside the model.",
 )  # fmt: skip
-def board_command(moves, position, layer, as_json, weights) -> None:
+def board_command(moves, game_index, seed, position, layer, as_json, weights) -> None:
     """The board after a move, and what the mine/theirs probe reads from the residual stream there.
 
     Mine is the colour of the player who just moved. Believed discs are drawn in real colours;
@@ -56,7 +57,8 @@ def board_command(moves, position, layer, as_json, weights) -> None:
     from othello_tui.probes.beliefs import read_beliefs
     from othello_tui.probes.families import mine_theirs_classes, parse_site, site_label
 
-    game, position = game_at(moves, position)
+    game = chosen_game(moves, game_index, seed)
+    position = position_in(game, position)
     model = load_model_or_fail(weights)
     probes = load_probes_or_fail(weights, model)
     try:

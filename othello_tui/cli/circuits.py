@@ -9,6 +9,7 @@ import click
 
 from othello_tui.circuits.edits import MARGIN  # plain data: --help stays free of torch
 from othello_tui.cli import output
+from othello_tui.cli.game_args import chosen_game, game_options
 from othello_tui.cli.groups import DEFAULT_WEIGHTS, evaluate, main
 from othello_tui.cli.loading import (
     cache_option,
@@ -17,25 +18,25 @@ from othello_tui.cli.loading import (
     load_probes_or_fail,
 )
 
-MOVES_HELP = 'The game so far, e.g. "f-4 f-5 c-3" (commas or spaces between moves).'
 POS_HELP = (
     "Position, 0-based: position i holds move i+1 and predicts move i+2; negative counts from the end."
     " [default: the last move]"
 )
 WEIGHTS_HELP = "Folder with the model; dictionaries are read from its dictionaries/ subfolder."
 
+_WEIGHTS = click.option(
+    "--weights",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_WEIGHTS,
+    show_default=True,
+    help=WEIGHTS_HELP,
+)
 SHOWN_CHANGE = 5e-4  # the smallest probability change ``intervene`` lists
 
 
-def game_at(moves: str, position: int | None):
-    """(game, position) for a move list; the position defaults to the last move and counts from
-    the end when negative."""
-    from othello_tui.game.rules import Game, IllegalMoveError
-
-    try:
-        game = Game.from_text(moves)
-    except IllegalMoveError as error:
-        raise click.ClickException(str(error)) from None
+def position_in(game, position: int | None) -> int:
+    """The position a command names in ``game``: the last move by default, counted from the end
+    when negative."""
     if not game.moves:
         raise click.ClickException("--moves is empty: give at least one move, e.g. --moves f-4")
     n = len(game.moves)
@@ -45,17 +46,17 @@ def game_at(moves: str, position: int | None):
         raise click.ClickException(
             f"--pos {given} is outside the game: {n} moves, positions 0…{n - 1} (or −{n}…−1 from the end)"
         )
-    return game, position
+    return position
 
 
-def _open_trace(moves: str, position: int | None, weights: Path, probes: bool = False):
-    """(trace, position) for a move list; the position defaults to the last move. With ``probes``,
-    the trace also reads the probes beside the model (for probe targets)."""
+def _open_trace(game, position: int | None, weights: Path, probes: bool = False):
+    """(trace, position) for a game; the position defaults to the last move. With ``probes``, the
+    trace also reads the probes beside the model (for probe targets)."""
     from othello_tui.circuits.nodes import CircuitError
     from othello_tui.circuits.trace import GameTrace
     from othello_tui.game.squares import SQUARE_TO_TOKEN
 
-    game, position = game_at(moves, position)
+    position = position_in(game, position)
     model, dictionaries = load_model_and_dictionaries_or_fail(weights)
     found = load_probes_or_fail(weights, model) if probes else None
     try:
@@ -103,7 +104,7 @@ def rich_tree(expansion, label_of=None):
 
 
 @main.command("trace")
-@click.option("--moves", required=True, help=MOVES_HELP)
+@game_options()
 @click.option("--pos", "position", type=int, default=None, help=POS_HELP)
 @click.option(
     "--target",
@@ -126,16 +127,21 @@ def rich_tree(expansion, label_of=None):
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (target, contributions, sum).")
 @click.option("--dot", "as_dot", is_flag=True, help="Print a Graphviz digraph.")
-@click.option(
-    "--weights",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_WEIGHTS,
-    show_default=True,
-    help=WEIGHTS_HELP,
-)
+@_WEIGHTS
 @cache_option("Feature cache for the labels")
 def trace_command(
-    moves, position, target_text, depth, top, threshold, as_json, as_dot, weights, cache_file
+    moves,
+    game_index,
+    seed,
+    position,
+    target_text,
+    depth,
+    top,
+    threshold,
+    as_json,
+    as_dot,
+    weights,
+    cache_file,
 ) -> None:
     """Explain a logit, a feature or an attention score as an exact sum of node contributions.
 
@@ -149,10 +155,14 @@ def trace_command(
 
     from othello_tui.circuits.export import expansion_to_dict, expansion_to_dot
     from othello_tui.circuits.nodes import CircuitError, parse_target
+    from othello_tui.circuits.provenance import Provenance
+    from othello_tui.features import dictionaries_hash
+    from othello_tui.model.weights import model_fingerprint
 
     if as_json and as_dot:
         raise click.UsageError("--json and --dot exclude each other")
-    trace, position = _open_trace(moves, position, weights, probes=target_text.strip().startswith("probe:"))
+    game = chosen_game(moves, game_index, seed)
+    trace, position = _open_trace(game, position, weights, probes=target_text.strip().startswith("probe:"))
     try:
         target = parse_target(target_text, position)
         if target.kind == "feature":
@@ -162,10 +172,16 @@ def trace_command(
         raise click.ClickException(str(error)) from None
     cache, _ = find_feature_cache(cache_file, trace.model, trace.dictionaries)
     label_of = cache.label if cache else None
-    if as_json:
-        click.echo(json.dumps(expansion_to_dict(expansion, label_of), indent=2))
-    elif as_dot:
-        click.echo(expansion_to_dot(expansion, label_of), nl=False)
+    if as_json or as_dot:
+        provenance = Provenance(
+            game.text, position, target.spec, top, threshold, depth,
+            model_fingerprint(trace.model), dictionaries_hash(trace.dictionaries),
+            seed=seed if game_index is not None else None, game_index=game_index,
+        )  # fmt: skip
+        if as_json:
+            click.echo(json.dumps(expansion_to_dict(expansion, label_of, provenance), indent=2))
+        else:
+            click.echo(expansion_to_dot(expansion, label_of, provenance), nl=False)
     else:
         output.console(highlight=False).print(rich_tree(expansion, label_of))
 
@@ -194,7 +210,7 @@ def _board_table(delta_V, title: str):
 
 
 @main.command("intervene")
-@click.option("--moves", required=True, help=MOVES_HELP)
+@game_options()
 @click.option("--pos", "position", type=int, default=None, help=POS_HELP + " Logit changes are shown here.")
 @click.option(
     "--set",
@@ -221,14 +237,10 @@ def _board_table(delta_V, title: str):
     multiple=True,
     help="A downstream feature at a position, e.g. P9L2A12, to report before/after; repeatable.",
 )
-@click.option(
-    "--weights",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_WEIGHTS,
-    show_default=True,
-    help=WEIGHTS_HELP,
-)
-def intervene_command(moves, position, edits_text, beliefs_text, margin, watch, weights) -> None:
+@_WEIGHTS
+def intervene_command(
+    moves, game_index, seed, position, edits_text, beliefs_text, margin, watch, weights
+) -> None:
     """Set features to new values, or edit what the probes read, rerun the model and show how the
     logits change.
 
@@ -244,7 +256,8 @@ def intervene_command(moves, position, edits_text, beliefs_text, margin, watch, 
 
     if not edits_text and not beliefs_text:
         raise click.UsageError("give at least one --set or --believe")
-    trace, position = _open_trace(moves, position, weights, probes=bool(beliefs_text))
+    game = chosen_game(moves, game_index, seed)
+    trace, position = _open_trace(game, position, weights, probes=bool(beliefs_text))
     console = output.console(highlight=False)
     try:
         beliefs = [parse_belief(text, position, margin) for text in beliefs_text]
@@ -329,6 +342,61 @@ def _belief_report(trace, result, edit) -> str:
     )
 
 
+@main.command("ablate")
+@click.option("--feature", "feature_id", required=True, help="The feature to scale, e.g. L2M845.")
+@click.option("--scale", type=float, default=0.0, show_default=True, help="Factor (0 ablates).")
+@click.option(
+    "--positions", default="all", show_default=True, help="all, or one position P (0-based) to edit at."
+)
+@click.option("--games", "n_games", type=click.IntRange(min=1), default=500, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the games.")
+@click.option(
+    "--top", type=click.IntRange(min=1), default=8, show_default=True, help="Logits and features listed."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_WEIGHTS
+def ablate_command(feature_id, scale, positions, n_games, seed, top, as_json, weights) -> None:
+    """Scale a feature wherever it fires over many dataset games and measure the effect: top-1
+    legality before and after, the mean KL of the next-move distribution (over the positions at or
+    after a game's first edit), the logits that move most where it fired, and the downstream
+    features whose activations change most."""
+    import math
+
+    from rich.progress import Progress
+
+    from othello_tui.circuits.ablation import ablate_feature
+    from othello_tui.circuits.edits import MAX_EDIT_NUMBER
+    from othello_tui.circuits.nodes import CircuitError, parse_feature
+
+    if not abs(scale) <= MAX_EDIT_NUMBER or not math.isfinite(scale):
+        raise click.BadParameter(f"a factor within ±{MAX_EDIT_NUMBER:,.0f}", param_hint="--scale")
+    if positions == "all":
+        position = None
+    elif positions.isdigit() and int(positions) < 59:
+        position = int(positions)
+    else:
+        raise click.BadParameter(f"{positions!r}: all, or a position 0…58", param_hint="--positions")
+    try:
+        module, index = parse_feature(feature_id)
+    except CircuitError as error:
+        raise click.ClickException(str(error)) from None
+    model, dictionaries = load_model_and_dictionaries_or_fail(weights)
+    if module not in dictionaries or index >= dictionaries[module].cfg.d_sae:
+        sizes = ", ".join(f"{m} 0…{d.cfg.d_sae - 1}" for m, d in dictionaries.items())
+        raise click.ClickException(f"no feature {module}{index} in the dictionaries ({sizes})")
+    with Progress(transient=True, disable=as_json) as bar:
+        task = bar.add_task(f"ablating {module}{index}", total=n_games)
+        report = ablate_feature(
+            model, dictionaries, module, index, scale, position, n_games, seed, top,
+            lambda done, total: bar.update(task, completed=done),
+        )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    for line in report.lines(seed):
+        click.echo(line)
+
+
 @evaluate.command("circuits")
 @click.option("--games", "n_games", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option(
@@ -345,13 +413,7 @@ def _belief_report(trace, result, edit) -> str:
     "--seed", type=click.IntRange(min=0), default=None, help="Game seed [default: the evaluation seed]."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-@click.option(
-    "--weights",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_WEIGHTS,
-    show_default=True,
-    help=WEIGHTS_HELP,
-)
+@_WEIGHTS
 def eval_circuits_command(n_games, positions, top, seed, as_json, weights) -> None:
     """Faithfulness: each top contributor's DLA against the logit drop when ablating it.
 

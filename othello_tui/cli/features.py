@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -12,6 +13,7 @@ from pathlib import Path
 import click
 
 from othello_tui.cli import output
+from othello_tui.cli.game_args import chosen_game, game_options
 from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_WEIGHTS, evaluate, main
 from othello_tui.cli.loading import cache_option, find_feature_cache, load_model_and_dictionaries_or_fail
 
@@ -28,9 +30,12 @@ def _open(cache_file: Path | None, weights: Path):
 
     if cache_file is not None:
         try:
-            return open_cache(cache_file)
+            cache = open_cache(cache_file)
         except CacheError as error:
             raise click.ClickException(str(error)) from None
+        if (mismatch := _built_for_other_weights(cache, weights)) is not None:
+            click.echo(f"Warning: {mismatch}", err=True)
+        return cache
     cache, _ = find_feature_cache(None, *load_model_and_dictionaries_or_fail(weights), DEFAULT_CACHE_DIR)
     if cache is None:
         others = (
@@ -42,6 +47,30 @@ def _open(cache_file: Path | None, weights: Path):
             f"no feature cache for {weights} in {DEFAULT_CACHE_DIR}{others}; build it with `othello-tui cache build`"
         )
     return cache
+
+
+def _built_for_other_weights(cache, weights: Path) -> str | None:
+    """Why ``cache`` does not describe the model and dictionaries in ``weights`` (None: it does,
+    or there are no weights there to compare with: the cache still describes its own)."""
+    from othello_tui.dictionary.io import load_dictionaries
+    from othello_tui.features import dictionaries_hash
+    from othello_tui.model.weights import WeightsError, load_model, model_fingerprint
+
+    try:
+        model, _ = load_model(weights, "cpu")
+        dictionaries = load_dictionaries(weights / "dictionaries", model)
+    except WeightsError:
+        return None
+    for what, built, now in (
+        ("model", cache.model_fingerprint, model_fingerprint(model)),
+        ("dictionaries", cache.dictionaries_hash, dictionaries_hash(dictionaries)),
+    ):
+        if built != now:
+            return (
+                f"{cache.path} was built for another {what} ({built}) than the one in {weights} ({now});"
+                " it describes that one's features"
+            )
+    return None
 
 
 @main.group("cache")
@@ -91,7 +120,7 @@ def cache_group() -> None:
 @click.option(
     "--progress-lines",
     is_flag=True,
-    help="Report progress as `PHASE DONE TOTAL` lines (for programs, e.g. `play`) instead of a bar.",
+    help="Report progress as `PHASE DONE TOTAL` lines instead of a bar (always when not on a terminal).",
 )
 def cache_build(
     n_games: int,
@@ -240,6 +269,7 @@ def _progress(lines: bool) -> Iterator[Callable[[str, int, int], None]]:
         TextColumn("games"),
         TimeElapsedColumn(),
     )
+    lines = lines or not sys.stdout.isatty()  # a log file gets lines, not silence
     with _interruptible() as stop_if_asked, Progress(*columns, disable=lines) as bar:
         tasks = {}
 
@@ -331,30 +361,65 @@ def _print_label_summary(cache) -> None:
     show_default=True,
     help="Top examples to list.",
 )
+@game_options(moves_help='Also list the feature\'s activations along this game, e.g. "f-4 f-5 c-3".')
 @_CACHE
 @_WEIGHTS
-def feature(feature_id: str, as_json: bool, n_examples: int, cache_file: Path | None, weights: Path) -> None:
+def feature(
+    feature_id: str,
+    as_json: bool,
+    n_examples: int,
+    moves: str | None,
+    game_index: int | None,
+    seed: int,
+    cache_file: Path | None,
+    weights: Path,
+) -> None:
     """Show what a feature such as L2M845 responds to.
 
     Board panels over its top examples (move played, legal next moves, board relative to the
     player who moved, flipped, empty), the logit effect of its decoder row, its automatic label,
-    firing frequency, activation histogram and top examples.
+    firing frequency, activation histogram and top examples. With a game (--moves, or --seed and
+    --game-index), also where along it the feature fires.
     """
 
     from othello_tui.features import CacheError, FeatureIdError
     from othello_tui.features.render import feature_view
+    from othello_tui.game.squares import square_name
 
     cache = _open(cache_file, weights)
     try:
         stats = cache.feature(feature_id)
     except (FeatureIdError, CacheError) as error:
         raise click.ClickException(str(error)) from None
+    game = chosen_game(moves, game_index, seed, required=False)
+    along = None if game is None else _activations_along(game, stats.module, stats.index, weights)
     if as_json:
         data = stats.to_dict()
         data["examples"] = data["examples"][:n_examples]
+        if along is not None:
+            data["game"] = {"moves": game.text, "activations": along}
         click.echo(json.dumps(data, indent=2))
-    else:
-        output.console().print(feature_view(stats, n_examples))
+        return
+    console = output.console()
+    console.print(feature_view(stats, n_examples))
+    if along is not None:
+        fired = [f"P{t} {square_name(game.squares[t])} {a:.3f}" for t, a in enumerate(along) if a > 0]
+        where = ", ".join(fired) if fired else "nowhere"
+        console.print(f"{stats.feature_id} along the game ({len(along)} moves) fires at: {where}")
+
+
+def _activations_along(game, module: str, index: int, weights: Path) -> list[float]:
+    """The feature's activation at every position of ``game``, from the model in ``weights``."""
+    from othello_tui.circuits.trace import GameTrace
+    from othello_tui.game.squares import SQUARE_TO_TOKEN
+
+    if not game.moves:
+        raise click.ClickException("--moves is empty: give at least one move, e.g. --moves f-4")
+    model, dictionaries = load_model_and_dictionaries_or_fail(weights)
+    if module not in dictionaries or index >= dictionaries[module].cfg.d_sae:
+        raise click.ClickException(f"the dictionaries in {weights} have no feature {module}{index}")
+    trace = GameTrace(model, dictionaries, [int(SQUARE_TO_TOKEN[s]) for s in game.squares])
+    return [round(float(a), 6) for a in trace.activations[module][:, index].tolist()]
 
 
 @evaluate.command("labels")

@@ -45,8 +45,9 @@ from othello_tui.cli.loading import load_model_or_fail
 @click.option(
     "--checkpoint",
     type=click.Path(path_type=Path),
-    default=DEFAULT_CHECKPOINTS / "model.safetensors",
-    show_default=True,
+    default=None,
+    help="Checkpoint file [default: checkpoints/model.safetensors in the repository for the shipped"
+    " weights/, else DIR.checkpoints/model.safetensors beside --out DIR].",
 )
 @click.option("--resume", is_flag=True, help="Continue from --checkpoint.")
 @click.option(
@@ -63,6 +64,7 @@ def train_model_command(
     from othello_tui.model.device import resolve_device
     from othello_tui.model.train import TrainConfig, TrainingInterrupted, train_model
 
+    checkpoint = checkpoint or default_checkpoint(out_dir)
     if resume and not checkpoint.exists():
         raise click.ClickException(f"no checkpoint at {checkpoint} to resume from")
     if checkpoint.exists() and not resume:
@@ -92,6 +94,14 @@ def train_model_command(
     click.echo(
         f"wrote {out_dir}; held-out legality {curve[-1]['legal_top1']:.2%} after {info['training']['games']:,} games"
     )
+
+
+def default_checkpoint(out_dir: Path) -> Path:
+    """Where ``train model --out DIR`` keeps its checkpoint: beside DIR, never in the current
+    folder (the shipped weights/ keep theirs in the repository's checkpoints/)."""
+    if Path(out_dir).resolve() == DEFAULT_WEIGHTS.resolve():
+        return DEFAULT_CHECKPOINTS / "model.safetensors"
+    return Path(out_dir).with_name(f"{Path(out_dir).name}.checkpoints") / "model.safetensors"
 
 
 @evaluate.command("model")
@@ -124,6 +134,7 @@ def eval_model_command(games, seed, weights, device, as_json, record) -> None:
     if record:
         meta["metrics"] = metrics
         atomic_write_text(weights / f"{MODEL_STEM}.json", json.dumps(meta, indent=2) + "\n")
+        click.echo(f"Recorded these metrics in {weights / f'{MODEL_STEM}.json'} (the model card).", err=True)
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
@@ -144,7 +155,16 @@ def _print_metrics(metrics: dict) -> None:
     worst = min(range(len(by_move)), key=by_move.__getitem__)
     table.add_row("worst move number", f"move {worst + 2}: {by_move[worst]:.2%}")
     output.console().print(table)
-    spark = "▁▂▃▄▅▆▇█"
-    low = min(by_move)
-    bars = "".join(spark[min(7, int((v - low) / max(1e-9, 1 - low) * 7.999))] for v in by_move)
-    output.console().print(f"legality by move 2…60 ({low:.1%} … 100%): {bars}")
+    for line in legality_rows(by_move):
+        output.console().print(line)
+
+
+def legality_rows(by_move: list[float], per_row: int = 10) -> list[str]:
+    """Top-1 legality by move number as numbers, ten moves a line: a sparkline stretched over
+    96…100% drew small dips as collapses."""
+    lines = ["top-1 legality (%) by move number:"]
+    for start in range(0, len(by_move), per_row):
+        values = by_move[start : start + per_row]
+        first, last = start + 2, start + 1 + len(values)  # entry i predicts move i+2
+        lines.append(f"  moves {first:>2}–{last:<2} " + " ".join(f"{100 * v:5.1f}" for v in values))
+    return lines

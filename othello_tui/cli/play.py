@@ -3,28 +3,19 @@ command in a browser, so its options live here once (``play_options``, ``play_ar
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import click
 
+from othello_tui.cli.game_args import check_one_game, chosen_game, game_options
 from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_WEIGHTS, main
-from othello_tui.game.generator import MAX_GAME_INDEX
 
 _OPTIONS = (
-    click.option("--moves", default=None, help='Start on this game, e.g. "f-4 f-5 c-3" (commas or spaces).'),
-    click.option(
-        "--game-index",
-        type=click.IntRange(min=0, max=MAX_GAME_INDEX),
-        default=None,
-        help="Start on game N of --seed.",
-    ),
-    click.option(
-        "--seed",
-        type=click.IntRange(min=0),
-        default=0,
-        show_default=True,
-        help="Seed of the dataset games (n, g).",
+    game_options(
+        moves_help='Start on this game, e.g. "f-4 f-5 c-3" (commas or spaces).',
+        seed_help="Seed of the dataset games (n, g, and --game-index).",
     ),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
     click.option(
@@ -56,18 +47,11 @@ def play_options(command: Callable) -> Callable:
     return command
 
 
-def parse_moves(moves: str | None, game_index: int | None):
-    """The starting game of ``--moves``, or None; a usage error for bad moves or both options."""
-    from othello_tui.game.rules import Game, IllegalMoveError
-
-    if moves is not None and game_index is not None:
-        raise click.UsageError("give --moves or --game-index, not both")
-    if moves is None:
-        return None
-    try:
-        return Game.from_text(moves)
-    except IllegalMoveError as error:
-        raise click.ClickException(f"--moves: {error}") from None
+def starting_game(moves: str | None, game_index: int | None, seed: int):
+    """The starting game of ``--moves``, or None (the app loads a ``--game-index`` game itself, in a
+    worker); a usage error for bad moves or both options."""
+    check_one_game(moves, game_index)
+    return chosen_game(moves, None, seed, required=False)
 
 
 def play_arguments(
@@ -107,13 +91,34 @@ def play(
 
     The board is usable at once; the model loads in the background. With dictionaries but no
     feature cache for them, the cache is built in the background (a niced `othello-tui cache
-    build`: minutes); labels and feature pages appear when it is done. Press ? for every key.
+    build`: minutes); labels and feature pages appear when it is done. Quitting leaves that build
+    running; the next `play` shows its progress and takes the cache. Press ? for every key.
     """
     from othello_tui.tui.app import make_app
     from othello_tui.tui.session import Session
 
-    game = parse_moves(moves, game_index)
+    game = starting_game(moves, game_index, seed)
+    if device == "cuda":  # fail here, as the other commands do, not inside the app
+        from othello_tui.model.device import resolve_device
+
+        try:
+            resolve_device(device)
+        except ValueError as error:
+            raise click.ClickException(str(error)) from None
+    require_terminal()
     session = Session.from_weights(
         weights, device=device, cache=cache, cache_dir=DEFAULT_CACHE_DIR, seed=seed, build=not no_build
     )
     make_app(session, game, game_index or 0).run()
+    if (note := session.library.left_running()) is not None:
+        click.echo(note)
+
+
+def require_terminal() -> None:
+    """The app reads keys from a terminal; without one (input from a pipe or a file) it would
+    wait forever for keys that never come, spinning."""
+    if not sys.stdin.isatty():
+        raise click.ClickException(
+            "play needs a terminal: its input (stdin) is not a terminal but a pipe or a file."
+            " Run it in a terminal window (over ssh: ssh -t)."
+        )

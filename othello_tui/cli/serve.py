@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from othello_tui.cli.groups import main
-from othello_tui.cli.play import parse_moves, play_arguments, play_options
+from othello_tui.cli.play import play_arguments, play_options, starting_game
 
 #: the folder holding the ``othello_tui`` package: the app processes import this very copy
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,9 @@ def serve(host: str, port: int, public_url: str | None, **options) -> None:
     """
     from textual_serve.server import Server
 
-    parse_moves(options["moves"], options["game_index"])  # bad options fail here, not in each tab
+    starting_game(
+        options["moves"], options["game_index"], options["seed"]
+    )  # bad options fail here, not in each tab
     command = shlex.join([sys.executable, "-m", "othello_tui", *play_arguments(**options)])
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(_PACKAGE_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.console import Group
+from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -170,7 +170,12 @@ def train_dictionaries(
     )
     task = bar.add_task("train", total=1.0, status="", completed=progress_of(cfg, elapsed, trainer.tokens))
     last_checkpoint, last_draw = elapsed, 0.0
-    with Live(Group(bar), refresh_per_second=2) if show_progress else nullcontext() as live:
+    console = Console()
+    # a terminal gets a live bar and table; a pipe or a log file gets whole lines, one per
+    # checkpoint (a Live display there prints its last frame, bar characters and all)
+    live_display = show_progress and console.is_terminal
+    log_lines = show_progress and not live_display
+    with Live(Group(bar), refresh_per_second=2, console=console) if live_display else nullcontext() as live:
         while (progress := progress_of(cfg, elapsed, trainer.tokens)) < 1.0:
             started = time.perf_counter()
             stats = trainer.step(buffer.next_batch(), progress)
@@ -181,12 +186,12 @@ def train_dictionaries(
             if elapsed - last_checkpoint >= 60 * cfg.checkpoint_every_minutes:
                 write_checkpoint()
                 last_checkpoint = elapsed
-                if show_progress and not live.console.is_terminal:  # a log file gets a line per checkpoint
+                if log_lines:
                     cells = " ".join(
                         f"{m} {f:.4f}/{z:.1f}" for m, f, z in zip(modules, fvu_ema, l0_ema, strict=True)
                     )
-                    live.console.print(f"{elapsed / 60:.1f} min · {trainer.tokens:,} tokens · FVU/L0 {cells}")
-            if show_progress and elapsed - last_draw >= 1.0:
+                    console.print(f"{elapsed / 60:.1f} min · {trainer.tokens:,} tokens · FVU/L0 {cells}")
+            if live_display and elapsed - last_draw >= 1.0:
                 last_draw = elapsed
                 status = f"step {trainer.steps:,} · {trainer.tokens:,} tokens · {trainer.tokens / max(elapsed, 1e-9):,.0f} tok/s"
                 bar.update(task, completed=min(1.0, progress_of(cfg, elapsed, trainer.tokens)), status=status)

@@ -273,8 +273,10 @@ def open_cache(
             n_features = _check_layout(path, f, attrs)
             edges = f["histogram_edges"][()]
     except OSError as error:
+        # nothing marks it as ours, so never advise deleting it (it may be anyone's file)
         raise CacheError(
-            f"{path} is not a readable HDF5 file, perhaps truncated ({error}); delete it and {BUILD_HINT}"
+            f"{path} is not a feature cache: not a readable HDF5 file, or a truncated one ({error}); give a file that"
+            f" `othello-tui cache build` wrote, or {BUILD_HINT}"
         ) from None
     return FeatureCache(path, attrs, n_features, edges)
 
@@ -283,7 +285,10 @@ def _check_identity(
     path: Path, attrs: dict, expect_model: str | None, expect_dictionaries: str | None
 ) -> None:
     if attrs.get("format") != FORMAT:
-        raise CacheError(f"{path} is an HDF5 file but not an othello-tui feature cache")
+        raise CacheError(
+            f"{path} is an HDF5 file but not a feature cache; give a file that `othello-tui cache build`"
+            f" wrote, or {BUILD_HINT}"
+        )
     if attrs.get("format_version") != FORMAT_VERSION:
         raise StaleCacheError(
             f"{path} has cache format {attrs.get('format_version')}, this version reads {FORMAT_VERSION}; {REBUILD_HINT}"

@@ -147,6 +147,15 @@ def generate_games(n: int, seed: int) -> GameBatch:
     return GameBatch.concatenate(list(iter_games(n, seed)))
 
 
+def dataset_squares(index: int, seed: int) -> list[int]:
+    """The moves (square indices) of game ``index`` of ``seed``: ``generate_games(index + 1,
+    seed)``'s last game, without the −1 padding after its end."""
+    if not 0 <= index <= MAX_GAME_INDEX:
+        raise ValueError(f"game indices go from 0 to {MAX_GAME_INDEX:,}, not {index}")
+    *_, last = iter_games(index + 1, seed)
+    return [int(s) for s in last.squares[-1] if s >= 0]
+
+
 def random_games(n: int, rng: np.random.Generator) -> GameBatch:
     """``n`` fresh games from a running generator (the training stream)."""
     return _play_random_games(n, rng)

@@ -117,6 +117,11 @@ class Game:
     def squares(self) -> list[int]:
         return [m.square for m in self.moves]
 
+    @property
+    def text(self) -> str:
+        """``"f-4 e-5 …"``: the move list as :meth:`from_text` (and every ``--moves``) reads it."""
+        return " ".join(square_name(s) for s in self.squares)
+
     def play(self, square: int) -> Move:
         colour = self.to_move
         move_number = len(self.moves) + 1

@@ -3,6 +3,8 @@ session (no Textual) holds the model and the computations."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual import events
 from textual.app import App
 from textual.binding import Binding
@@ -24,6 +26,8 @@ from othello_tui.tui.widgets.contributor_tree import ContributorTree
 from othello_tui.tui.widgets.cursor_list import CursorList
 from othello_tui.tui.widgets.examples import ExampleList
 from othello_tui.tui.widgets.features import FeatureList
+
+SCREENSHOT_FOLDER = Path("exports")
 
 
 class OthelloApp(App):
@@ -73,6 +77,20 @@ class OthelloApp(App):
                     ]
                 )
             )
+
+    def action_screenshot(self, filename: str | None = None, path: str | None = None) -> None:
+        """The palette's "Save screenshot": an SVG in ``path`` (default ./exports, where the tree
+        exports go; Textual's own default, the Downloads folder, is often missing on a server),
+        saying where it went, or why it could not be written."""
+        folder = Path(path or SCREENSHOT_FOLDER).expanduser()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            written = self.save_screenshot(filename, str(folder))
+        except OSError as error:
+            reason = f"{error.strerror or error}: {error.filename or folder}"
+            self.notify(reason, title="Screenshot not saved", severity="error", timeout=10)
+        else:
+            self.notify(f"Saved to {written}", title="Screenshot")
 
     def on_open_feature(self, message: OpenFeature) -> None:
         """A feature's page on top of the current screen, its activations in the main screen's game."""

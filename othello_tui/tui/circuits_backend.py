@@ -10,7 +10,8 @@ screens get plain data: :class:`~othello_tui.circuits.tree.Expansion` trees of
   :meth:`~CircuitsBackend.clear_edits`, :meth:`~CircuitsBackend.outcome`;
 - slow (a worker): :meth:`~CircuitsBackend.tree`, :meth:`~CircuitsBackend.children`,
   :meth:`~CircuitsBackend.attention`, :meth:`~CircuitsBackend.qk`,
-  :meth:`~CircuitsBackend.run_edits`.
+  :meth:`~CircuitsBackend.run_edits`, :meth:`~CircuitsBackend.identity`,
+  :meth:`~CircuitsBackend.ablate`.
 
 Interventions form one stack, bound to the game they were made on (its exact move list): going to
 another game leaves them aside, coming back finds them again, and an edit made on another game
@@ -115,6 +116,33 @@ class CircuitsBackend:
     ) -> Expansion | None:
         """One level under a node: its own contributors (None for a leaf)."""
         return self.trace(squares, node.position + 1).children(node, top, threshold)
+
+    def identity(self) -> tuple[str, str]:
+        """(model fingerprint, dictionaries hash) of the engine's weights."""
+        if (why := self.unavailable()) is not None:
+            raise CircuitsUnavailableError(why)
+        return self._engine().identity
+
+    def ablate(self, module: str, feature: int, n_games: int, seed: int, progress=None):
+        """:func:`~othello_tui.circuits.ablation.ablate_feature` over ``n_games`` dataset games
+        (seconds to minutes): an :class:`~othello_tui.circuits.ablation.AblationReport`."""
+        if (why := self.unavailable()) is not None:
+            raise CircuitsUnavailableError(why)
+        from othello_tui.circuits.ablation import ablate_feature  # torch: in since the model loaded
+
+        engine = self._engine()
+        with self._model_lock:
+            return ablate_feature(
+                engine.model,
+                engine.dictionaries,
+                module,
+                feature,
+                0.0,
+                None,
+                n_games,
+                seed,
+                progress=progress,
+            )
 
     def attention(self, squares: Sequence[int], position: int) -> np.ndarray:
         """float32 [L, H, S]: every head's attention from ``position`` to keys 0…position."""

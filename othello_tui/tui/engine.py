@@ -7,6 +7,7 @@ importing torch takes seconds and the board must be on screen before that.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -59,6 +60,12 @@ class ModelEngine:
         self.features_note = features_note
         self.feature_cache, self.labels_note, self.cache_request = feature_cache, labels_note, cache_request
         self.labels: Labels | None = feature_cache.label if feature_cache else None
+
+    @functools.cached_property
+    def identity(self) -> tuple[str, str]:
+        """(model fingerprint, dictionaries hash): the weights an export says it used (hashing
+        every parameter: call it from a worker)."""
+        return model_fingerprint(self.model), dictionaries_hash(self.dictionaries)
 
     def use_cache(self, path: Path) -> None:
         """Take the feature cache at ``path`` (just built) if it was built for exactly these

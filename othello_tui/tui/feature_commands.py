@@ -17,7 +17,7 @@ from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
 from othello_tui.tui.messages import OpenFeature
 
 _FEATURE = re.compile(r"^\s*(?:go\s+to\s+)?feature\s+(.*?)\s*$", re.IGNORECASE)
-_BARE_ID = re.compile(r"^\s*(L\d+[AM]\d+)\s*$", re.IGNORECASE)
+_BARE_ID = re.compile(r"^\s*(L\d+[A-Z]\d+)\s*$", re.IGNORECASE)  # any module letter: a wrong one is explained
 _SEARCH = re.compile(r"^\s*(?:label|labels|search)(?:\s+(.*?))?\s*$", re.IGNORECASE)
 MAX_HITS = 40
 

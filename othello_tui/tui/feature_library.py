@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from othello_tui.game.rules import Game
 from othello_tui.game.squares import TOKEN_TO_SQUARE
-from othello_tui.tui.cache_build import BuildStatus, CacheBuild
+from othello_tui.tui.cache_build import BuildStatus, CacheBuild, running_build
 
 if TYPE_CHECKING:
     from othello_tui.features import FeatureCache, FeatureStats, Label
@@ -85,7 +85,8 @@ class FeatureLibrary:
             return CacheState(
                 False,
                 True,
-                f"Building the feature cache in the background: {progress}. This page fills in when it is ready.",
+                f"Building the feature cache in the background: {progress}. This page fills in when it"
+                " is ready; quitting leaves the build running, and the next start takes it up.",
             )
         if status is not None and status.state == "failed":
             return CacheState(False, False, self.labels_note())
@@ -102,7 +103,7 @@ class FeatureLibrary:
     def labels_note(self) -> str | None:
         """Why there are no labels while a build runs or after it failed (None: ask the engine)."""
         status = self.build_status
-        if status is None or status.state in ("done", "cancelled"):
+        if status is None or status.state in ("done", "detached"):
             return None
         if status.running:
             return f"No labels yet: building the feature cache in the background, {status.describe()}."
@@ -179,7 +180,7 @@ class FeatureLibrary:
         engine = self._engine()
         with self._lock:
             if not self.build_wanted:
-                return self.build_status or BuildStatus("cancelled")
+                return self.build_status or BuildStatus("detached")
             request = engine.cache_request
             self._build = CacheBuild(request)
 
@@ -188,6 +189,8 @@ class FeatureLibrary:
             report(status)
 
         status = self._build.run(progress)
+        if status.state == "detached":
+            return status  # the app is closing: build_status keeps the last progress seen
         if status.state == "done":
             try:
                 engine.use_cache(request.out)
@@ -197,9 +200,19 @@ class FeatureLibrary:
         return status
 
     def close(self) -> None:
-        """Stop a running build (its child removes its temporary file); none starts after."""
+        """Stop watching a running build, which goes on without the app; none starts after."""
         with self._lock:
             self._closed = True
             build = self._build
         if build is not None:
-            build.cancel()
+            build.detach()
+
+    def left_running(self) -> str | None:
+        """What to tell the user after the app closed with a build still running (None: none)."""
+        status, build = self.build_status, self._build
+        if build is None or status is None or not status.running or running_build(build.request) is None:
+            return None
+        return (
+            f"The feature cache build goes on in the background ({status.describe()}; progress in"
+            f" {build.request.log}). The next `othello-tui play` shows its progress and takes the cache."
+        )

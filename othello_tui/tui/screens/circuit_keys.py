@@ -26,6 +26,7 @@ from textual.screen import Screen
 from othello_tui.circuits.edits import BeliefEdit, Edit
 from othello_tui.circuits.nodes import Target
 from othello_tui.game.squares import SQUARE_TO_TOKEN, square_name
+from othello_tui.tui.screens.ablation import AblationPanel
 from othello_tui.tui.screens.attention import AttentionScreen
 from othello_tui.tui.screens.prompt import PromptScreen, parse_factor
 from othello_tui.tui.screens.tree import TreeScreen
@@ -139,6 +140,14 @@ CIRCUIT_KEYS = [
         id="circuits.scale",
     ),
     Binding("c", "clear_edits", "clear", show=False, tooltip="clear every intervention", id="circuits.clear"),
+    Binding(
+        "A",
+        "batch_ablate",
+        "ablate over games",
+        show=False,
+        tooltip="ablate the feature under the cursor over dataset games: its effect on average",
+        id="circuits.batch_ablate",
+    ),
 ]
 
 
@@ -180,7 +189,14 @@ class CircuitKeys(Screen):
             self.say(target)
             return
         self.app.push_screen(
-            TreeScreen(self.session, self.shown.game, target, self.shown.source, self.action_jump)
+            TreeScreen(
+                self.session,
+                self.shown.game,
+                target,
+                self.shown.source,
+                self.action_jump,
+                game_index=self.shown.dataset_index,
+            )  # fmt: skip
         )
 
     def action_attention(self) -> None:
@@ -195,6 +211,13 @@ class CircuitKeys(Screen):
 
     def action_ablate(self) -> None:
         self.push_edit(feature_edit(self.current_view, self._cursor_feature()))
+
+    def action_batch_ablate(self) -> None:
+        feature = self._cursor_feature()
+        if feature is None:
+            self.say(NO_FEATURE)
+        elif self._circuits_ready():
+            self.app.push_screen(AblationPanel(self.session, feature.module, feature.index))
 
     def action_scale(self) -> None:
         feature = self._cursor_feature()

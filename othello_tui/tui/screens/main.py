@@ -50,6 +50,11 @@ class Shown:
     source: str  # "game 17 (seed 3)", "pasted moves", …
     index: int | None  # dataset index of the game (None: not a dataset game)
 
+    @property
+    def dataset_index(self) -> int | None:
+        """The dataset index when the game is that dataset game itself, not a branch of it."""
+        return None if "branched" in self.source else self.index
+
 
 def cell_size_for(width: int, height: int) -> tuple[int, int]:
     """The largest board cell that leaves room for the panels (board ≤ 40% of the width)."""
@@ -102,6 +107,9 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
         ),
         Binding(
             "colon", "paste_moves", "paste moves", show=False, tooltip="load a move list", id="game.paste"
+        ),
+        Binding(
+            "y", "copy_moves", "copy moves", show=False, tooltip="copy the moves up to here", id="game.copy"
         ),
         Binding(
             "o", "toggle_overlay", "overlay", show=False, tooltip="probabilities on/off", id="board.overlay"
@@ -290,7 +298,7 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
         self.show()
 
     def on_unmount(self) -> None:
-        self.session.library.close()  # a build in progress stops and leaves no file
+        self.session.library.close()  # a build in progress goes on without the app
 
     def on_analysed(self, _: Analysed) -> None:
         self._requested = None
@@ -458,6 +466,19 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
         n_sites = self.current_view.beliefs.n_sites if self.current_view and self.current_view.beliefs else 7
         self.belief_board.site = min(max(self.belief_board.site + delta, 0), n_sites - 1)
         self.show()
+
+    def action_copy_moves(self) -> None:
+        """The moves up to the position shown, to the clipboard (OSC 52: works over SSH too) and
+        on screen, where a terminal without OSC 52 still lets them be selected."""
+        shown = self.shown
+        moves = shown.game.truncated(shown.n_moves).text
+        if not moves:
+            self.say("No moves to copy: this is the start position.")
+            return
+        self.app.copy_to_clipboard(moves)
+        index = shown.dataset_index
+        where = "" if index is None else f" (or --seed {self.session.seed} --game-index {index})"
+        self.say(f"Copied {shown.n_moves} moves, for --moves{where}: {moves}")
 
     # -- terminal size ----------------------------------------------------------------------------
 

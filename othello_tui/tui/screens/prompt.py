@@ -3,7 +3,6 @@ when it cannot: the dialog stays open with the parser's message until the input 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -15,6 +14,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
+from othello_tui.circuits.edits import MAX_EDIT_NUMBER
 from othello_tui.game.generator import MAX_GAME_INDEX
 
 T = TypeVar("T")
@@ -39,8 +39,8 @@ def parse_factor(text: str) -> float:
         factor = float(text.strip())
     except ValueError:
         raise ValueError(f"{text.strip()!r} is not a number (e.g. 0.5, 2 or -1)") from None
-    if not math.isfinite(factor):
-        raise ValueError("the factor must be a finite number")
+    if not abs(factor) <= MAX_EDIT_NUMBER:  # also catches inf and nan
+        raise ValueError(f"the factor must be a number within ±{MAX_EDIT_NUMBER:,.0f}")
     return factor
 
 

@@ -28,10 +28,11 @@ from textual.widgets.tree import TreeNode
 
 from othello_tui.circuits.edits import Edit
 from othello_tui.circuits.nodes import CircuitError, Node, Target
+from othello_tui.circuits.provenance import Provenance
 from othello_tui.circuits.tree import Expansion
 from othello_tui.game.rules import Game
 from othello_tui.tui.circuits_backend import CircuitsUnavailableError, Outcome
-from othello_tui.tui.exports import tree_files, write_files
+from othello_tui.tui.exports import shown_depth, tree_files, write_files
 from othello_tui.tui.messages import OpenFeature
 from othello_tui.tui.screens.prompt import PromptScreen, parse_factor, parse_folder, parse_threshold
 from othello_tui.tui.session import Session
@@ -45,7 +46,7 @@ DEFAULT_TOP = 8
 LOADING_DELAY = 0.15  # seconds before an expanding node shows "computing…"
 NOTES = (
     "+ raises, − lowers its parent. Σ: all contributions; … others: those not shown.\n"
-    "c a→b: activation without → with the interventions.\n"
+    "a→b after a feature: its activation without → with the interventions.\n"
     "MLP features (ADC, gates frozen) miss lower features that suppress neurons."
 )
 
@@ -155,11 +156,14 @@ class TreeScreen(Screen):
         top: int = DEFAULT_TOP,
         threshold: float | None = None,
         open_paths: frozenset[tuple[str, ...]] = frozenset(),
+        game_index: int | None = None,
     ):
         """``jump(n)`` shows move n on the main board (the main screen's own path, handed down);
-        ``open_paths`` are the feature nodes shown expanded at first."""
+        ``open_paths`` are the feature nodes shown expanded at first; ``game_index``: the game is
+        that dataset game of the session's seed (exports say so)."""
         super().__init__()
         self.session, self.game, self.target, self.source = session, game, target, source
+        self.game_index = game_index
         self._jump = jump
         self.top, self.threshold = top, threshold
         self._first_paths = open_paths
@@ -190,8 +194,9 @@ class TreeScreen(Screen):
         """The same tree anew (Backspace back from a detour; see ``navigation.py``)."""
         paths = frozenset(self.contributors.open_paths())
         return TreeScreen(
-            self.session, self.game, self.target, self.source, self._jump, self.top, self.threshold, paths
-        )
+            self.session, self.game, self.target, self.source, self._jump, self.top, self.threshold, paths,
+            self.game_index,
+        )  # fmt: skip
 
     # -- state down -------------------------------------------------------------------------------
 
@@ -262,9 +267,21 @@ class TreeScreen(Screen):
         self.post_message(self.ValuesLoaded(self.session.circuits.run_edits(self.squares, watch)))
 
     @work(thread=True, exclusive=True, group="tree-export")
-    def write_exports(self, folder: Path, files: dict[str, str]) -> None:
+    def write_exports(self, folder: Path, expansion: Expansion, svg: str, edits: tuple[str, ...]) -> None:
+        target, index = expansion.target, self.game_index
         try:
-            self.post_message(self.Exported(write_files(folder, files)))
+            weights = self.session.circuits.identity()  # hashes every weight: here, not on the loop
+            provenance = Provenance(
+                self.game.text, target.position, target.spec, self.top, self.threshold, shown_depth(expansion),
+                *weights, edits, self.session.seed if index is not None else None, index,
+            )  # fmt: skip
+            self.post_message(
+                self.Exported(
+                    write_files(folder, *tree_files(expansion, self.session.labels, svg, provenance))
+                )
+            )
+        except CircuitsUnavailableError as error:
+            self.post_message(self.Exported([], str(error)))
         except OSError as error:
             self.post_message(self.Exported([], f"{error.strerror or error}: {error.filename or folder}"))
 
@@ -406,7 +423,8 @@ class TreeScreen(Screen):
         svg = self.app.export_screenshot(
             title=f"othello-tui · {expansion.target.spec} at P{expansion.target.position}"
         )
-        self.write_exports(folder, tree_files(expansion, self.session.labels, svg))
+        edits = tuple(edit.text for edit in self.session.circuits.edits(self.squares))
+        self.write_exports(folder, expansion, svg, edits)
 
 
 def scaled(node: Node, factor: float | None) -> Edit | None:

@@ -137,11 +137,10 @@ class ContributorTree(Tree[Item]):
             if branch.expansion is not None:
                 self._add_level(child, branch.expansion, item.path)
                 child.expand()
-        if expansion.branches:
-            rest = Text.assemble(
-                (f"  {'… others':<14} ", "dim"), signed(expansion.rest), ("  not shown", "dim")
-            )
-            parent.add_leaf(rest, Item((*path, "…"), kind="rest"))
+        # always: with a threshold above every contribution it is the whole sum, and says so
+        why = "  not shown" if expansion.branches else "  none reaches the threshold"
+        rest = Text.assemble((f"  {'… others':<14} ", "dim"), signed(expansion.rest), (why, "dim"))
+        parent.add_leaf(rest, Item((*path, "…"), kind="rest"))
 
     # -- labels -------------------------------------------------------------------------------
 
