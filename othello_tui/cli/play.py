@@ -3,6 +3,7 @@ command in a browser, so its options live here once (``play_options``, ``play_ar
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -116,8 +117,9 @@ def play(
 
 def require_terminal() -> None:
     """The app reads keys from a terminal; without one (input from a pipe or a file) it would
-    wait forever for keys that never come, spinning."""
-    if not sys.stdin.isatty():
+    wait forever for keys that never come, spinning. Served in a browser (``serve``), Textual's
+    web driver reads its keys from the pipe, as it should."""
+    if not sys.stdin.isatty() and not os.environ.get("TEXTUAL_DRIVER", "").endswith(":WebDriver"):
         raise click.ClickException(
             "play needs a terminal: its input (stdin) is not a terminal but a pipe or a file."
             " Run it in a terminal window (over ssh: ssh -t)."
