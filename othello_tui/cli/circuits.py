@@ -127,6 +127,12 @@ def rich_tree(expansion, label_of=None):
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (target, contributions, sum).")
 @click.option("--dot", "as_dot", is_flag=True, help="Print a Graphviz digraph.")
+@click.option(
+    "--graph",
+    "as_graph",
+    is_flag=True,
+    help="Print the attribution-graph JSON of Neuronpedia's graph viewer and circuit-tracer.",
+)
 @_WEIGHTS
 @cache_option("Feature cache for the labels")
 def trace_command(
@@ -140,6 +146,7 @@ def trace_command(
     threshold,
     as_json,
     as_dot,
+    as_graph,
     weights,
     cache_file,
 ) -> None:
@@ -154,13 +161,14 @@ def trace_command(
     """
 
     from othello_tui.circuits.export import expansion_to_dict, expansion_to_dot
+    from othello_tui.circuits.graph_json import trace_graph
     from othello_tui.circuits.nodes import CircuitError, parse_target
     from othello_tui.circuits.provenance import Provenance
     from othello_tui.features import dictionaries_hash
     from othello_tui.model.weights import model_fingerprint
 
-    if as_json and as_dot:
-        raise click.UsageError("--json and --dot exclude each other")
+    if as_json + as_dot + as_graph > 1:
+        raise click.UsageError("--json, --dot and --graph exclude each other")
     game = chosen_game(moves, game_index, seed)
     trace, position = _open_trace(game, position, weights, probes=target_text.strip().startswith("probe:"))
     try:
@@ -172,7 +180,7 @@ def trace_command(
         raise click.ClickException(str(error)) from None
     cache, _ = find_feature_cache(cache_file, trace.model, trace.dictionaries)
     label_of = cache.label if cache else None
-    if as_json or as_dot:
+    if as_json or as_dot or as_graph:
         provenance = Provenance(
             game.text, position, target.spec, top, threshold, depth,
             model_fingerprint(trace.model), dictionaries_hash(trace.dictionaries),
@@ -180,6 +188,8 @@ def trace_command(
         )  # fmt: skip
         if as_json:
             click.echo(json.dumps(expansion_to_dict(expansion, label_of, provenance), indent=2))
+        elif as_graph:
+            click.echo(json.dumps(trace_graph(trace, expansion, provenance, label_of, top), indent=2))
         else:
             click.echo(expansion_to_dot(expansion, label_of, provenance), nl=False)
     else:
