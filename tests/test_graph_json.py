@@ -112,6 +112,9 @@ def test_a_logit_graph_has_the_schemas_fields_and_the_trees_exact_links(trace):
     metadata = graph["metadata"]
     assert metadata["prompt_tokens"] == MOVES[:13] and metadata["prompt"] == " ".join(MOVES[:13])
     assert metadata["provenance"]["moves"] == " ".join(MOVES)
+    assert (
+        metadata["slug"] == provenance_for(trace, expansion.target, 6, 3).file_stem("P12logit:c-4") + ".graph"
+    )
     assert model_fingerprint(trace.model) in metadata["scan"] and "d" * 16 in metadata["info"]["description"]
     links = {(link["source"], link["target"]): link["weight"] for link in graph["links"]}
     assert links == tree_links(expansion) and len(graph["links"]) == len(links)  # merged, no duplicates

@@ -373,6 +373,7 @@ def test_export_writes_what_the_cli_prints_and_a_dot_file(engine, trace, weights
         for graph in graphs:
             del graph["metadata"]["info"]["create_time_ms"]
         assert graphs[0] == graphs[1] and graphs[0]["nodes"][0]["node_id"] == tree.expansion.target.id
+        assert graphs[0]["metadata"]["slug"] == f"{stem}.graph"  # the file is {slug}.json
         as_dot = CliRunner().invoke(cli, [*args, "--dot"])
         assert (folder / f"{stem}.dot").read_text() == as_dot.output
         svg = (folder / f"{stem}.svg").read_text()

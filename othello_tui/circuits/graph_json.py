@@ -204,7 +204,7 @@ def _metadata(expansion: Expansion, provenance: Provenance) -> dict:
     target = expansion.target
     moves = provenance.moves.split()[: target.position + 1]
     return {
-        "slug": provenance.file_stem(target.id).removeprefix("tree-"),
+        "slug": provenance.file_stem(target.id) + ".graph",  # the app writes {slug}.json, as viewers read
         "scan": f"othello-gpt-{provenance.model_fingerprint}",
         "prompt_tokens": moves,
         "prompt": " ".join(moves),

@@ -116,7 +116,7 @@ class TreeScreen(Screen):
             "e",
             "export",
             "export",
-            tooltip="write the tree (JSON, DOT) and the screen (SVG) to a folder",
+            tooltip="write the tree (JSON, attribution graph, DOT) and the screen (SVG) to a folder",
             id="tree.export",
         ),
     ]
