@@ -119,3 +119,24 @@ def test_trace_reads_saelens_folders_from_dictionaries(tmp_path, tiny_weights, t
     assert theirs.output == ours.output
     missing = CliRunner().invoke(main, [*args, "--dictionaries", str(tmp_path / "nowhere")])
     assert missing.exit_code == 1 and "no such folder" in missing.output and "Traceback" not in missing.output
+
+
+def test_the_app_and_eval_dictionaries_read_them_too(tmp_path, tiny_weights, tiny_dictionaries):
+    from othello_tui.tui.engine import load_engine
+
+    for dictionary in tiny_dictionaries.values():
+        write_saelens(tmp_path / "saelens" / dictionary.cfg.module.lower(), dictionary)
+    engine = load_engine(tiny_weights, "cpu", tmp_path / "saelens")
+    assert list(engine.dictionaries) == list(tiny_dictionaries)
+    x_ND = torch.randn(5, tiny_dictionaries["L0M"].cfg.d_in)
+    assert torch.equal(engine.dictionaries["L0M"].encode(x_ND), tiny_dictionaries["L0M"].encode(x_ND))
+    args = [
+        "eval",
+        "dictionaries",
+        "--weights",
+        str(tiny_weights),
+        "--dictionaries",
+        str(tmp_path / "saelens"),
+    ]
+    refused = CliRunner().invoke(main, [*args, "--save", "--games", "2"])
+    assert refused.exit_code == 2 and "came from SAELens folders" in refused.output
