@@ -140,3 +140,34 @@ def test_the_app_and_eval_dictionaries_read_them_too(tmp_path, tiny_weights, tin
     ]
     refused = CliRunner().invoke(main, [*args, "--save", "--games", "2"])
     assert refused.exit_code == 2 and "came from SAELens folders" in refused.output
+
+
+def test_a_jumprelu_folder_activates_as_saelens_does(tmp_path, tiny_dictionaries):
+    original = tiny_dictionaries["L0M"]
+    folder = write_saelens(tmp_path / "jump", original, architecture="jumprelu")
+    threshold_F = torch.linspace(-0.5, 0.5, original.cfg.d_sae)  # some below zero
+    tensors = {
+        name: getattr(original, name).detach().clone() for name in ("W_enc", "b_enc", "W_dec", "b_dec")
+    }
+    save_file({**tensors, "threshold": threshold_F}, folder / "sae_weights.safetensors")
+    loaded = load_saelens(folder)
+    x_ND = torch.randn(40, original.cfg.d_in, generator=torch.Generator().manual_seed(3))
+    h_NF = original.pre_acts(x_ND)
+    assert torch.equal(loaded.encode(x_ND), torch.relu(h_NF) * (h_NF > threshold_F))  # SAELens's rule
+
+
+def test_a_fingerprint_in_the_metadata_must_match_the_model(tmp_path, tiny_model, tiny_dictionaries):
+    metadata = {"hook_name": "blocks.0.hook_attn_out", "model_fingerprint": "0" * 16}
+    write_saelens(tmp_path / "sae", tiny_dictionaries["L0A"], metadata=metadata)
+    with pytest.raises(WeightsError, match="trained for another model"):
+        load_dictionaries(tmp_path, tiny_model)
+    assert list(load_dictionaries(tmp_path)) == ["L0A"]  # no model: nothing to compare with
+
+
+def test_sae_lens_encodes_a_folder_as_we_read_it(tmp_path, tiny_dictionaries):
+    sae_lens = pytest.importorskip("sae_lens")
+    original = tiny_dictionaries["L1M"]
+    folder = write_saelens(tmp_path / "sae", original, apply_b_dec_to_input=False)
+    sae = sae_lens.SAE.load_from_disk(str(folder), device="cpu")
+    x_ND = torch.randn(30, original.cfg.d_in, generator=torch.Generator().manual_seed(4))
+    assert torch.allclose(sae.encode(x_ND), load_saelens(folder).encode(x_ND), atol=1e-5)

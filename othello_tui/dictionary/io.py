@@ -131,7 +131,8 @@ def load_saelens(folder: Path, model: OthelloGPT | None = None) -> Dictionary:
 
     ``apply_b_dec_to_input: false`` (``h = W_enc·x + b_enc``) is folded into ours exactly:
     ``h = W_enc·(x − b_dec) + (b_enc + W_enc·b_dec)``. Any input normalisation and decoder-norm
-    rescaling are refused: they would make the pre-activation something else."""
+    rescaling are refused: they would make the pre-activation something else. A
+    ``metadata.model_fingerprint`` (our provenance there) must match ``model``."""
     cfg_path, tensors_path = folder / "cfg.json", folder / "sae_weights.safetensors"
     meta = read_json(cfg_path)
     hook = (meta.get("metadata") or {}).get("hook_name", meta.get("hook_name", meta.get("hook_point")))
@@ -160,13 +161,21 @@ def load_saelens(folder: Path, model: OthelloGPT | None = None) -> Dictionary:
     if cfg.architecture == "topk" and not isinstance(cfg.k, int):
         raise WeightsError(f"{cfg_path} is a topk dictionary without an integer k")
     _check_fits(cfg, model, cfg_path)
+    built_for = (meta.get("metadata") or {}).get("model_fingerprint")
+    if model is not None and built_for is not None and built_for != model_fingerprint(model):
+        raise WeightsError(
+            f"{cfg_path} was trained for another model (fingerprint {built_for}, this model is "
+            f"{model_fingerprint(model)})"
+        )
     tensors = read_tensors(tensors_path)
     if architecture != "jumprelu":
         tensors.pop("threshold", None)
     dictionary = _build(cfg, tensors, tensors_path)
-    if meta.get("apply_b_dec_to_input", True) is False:
-        with torch.no_grad():
+    with torch.no_grad():
+        if meta.get("apply_b_dec_to_input", True) is False:
             dictionary.b_enc += dictionary.b_dec @ dictionary.W_enc
+        # SAELens: ReLU(h)·[h > θ]; ours h·[h > θ]: the same for every h once θ ≥ 0
+        dictionary.threshold.clamp_(min=0)
     return dictionary
 
 
