@@ -27,6 +27,9 @@ direct contribution. Field by field:
 - ours, beside the schema's: ``others`` and ``sum`` on each expanded node (links in + ``others``
   = ``sum`` = all contributions, ≈ ``activation``), and ``metadata.provenance``.
 
+Neuronpedia's viewer refuses a graph with no node above layer 0 (its ``maxLayer`` check), which
+a tree rooted at an L0 feature or score is; any other tree opens there.
+
 A score root carries its (query node, key node) pairs in Neuronpedia's ``qk_tracing_results``
 form (pairs, and each side's exact marginal sums); the nodes they name, which have no links, are
 in the top-level ``qk_only_nodes``.
