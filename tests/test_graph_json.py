@@ -160,17 +160,21 @@ def test_links_into_every_expanded_node_sum_to_its_value(trace):
 
 
 def test_with_every_contributor_shown_the_links_alone_sum_to_the_value(trace):
-    feature, _ = trace.active_features(6, "L0A")[0]
-    graph, _ = graph_of(trace, f"feature:L0A{feature}", 6, top=100_000, depth=1)
+    feature, _ = trace.active_features(6, "L1M")[0]
+    graph, _ = graph_of(trace, f"feature:L1M{feature}", 6, top=100_000, depth=1)
+    check_schema(graph)
     root = graph["nodes"][0]
     assert root["others"] == pytest.approx(0, abs=1e-6) and len(graph["links"]) == len(graph["nodes"]) - 1
-    assert root["feature_type"] == "feature pre-activation" and root["layer"] == 0
+    assert root["feature_type"] == "feature pre-activation" and root["layer"] == 1
     assert math.fsum(link["weight"] for link in graph["links"]) == pytest.approx(root["activation"], rel=1e-5)
-    biases = {node["node_id"]: node for node in graph["nodes"] if node["feature_type"] == "bias"}
-    assert {"P6L0A.b_enc", "P6blocks.0.attn.b_O"} <= set(biases)  # the target's own constants
-    assert biases["P6blocks.0.attn.b_O"]["layer"] == 0
-    types = {node["feature_type"] for node in graph["nodes"]}
-    assert {"embedding", "positional embedding"} <= types
+    nodes = {node["node_id"]: node for node in graph["nodes"]}
+    for bias, layer in (("P6L1M.b_enc", 1), ("P6blocks.1.ln2.b", 1), ("P6L0A.bias", 0), ("P6L1A.bias", 1)):
+        assert nodes[bias]["feature_type"] == "bias" and nodes[bias]["layer"] == layer
+    assert nodes["P6L0A.error"]["feature_type"] == "lorsa error" and nodes["P6L0A.error"]["layer"] == 0
+    assert nodes["P6L0M.error"]["feature_type"] == "mlp reconstruction error"
+    assert nodes["P6embed"]["feature_type"] == "embedding" and nodes["P6embed"]["layer"] == "E"
+    assert nodes["P6pos"]["feature_type"] == "positional embedding" and nodes["P6pos"]["layer"] == "E"
+    assert {"lorsa", "cross layer transcoder"} <= {node["feature_type"] for node in graph["nodes"]}
 
 
 def test_a_score_graph_carries_the_qk_pairs_in_neuronpedias_form(trace):
