@@ -219,3 +219,24 @@ def test_trace_graph_prints_the_graph(tmp_path, tiny_weights, tiny_model, tiny_d
     assert graph["metadata"]["provenance"]["commands"][0].startswith("othello-tui trace --moves")
     both = CliRunner().invoke(main, [*args, "--graph", "--json"])
     assert both.exit_code == 2 and "exclude each other" in both.output and "Traceback" not in both.output
+
+
+def test_influence_is_circuit_tracers_cumulative_share():
+    """A hand-made tree: P3logit:c-4 ← a (+3), b (−1); a ← c (+2). Normalised |weights|: a 0.75,
+    b 0.25 into the root, c 1 into a; influence 1, 0.75, 0.75 (c through a), 0.25."""
+    from othello_tui.circuits.graph_json import expansion_to_graph
+    from othello_tui.circuits.nodes import Node
+    from othello_tui.circuits.tree import Branch, Expansion
+
+    root = parse_target("logit:c-4", 3)
+    a, b, c = (Node(f"P3L1M{n}", 3, "feature", "L1M", n) for n in (1, 2, 3))
+    below_a = Expansion(a.as_target(), 2.0, 2.0, [Branch(c, 2.0)], 0.0)
+    expansion = Expansion(root, 2.0, 2.0, [Branch(a, 3.0, below_a), Branch(b, -1.0)], 0.0)
+    provenance = Provenance("f-4 f-3 e-2 c-4", 3, root.spec, 2, None, 2, "m" * 16, "d" * 16)
+    graph = expansion_to_graph(expansion, provenance, 6, {a.id: 2.0, b.id: 1.0, c.id: 2.0}, 0.5)
+    check_schema(graph)
+    shares = {node["node_id"]: node["influence"] for node in graph["nodes"]}
+    total = 1 + 0.75 + 0.75 + 0.25
+    assert shares == pytest.approx({root.id: 1 / total, a.id: 1.75 / total, c.id: 2.5 / total, b.id: 1.0})
+    assert graph["metadata"]["prompt_tokens"] == ["f-4", "f-3", "e-2", "c-4"]
+    assert graph["nodes"][0]["clerp"] == 'Output "c-4" (p=0.500)'

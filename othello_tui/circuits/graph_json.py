@@ -22,8 +22,9 @@ direct contribution. Field by field:
   the root's value; null for vector nodes (embeddings, errors, biases).
 - ``influence``: circuit-tracer's pruning score, the cumulative share of influence of the nodes
   at least as influential, with influence ``w·(I − A)⁻¹`` (A: |link weights| normalised per
-  target, w: the root's probability, or 1 for a non-logit root). Counting the identity term keeps
-  the root first (circuit-tracer always keeps its logits), so no viewer filter drops it.
+  target, w: the root's weight; with one root the shares do not depend on it). Counting the
+  identity term keeps the root first (circuit-tracer always keeps its logits), so no viewer
+  filter drops it.
 - ours, beside the schema's: ``others`` and ``sum`` on each expanded node (links in + ``others``
   = ``sum`` = all contributions, ≈ ``activation``), and ``metadata.provenance``.
 
@@ -122,7 +123,7 @@ def _root_entry(expansion: Expansion, n_layers: int, probability: float | None) 
     }
 
 
-def _influence(ids: list[str], links: list[dict], root: str, weight: float) -> list[float]:
+def _influence(ids: list[str], links: list[dict], root: str) -> list[float]:
     """circuit-tracer's cumulative influence share per node (see the module docstring)."""
     index = {node_id: n for n, node_id in enumerate(ids)}
     adjacency = np.zeros((len(ids), len(ids)))  # rows: targets
@@ -131,7 +132,7 @@ def _influence(ids: list[str], links: list[dict], root: str, weight: float) -> l
     totals = adjacency.sum(1, keepdims=True)
     normalised = np.divide(adjacency, totals, out=np.zeros_like(adjacency), where=totals > 0)
     w = np.zeros(len(ids))
-    w[index[root]] = weight
+    w[index[root]] = 1.0
     influence = np.linalg.solve((np.eye(len(ids)) - normalised).T, w)  # w·(I − A)⁻¹
     order = np.argsort(-influence, kind="stable")
     shares = np.empty(len(ids))
@@ -178,10 +179,7 @@ def expansion_to_graph(
         pairs = [[b.node.parts[0].id, b.node.parts[1].id, b.contribution] for b in expansion.branches]
         root["qk_tracing_results"] = {"pair_wise_contributors": pairs, **qk}
     ids = list(nodes)
-    weight = 1.0 if probability is None else probability
-    for entry, share in zip(
-        nodes.values(), _influence(ids, list(links.values()), target.id, weight), strict=True
-    ):
+    for entry, share in zip(nodes.values(), _influence(ids, list(links.values()), target.id), strict=True):
         entry["influence"] = share
     graph = {
         "metadata": _metadata(expansion, provenance),
