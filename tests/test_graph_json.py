@@ -196,7 +196,17 @@ def test_a_score_graph_carries_the_qk_pairs_in_neuronpedias_form(trace):
         for node_id, value in results[side]:
             assert value == pytest.approx(marginal[node_id], abs=1e-5)
     named = {node_id for q, k, _ in pairs for node_id in (q, k)}
-    assert named <= set(graph["qk_only_nodes"]) and all(q.startswith("P9") for q, _, _ in pairs)
+    named |= {
+        node_id
+        for side in ("top_q_marginal_contributors", "top_k_marginal_contributors")
+        for node_id, _ in results[side]
+    }
+    assert named == set(graph["qk_only_nodes"]) and all(q.startswith("P9") for q, _, _ in pairs)
+    for node_id, node in graph["qk_only_nodes"].items():
+        assert has_fields(node, REQUIRED_NODE) and node["node_id"] == node_id
+        if node["feature"] is not None:
+            feature = trace.node(node_id)
+            assert node["activation"] == trace.activation(feature.position, feature.module, feature.feature)
 
 
 def test_trace_graph_prints_the_graph(tmp_path, tiny_weights, tiny_model, tiny_dictionaries, trace):

@@ -32,8 +32,8 @@ Neuronpedia's viewer refuses a graph with no node above layer 0 (its ``maxLayer`
 a tree rooted at an L0 feature or score is; any other tree opens there.
 
 A score root carries its (query node, key node) pairs in Neuronpedia's ``qk_tracing_results``
-form (pairs, and each side's exact marginal sums); the nodes they name, which have no links, are
-in the top-level ``qk_only_nodes``.
+form (pairs, and each side's exact marginal sums); every node they name, none of which has links,
+is in the top-level ``qk_only_nodes``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from othello_tui.circuits.tree import Expansion
 from othello_tui.game.squares import square_name
 
 GENERATOR = {"name": "othello-tui", "version": __version__}
-QKResults = dict[str, list]
+QKMarginals = dict[str, list[tuple[Node, float]]]  # top_q/top_k_marginal_contributors
 _BLOCK_RE = re.compile(r"(?:blocks\.|^L)(\d+)")
 _ROOT_TYPES = {
     "feature": "feature pre-activation",
@@ -146,12 +146,12 @@ def expansion_to_graph(
     n_layers: int,
     activations: Mapping[str, float],
     probability: float | None = None,
-    qk: QKResults | None = None,
+    qk: QKMarginals | None = None,
     label_of: LabelOf | None = None,
 ) -> dict:
     """The graph of a tree. ``activations``: node id -> activation of its feature nodes;
-    ``probability``: a logit root's; ``qk``: a score root's ``qk_tracing_results`` (pairs are
-    taken from the tree, the marginals from here)."""
+    ``probability``: a logit root's; ``qk``: a score root's marginal contributors (its
+    ``qk_tracing_results`` take the pairs from the tree)."""
     target = expansion.target
     root = _root_entry(expansion, n_layers, probability)
     nodes: dict[str, dict] = {target.id: root}
@@ -177,7 +177,10 @@ def expansion_to_graph(
     walk(root, expansion)
     if qk is not None:
         pairs = [[b.node.parts[0].id, b.node.parts[1].id, b.contribution] for b in expansion.branches]
-        root["qk_tracing_results"] = {"pair_wise_contributors": pairs, **qk}
+        root["qk_tracing_results"] = {"pair_wise_contributors": pairs}
+        for side, contributors in qk.items():
+            pair_parts.update((node.id, node) for node, _ in contributors)
+            root["qk_tracing_results"][side] = [[node.id, value] for node, value in contributors]
     ids = list(nodes)
     for entry, share in zip(nodes.values(), _influence(ids, list(links.values()), target.id), strict=True):
         entry["influence"] = share
@@ -233,27 +236,29 @@ def trace_graph(
     :class:`~othello_tui.circuits.trace.GameTrace`: activations, the root logit's probability and
     a score root's QK marginals (each side's ``qk_top`` largest by |sum|)."""
     target = expansion.target
-    activations = {}
+    qk = _qk_marginals(trace, target, qk_top) if target.kind == "score" else None
+    nodes = [node for contributors in (qk or {}).values() for node, _ in contributors]
     pending = [expansion]
     while pending:
         level = pending.pop()
         for branch in level.branches:
-            node = branch.node
-            for part in node.parts or (node,):
-                if part.kind == "feature":
-                    activations[part.id] = trace.activation(part.position, part.module, part.feature)
+            nodes += branch.node.parts or (branch.node,)
             if branch.expansion is not None:
                 pending.append(branch.expansion)
+    activations = {
+        node.id: trace.activation(node.position, node.module, node.feature)
+        for node in nodes
+        if node.kind == "feature"
+    }
     probability = None
     if target.kind == "logit":
         probability = float(trace.logits_TV[target.position].softmax(-1)[target.token])
-    qk = _qk_marginals(trace, target, qk_top) if target.kind == "score" else None
     return expansion_to_graph(
         expansion, provenance, trace.model.cfg.n_layers, activations, probability, qk, label_of
     )
 
 
-def _qk_marginals(trace, target: Target, top: int) -> QKResults:
+def _qk_marginals(trace, target: Target, top: int) -> QKMarginals:
     """Each query node's contribution summed over every key node, and each key node's over every
     query node: exact, unlike sums over the pairs shown."""
     attribution = trace.contributions(target)
@@ -261,7 +266,7 @@ def _qk_marginals(trace, target: Target, top: int) -> QKResults:
 
     def largest(sums, part_of) -> list:
         order = sums.abs().argsort(descending=True)[:top]
-        return [[part_of(int(n)).id, float(sums[n])] for n in order]
+        return [(part_of(int(n)), float(sums[n])) for n in order]
 
     return {
         "top_q_marginal_contributors": largest(
