@@ -78,11 +78,13 @@ def test_a_tree_export_of_a_dataset_game_names_it(engine, tmp_path, monkeypatch)
         for _ in range(200):
             await app.workers.wait_for_complete()
             await pilot.pause()
-            if (tmp_path / "exports").exists() and len(list((tmp_path / "exports").iterdir())) == 3:
+            if (tmp_path / "exports").exists() and len(list((tmp_path / "exports").iterdir())) == 4:
                 break
-        (exported,) = (tmp_path / "exports").glob("*.json")
+        (exported,) = (p for p in (tmp_path / "exports").glob("*.json") if not p.name.endswith(".graph.json"))
         assert exported.name.startswith("tree-s2g7-P4logit-")
         provenance = json.loads(exported.read_text())["provenance"]
+        graph = json.loads(exported.with_name(exported.stem + ".graph.json").read_text())
+        assert graph["metadata"]["provenance"] == provenance
         assert (provenance["seed"], provenance["game_index"], provenance["position"]) == (2, 7, 4)
         assert provenance["moves"] == Game.from_squares(dataset_squares(7, 2)).text
         assert "--seed 2 --game-index 7 --pos 4" in provenance["commands"][0]

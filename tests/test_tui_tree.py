@@ -368,6 +368,12 @@ def test_export_writes_what_the_cli_prints_and_a_dot_file(engine, trace, weights
         assert as_json.exit_code == 0, as_json.output
         assert (folder / f"{stem}.json").read_text() == as_json.output
         assert json.loads(as_json.output)["contributions"][0]["node"] == tree.expansion.branches[0].node.id
+        as_graph = CliRunner().invoke(cli, [*args, "--graph"])
+        graphs = [json.loads(text) for text in ((folder / f"{stem}.graph.json").read_text(), as_graph.output)]
+        for graph in graphs:
+            del graph["metadata"]["info"]["create_time_ms"]
+        assert graphs[0] == graphs[1] and graphs[0]["nodes"][0]["node_id"] == tree.expansion.target.id
+        assert graphs[0]["metadata"]["slug"] == f"{stem}.graph"  # the file is {slug}.json
         as_dot = CliRunner().invoke(cli, [*args, "--dot"])
         assert (folder / f"{stem}.dot").read_text() == as_dot.output
         svg = (folder / f"{stem}.svg").read_text()
@@ -379,7 +385,7 @@ def test_export_writes_what_the_cli_prints_and_a_dot_file(engine, trace, weights
         await settle(app, pilot)
         assert {path: path.read_text() for path in before} == before
         assert sorted(p.name for p in set(folder.iterdir()) - set(before)) == [
-            f"{stem}-2{suffix}" for suffix in (".dot", ".json", ".svg")
+            f"{stem}-2{suffix}" for suffix in (".dot", ".graph.json", ".json", ".svg")
         ]
 
     run(app, scenario)
@@ -403,7 +409,12 @@ def test_the_palette_exports_the_tree_and_clears_interventions(engine, tmp_path,
         assert isinstance(app.screen, PromptScreen)
         await pilot.press("enter")  # the default folder
         await settle(app, pilot)
-        assert sorted(path.suffix for path in (tmp_path / "exports").iterdir()) == [".dot", ".json", ".svg"]
+        assert sorted("".join(path.suffixes) for path in (tmp_path / "exports").iterdir()) == [
+            ".dot",
+            ".graph.json",
+            ".json",
+            ".svg",
+        ]
         tree = app.screen.query_one(ContributorTree)
         await to_node(pilot, tree, next(c for c in tree.root.children if c.data.node.kind == "feature"))
         await pilot.press("a")

@@ -34,7 +34,8 @@ class Attribution:
     ``values_N.sum() == value`` (the target in the real forward pass) to float rounding.
     OV attributions also offer ``per_head()``, computed on demand (it costs H times the total):
     [N, H] whose column h decomposes the part of the target written through head h; the
-    head-independent constants (``b_O``, ``b_enc``) have zero rows there.
+    head-independent constants (``b_O``, ``b_enc``) have zero rows there. Score attributions
+    set ``n_keys``: ``values_N`` is then [query part, key part] flattened row-major.
     """
 
     target: Target
@@ -42,6 +43,7 @@ class Attribution:
     values_N: Tensor
     node_at: Callable[[int], Node]
     per_head: Callable[[], Tensor] | None = None
+    n_keys: int | None = None
 
     def sum(self) -> float:
         return float(self.values_N.sum())
@@ -217,4 +219,4 @@ def attention_score(trace: GameTrace, target: Target) -> Attribution:
         a, b = divmod(n, n_keys)
         return pair_node(side_node(a, q_rows, q_params), side_node(b, k_rows, k_params))
 
-    return Attribution(target, trace.target_value(target), pairs_QK.flatten(), node_at)
+    return Attribution(target, trace.target_value(target), pairs_QK.flatten(), node_at, n_keys=n_keys)

@@ -13,6 +13,7 @@ from othello_tui.cli.game_args import chosen_game, game_options
 from othello_tui.cli.groups import DEFAULT_WEIGHTS, evaluate, main
 from othello_tui.cli.loading import (
     cache_option,
+    dictionaries_option,
     find_feature_cache,
     load_model_and_dictionaries_or_fail,
     load_probes_or_fail,
@@ -49,7 +50,7 @@ def position_in(game, position: int | None) -> int:
     return position
 
 
-def _open_trace(game, position: int | None, weights: Path, probes: bool = False):
+def _open_trace(game, position: int | None, weights: Path, dictionaries: Path | None, probes: bool = False):
     """(trace, position) for a game; the position defaults to the last move. With ``probes``, the
     trace also reads the probes beside the model (for probe targets)."""
     from othello_tui.circuits.nodes import CircuitError
@@ -57,7 +58,7 @@ def _open_trace(game, position: int | None, weights: Path, probes: bool = False)
     from othello_tui.game.squares import SQUARE_TO_TOKEN
 
     position = position_in(game, position)
-    model, dictionaries = load_model_and_dictionaries_or_fail(weights)
+    model, dictionaries = load_model_and_dictionaries_or_fail(weights, dictionaries=dictionaries)
     found = load_probes_or_fail(weights, model) if probes else None
     try:
         tokens = [int(SQUARE_TO_TOKEN[s]) for s in game.squares]
@@ -127,7 +128,14 @@ def rich_tree(expansion, label_of=None):
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (target, contributions, sum).")
 @click.option("--dot", "as_dot", is_flag=True, help="Print a Graphviz digraph.")
+@click.option(
+    "--graph",
+    "as_graph",
+    is_flag=True,
+    help="Print the attribution-graph JSON of Neuronpedia's graph viewer and circuit-tracer.",
+)
 @_WEIGHTS
+@dictionaries_option
 @cache_option("Feature cache for the labels")
 def trace_command(
     moves,
@@ -140,7 +148,9 @@ def trace_command(
     threshold,
     as_json,
     as_dot,
+    as_graph,
     weights,
+    dictionaries_dir,
     cache_file,
 ) -> None:
     """Explain a logit, a feature or an attention score as an exact sum of node contributions.
@@ -154,15 +164,18 @@ def trace_command(
     """
 
     from othello_tui.circuits.export import expansion_to_dict, expansion_to_dot
+    from othello_tui.circuits.graph_json import trace_graph
     from othello_tui.circuits.nodes import CircuitError, parse_target
     from othello_tui.circuits.provenance import Provenance
     from othello_tui.features import dictionaries_hash
     from othello_tui.model.weights import model_fingerprint
 
-    if as_json and as_dot:
-        raise click.UsageError("--json and --dot exclude each other")
+    if as_json + as_dot + as_graph > 1:
+        raise click.UsageError("--json, --dot and --graph exclude each other")
     game = chosen_game(moves, game_index, seed)
-    trace, position = _open_trace(game, position, weights, probes=target_text.strip().startswith("probe:"))
+    trace, position = _open_trace(
+        game, position, weights, dictionaries_dir, probes=target_text.strip().startswith("probe:")
+    )
     try:
         target = parse_target(target_text, position)
         if target.kind == "feature":
@@ -172,7 +185,7 @@ def trace_command(
         raise click.ClickException(str(error)) from None
     cache, _ = find_feature_cache(cache_file, trace.model, trace.dictionaries)
     label_of = cache.label if cache else None
-    if as_json or as_dot:
+    if as_json or as_dot or as_graph:
         provenance = Provenance(
             game.text, position, target.spec, top, threshold, depth,
             model_fingerprint(trace.model), dictionaries_hash(trace.dictionaries),
@@ -180,6 +193,8 @@ def trace_command(
         )  # fmt: skip
         if as_json:
             click.echo(json.dumps(expansion_to_dict(expansion, label_of, provenance), indent=2))
+        elif as_graph:
+            click.echo(json.dumps(trace_graph(trace, expansion, provenance, label_of, top), indent=2))
         else:
             click.echo(expansion_to_dot(expansion, label_of, provenance), nl=False)
     else:
@@ -238,8 +253,9 @@ def _board_table(delta_V, title: str):
     help="A downstream feature at a position, e.g. P9L2A12, to report before/after; repeatable.",
 )
 @_WEIGHTS
+@dictionaries_option
 def intervene_command(
-    moves, game_index, seed, position, edits_text, beliefs_text, margin, watch, weights
+    moves, game_index, seed, position, edits_text, beliefs_text, margin, watch, weights, dictionaries_dir
 ) -> None:
     """Set features to new values, or edit what the probes read, rerun the model and show how the
     logits change.
@@ -257,7 +273,7 @@ def intervene_command(
     if not edits_text and not beliefs_text:
         raise click.UsageError("give at least one --set or --believe")
     game = chosen_game(moves, game_index, seed)
-    trace, position = _open_trace(game, position, weights, probes=bool(beliefs_text))
+    trace, position = _open_trace(game, position, weights, dictionaries_dir, probes=bool(beliefs_text))
     console = output.console(highlight=False)
     try:
         beliefs = [parse_belief(text, position, margin) for text in beliefs_text]
@@ -355,7 +371,10 @@ def _belief_report(trace, result, edit) -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @_WEIGHTS
-def ablate_command(feature_id, scale, positions, n_games, seed, top, as_json, weights) -> None:
+@dictionaries_option
+def ablate_command(
+    feature_id, scale, positions, n_games, seed, top, as_json, weights, dictionaries_dir
+) -> None:
     """Scale a feature wherever it fires over many dataset games and measure the effect: top-1
     legality before and after, the mean KL of the next-move distribution (over the positions at or
     after a game's first edit), the logits that move most where it fired, and the downstream
@@ -380,7 +399,7 @@ def ablate_command(feature_id, scale, positions, n_games, seed, top, as_json, we
         module, index = parse_feature(feature_id)
     except CircuitError as error:
         raise click.ClickException(str(error)) from None
-    model, dictionaries = load_model_and_dictionaries_or_fail(weights)
+    model, dictionaries = load_model_and_dictionaries_or_fail(weights, dictionaries=dictionaries_dir)
     if module not in dictionaries or index >= dictionaries[module].cfg.d_sae:
         sizes = ", ".join(f"{m} 0…{d.cfg.d_sae - 1}" for m, d in dictionaries.items())
         raise click.ClickException(f"no feature {module}{index} in the dictionaries ({sizes})")
@@ -414,7 +433,8 @@ def ablate_command(feature_id, scale, positions, n_games, seed, top, as_json, we
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @_WEIGHTS
-def eval_circuits_command(n_games, positions, top, seed, as_json, weights) -> None:
+@dictionaries_option
+def eval_circuits_command(n_games, positions, top, seed, as_json, weights, dictionaries_dir) -> None:
     """Faithfulness: each top contributor's DLA against the logit drop when ablating it.
 
     Drops are measured with every downstream module and LayerNorm scale frozen (should equal the
@@ -423,7 +443,7 @@ def eval_circuits_command(n_games, positions, top, seed, as_json, weights) -> No
     from othello_tui.circuits.faithfulness import faithfulness
     from othello_tui.model.evaluate import EVAL_SEED
 
-    model, dictionaries = load_model_and_dictionaries_or_fail(weights)
+    model, dictionaries = load_model_and_dictionaries_or_fail(weights, dictionaries=dictionaries_dir)
     report = faithfulness(model, dictionaries, n_games, positions, top, EVAL_SEED if seed is None else seed)
     summary = report.summary()
     if as_json:

@@ -321,6 +321,11 @@ def eval_dictionaries_command(n_games, as_json, modules, weights, dict_dir, save
         )
     except WeightsError as error:
         raise click.ClickException(str(error)) from None
+    if save and (foreign := [m for m in dictionaries if not (dict_dir / f"{m}.json").is_file()]):
+        raise click.UsageError(
+            f"--save writes the metrics into our {{module}}.json files; {', '.join(foreign)} came from "
+            "SAELens folders"
+        )
     results = evaluate_dictionaries(model, dictionaries, n_games)
     results["replacement"] = evaluate_replacement(model, dictionaries, n_games)
     cache, note = find_feature_cache(cache_file, model, dictionaries) if not modules else (None, None)

@@ -15,7 +15,12 @@ import click
 from othello_tui.cli import output
 from othello_tui.cli.game_args import chosen_game, game_options
 from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_WEIGHTS, evaluate, main
-from othello_tui.cli.loading import cache_option, find_feature_cache, load_model_and_dictionaries_or_fail
+from othello_tui.cli.loading import (
+    cache_option,
+    dictionaries_option,
+    find_feature_cache,
+    load_model_and_dictionaries_or_fail,
+)
 
 _WEIGHTS = click.option(
     "--weights", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WEIGHTS, show_default=True,
@@ -24,8 +29,9 @@ _WEIGHTS = click.option(
 _CACHE = cache_option("Cache file to read")
 
 
-def _open(cache_file: Path | None, weights: Path):
-    """The cache named by ``--cache``, else the newest one in cache/ built for ``--weights``."""
+def _open(cache_file: Path | None, weights: Path, dictionaries: Path | None):
+    """The cache named by ``--cache``, else the newest one in cache/ built for ``--weights`` (and
+    ``--dictionaries``)."""
     from othello_tui.features import CacheError, open_cache
 
     if cache_file is not None:
@@ -33,10 +39,11 @@ def _open(cache_file: Path | None, weights: Path):
             cache = open_cache(cache_file)
         except CacheError as error:
             raise click.ClickException(str(error)) from None
-        if (mismatch := _built_for_other_weights(cache, weights)) is not None:
+        if (mismatch := _built_for_other_weights(cache, weights, dictionaries)) is not None:
             click.echo(f"Warning: {mismatch}", err=True)
         return cache
-    cache, _ = find_feature_cache(None, *load_model_and_dictionaries_or_fail(weights), DEFAULT_CACHE_DIR)
+    loaded = load_model_and_dictionaries_or_fail(weights, dictionaries=dictionaries)
+    cache, _ = find_feature_cache(None, *loaded, DEFAULT_CACHE_DIR)
     if cache is None:
         others = (
             "; the caches there were built for other weights"
@@ -49,7 +56,7 @@ def _open(cache_file: Path | None, weights: Path):
     return cache
 
 
-def _built_for_other_weights(cache, weights: Path) -> str | None:
+def _built_for_other_weights(cache, weights: Path, dictionaries_dir: Path | None) -> str | None:
     """Why ``cache`` does not describe the model and dictionaries in ``weights`` (None: it does,
     or there are no weights there to compare with: the cache still describes its own)."""
     from othello_tui.dictionary.io import load_dictionaries
@@ -58,7 +65,7 @@ def _built_for_other_weights(cache, weights: Path) -> str | None:
 
     try:
         model, _ = load_model(weights, "cpu")
-        dictionaries = load_dictionaries(weights / "dictionaries", model)
+        dictionaries = load_dictionaries(dictionaries_dir or weights / "dictionaries", model)
     except WeightsError:
         return None
     for what, built, now in (
@@ -102,6 +109,7 @@ def cache_group() -> None:
     help="Games are games 0…N−1 of this seed.",
 )
 @_WEIGHTS
+@dictionaries_option
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -127,6 +135,7 @@ def cache_build(
     top_k: int,
     seed: int,
     weights: Path,
+    dictionaries_dir: Path | None,
     out: Path | None,
     device: str,
     force: bool,
@@ -162,7 +171,7 @@ def cache_build(
     from othello_tui.dictionary import distributed
 
     distributed.use_local_gpu(device)
-    model, dictionaries = load_model_and_dictionaries_or_fail(weights, device)
+    model, dictionaries = load_model_and_dictionaries_or_fail(weights, device, dictionaries_dir)
     settings = BuildSettings(n_games, seed, top_k)
     model_digest, dictionaries_digest = model_fingerprint(model), dictionaries_hash(dictionaries)
     path = out or cache_path(DEFAULT_CACHE_DIR, model_digest, dictionaries_digest, settings)
@@ -230,8 +239,11 @@ def _build_across_ranks(model, dictionaries, settings, path: Path, progress_line
     help="File to write (default: cache/features-<id>.h5).",
 )
 @_WEIGHTS
+@dictionaries_option
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-def cache_merge(shards: tuple[Path, ...], out: Path | None, weights: Path, device: str) -> None:
+def cache_merge(
+    shards: tuple[Path, ...], out: Path | None, weights: Path, dictionaries_dir: Path | None, device: str
+) -> None:
     """Join the N shard files of `cache build --shard i/N` into the cache one build writes.
 
     Counts and histograms add, top examples merge exactly, labels are scored again from the
@@ -243,7 +255,7 @@ def cache_merge(shards: tuple[Path, ...], out: Path | None, weights: Path, devic
     from othello_tui.features.merge import MergeError, merge_caches, shard_settings
     from othello_tui.model.weights import model_fingerprint
 
-    model, dictionaries = load_model_and_dictionaries_or_fail(weights, device)
+    model, dictionaries = load_model_and_dictionaries_or_fail(weights, device, dictionaries_dir)
     try:
         if out is None:
             digests = model_fingerprint(model), dictionaries_hash(dictionaries)
@@ -364,6 +376,7 @@ def _print_label_summary(cache) -> None:
 @game_options(moves_help='Also list the feature\'s activations along this game, e.g. "f-4 f-5 c-3".')
 @_CACHE
 @_WEIGHTS
+@dictionaries_option
 def feature(
     feature_id: str,
     as_json: bool,
@@ -373,6 +386,7 @@ def feature(
     seed: int,
     cache_file: Path | None,
     weights: Path,
+    dictionaries_dir: Path | None,
 ) -> None:
     """Show what a feature such as L2M845 responds to.
 
@@ -386,13 +400,17 @@ def feature(
     from othello_tui.features.render import feature_view
     from othello_tui.game.squares import square_name
 
-    cache = _open(cache_file, weights)
+    cache = _open(cache_file, weights, dictionaries_dir)
     try:
         stats = cache.feature(feature_id)
     except (FeatureIdError, CacheError) as error:
         raise click.ClickException(str(error)) from None
     game = chosen_game(moves, game_index, seed, required=False)
-    along = None if game is None else _activations_along(game, stats.module, stats.index, weights)
+    along = (
+        None
+        if game is None
+        else _activations_along(game, stats.module, stats.index, weights, dictionaries_dir)
+    )
     if as_json:
         data = stats.to_dict()
         data["examples"] = data["examples"][:n_examples]
@@ -408,14 +426,16 @@ def feature(
         console.print(f"{stats.feature_id} along the game ({len(along)} moves) fires at: {where}")
 
 
-def _activations_along(game, module: str, index: int, weights: Path) -> list[float]:
+def _activations_along(
+    game, module: str, index: int, weights: Path, dictionaries_dir: Path | None
+) -> list[float]:
     """The feature's activation at every position of ``game``, from the model in ``weights``."""
     from othello_tui.circuits.trace import GameTrace
     from othello_tui.game.squares import SQUARE_TO_TOKEN
 
     if not game.moves:
         raise click.ClickException("--moves is empty: give at least one move, e.g. --moves f-4")
-    model, dictionaries = load_model_and_dictionaries_or_fail(weights)
+    model, dictionaries = load_model_and_dictionaries_or_fail(weights, dictionaries=dictionaries_dir)
     if module not in dictionaries or index >= dictionaries[module].cfg.d_sae:
         raise click.ClickException(f"the dictionaries in {weights} have no feature {module}{index}")
     trace = GameTrace(model, dictionaries, [int(SQUARE_TO_TOKEN[s]) for s in game.squares])
@@ -425,12 +445,13 @@ def _activations_along(game, module: str, index: int, weights: Path) -> list[flo
 @evaluate.command("labels")
 @_CACHE
 @_WEIGHTS
+@dictionaries_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def eval_labels(cache_file: Path | None, weights: Path, as_json: bool) -> None:
+def eval_labels(cache_file: Path | None, weights: Path, dictionaries_dir: Path | None, as_json: bool) -> None:
     """Per module: alive features, labelled ones, and the share labelled with F1 ≥ 0.8."""
     from othello_tui.features import CacheError
 
-    cache = _open(cache_file, weights)
+    cache = _open(cache_file, weights, dictionaries_dir)
     try:
         if as_json:
             meaning = cache.meaning_summary()

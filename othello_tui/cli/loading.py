@@ -20,17 +20,35 @@ def load_model_or_fail(weights: Path, device: str = "auto"):
     return model
 
 
-def load_model_and_dictionaries_or_fail(weights: Path, device: str = "auto"):
-    """(model, dictionaries): the model in ``weights`` and the dictionaries in ``weights/dictionaries``."""
+def load_model_and_dictionaries_or_fail(
+    weights: Path, device: str = "auto", dictionaries: Path | None = None
+):
+    """(model, dictionaries): the model in ``weights`` and the dictionaries in ``dictionaries``
+    (default ``weights/dictionaries``), ours or SAELens folders."""
     from othello_tui.dictionary.io import load_dictionaries
     from othello_tui.model.weights import WeightsError
 
     model = load_model_or_fail(weights, device)
     try:
-        dictionaries = load_dictionaries(weights / "dictionaries", model)
+        dictionaries = load_dictionaries(
+            weights / "dictionaries" if dictionaries is None else dictionaries, model
+        )
     except WeightsError as error:
         raise click.ClickException(str(error)) from None
     return model, {module: d.to(model.device) for module, d in dictionaries.items()}
+
+
+def dictionaries_option(function):
+    """The ``--dictionaries DIR`` option (parameter ``dictionaries_dir``)."""
+    return click.option(
+        "--dictionaries",
+        "dictionaries_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Folder of dictionaries: ours ({module}.json + .safetensors) or SAELens folders "
+        "(cfg.json + sae_weights.safetensors; the module is the one its hook_name names). "
+        "[default: the weights' dictionaries/]",
+    )(function)
 
 
 def load_probes_or_fail(weights: Path, model):

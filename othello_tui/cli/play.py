@@ -12,6 +12,7 @@ import click
 
 from othello_tui.cli.game_args import check_one_game, chosen_game, game_options
 from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_WEIGHTS, main
+from othello_tui.cli.loading import dictionaries_option
 
 _OPTIONS = (
     game_options(
@@ -26,6 +27,7 @@ _OPTIONS = (
         show_default=True,
         help="Model folder (dictionaries in DIR/dictionaries).",
     ),
+    dictionaries_option,
     click.option(
         "--cache",
         type=click.Path(dir_okay=False, path_type=Path),
@@ -42,7 +44,7 @@ _OPTIONS = (
 
 def play_options(command: Callable) -> Callable:
     """The options of ``play`` (``moves``, ``game_index``, ``seed``, ``device``, ``weights``,
-    ``cache``, ``no_build``), on ``command`` too."""
+    ``dictionaries_dir``, ``cache``, ``no_build``), on ``command`` too."""
     for option in reversed(_OPTIONS):
         command = option(command)
     return command
@@ -61,6 +63,7 @@ def play_arguments(
     seed: int,
     device: str,
     weights: Path,
+    dictionaries_dir: Path | None,
     cache: Path | None,
     no_build: bool,
 ) -> list[str]:
@@ -70,6 +73,8 @@ def play_arguments(
         arguments += ["--moves", moves]
     if game_index is not None:
         arguments += ["--game-index", str(game_index)]
+    if dictionaries_dir is not None:
+        arguments += ["--dictionaries", str(Path(dictionaries_dir).resolve())]
     if cache is not None:
         arguments += ["--cache", str(Path(cache).resolve())]
     if no_build:
@@ -85,6 +90,7 @@ def play(
     seed: int,
     device: str,
     weights: Path,
+    dictionaries_dir: Path | None,
     cache: Path | None,
     no_build: bool,
 ) -> None:
@@ -108,7 +114,7 @@ def play(
             raise click.ClickException(str(error)) from None
     require_terminal()
     session = Session.from_weights(
-        weights, device=device, cache=cache, cache_dir=DEFAULT_CACHE_DIR, seed=seed, build=not no_build
+        weights, device, dictionaries_dir, cache, DEFAULT_CACHE_DIR, seed=seed, build=not no_build
     )
     make_app(session, game, game_index or 0).run()
     if (note := session.library.left_running()) is not None:

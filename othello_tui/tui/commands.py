@@ -46,7 +46,7 @@ class OthelloCommands(Provider):
             ("Clear interventions", "drop every ablation and scaling (c)", (tree or main).action_clear_edits),
             (
                 "Export the contributor tree",
-                "JSON, DOT and an SVG screenshot, into a folder (e in the tree)",
+                "JSON, attribution graph, DOT and an SVG screenshot, into a folder (e in the tree)",
                 tree.action_export if tree else no_tree,
             ),
             ("Help", "every key", self.app.action_help),

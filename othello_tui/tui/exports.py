@@ -1,6 +1,7 @@
 """A contributor tree on disk: JSON (what ``othello-tui trace --json`` prints, made by the same
-function), Graphviz DOT, and an SVG screenshot of the screen it was exported from, each carrying
-the tree's :class:`~othello_tui.circuits.provenance.Provenance`.
+function), the attribution-graph JSON of Neuronpedia's viewer (``--graph``), Graphviz DOT, and an
+SVG screenshot of the screen it was exported from, each carrying the tree's
+:class:`~othello_tui.circuits.provenance.Provenance`.
 
 Files are never overwritten: a second export of the same game, position and target gets a
 counter (``…-2``). Each file is written whole under a temporary name and then linked into place,
@@ -21,11 +22,13 @@ from othello_tui.circuits.tree import Expansion
 
 
 def tree_files(
-    expansion: Expansion, label_of: LabelOf | None, svg: str, provenance: Provenance
+    expansion: Expansion, label_of: LabelOf | None, svg: str, provenance: Provenance, graph: dict
 ) -> tuple[str, dict[str, str]]:
-    """(file stem, suffix -> text) of the three exports of a tree."""
+    """(file stem, suffix -> text) of the four exports of a tree; ``graph`` is its
+    :func:`~othello_tui.circuits.graph_json.trace_graph`."""
     return provenance.file_stem(expansion.target.id), {
         ".json": json.dumps(expansion_to_dict(expansion, label_of, provenance), indent=2) + "\n",
+        ".graph.json": json.dumps(graph, indent=2) + "\n",
         ".dot": expansion_to_dot(expansion, label_of, provenance),
         ".svg": svg_with_provenance(svg, provenance),
     }

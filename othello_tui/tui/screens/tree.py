@@ -6,7 +6,8 @@ The screen owns the state — the game and target, how many contributors a level
 and the threshold (``f``) — and fetches every level from the session's circuits backend in thread
 workers; the tree widget only draws. Interventions (``a``, ``x``, ``c``) go on the session's stack
 for this game, which the main screen's predictions show too; here each feature node then shows its
-activation before → after. ``e`` writes the tree as JSON and DOT and the screen as SVG.
+activation before → after. ``e`` writes the tree as JSON, attribution-graph JSON and DOT, and
+the screen as SVG.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
 from othello_tui.circuits.edits import Edit
+from othello_tui.circuits.graph_json import trace_graph
 from othello_tui.circuits.nodes import CircuitError, Node, Target
 from othello_tui.circuits.provenance import Provenance
 from othello_tui.circuits.tree import Expansion
@@ -114,7 +116,7 @@ class TreeScreen(Screen):
             "e",
             "export",
             "export",
-            tooltip="write the tree (JSON, DOT) and the screen (SVG) to a folder",
+            tooltip="write the tree (JSON, attribution graph, DOT) and the screen (SVG) to a folder",
             id="tree.export",
         ),
     ]
@@ -275,11 +277,11 @@ class TreeScreen(Screen):
                 self.game.text, target.position, target.spec, self.top, self.threshold, shown_depth(expansion),
                 *weights, edits, self.session.seed if index is not None else None, index,
             )  # fmt: skip
-            self.post_message(
-                self.Exported(
-                    write_files(folder, *tree_files(expansion, self.session.labels, svg, provenance))
-                )
-            )
+            trace = self.session.circuits.trace(self.squares, target.position + 1)
+            labels = self.session.labels
+            graph = trace_graph(trace, expansion, provenance, labels, self.top)
+            files = tree_files(expansion, labels, svg, provenance, graph)
+            self.post_message(self.Exported(write_files(folder, *files)))
         except CircuitsUnavailableError as error:
             self.post_message(self.Exported([], str(error)))
         except OSError as error:
