@@ -53,7 +53,7 @@ class GameBatch:
 
     def board(self) -> np.ndarray:
         """int8 [N, 60, 64]: +1 black, -1 white, 0 empty after each move."""
-        return bb.unpack(self.black).astype(np.int8) - bb.unpack(self.white).astype(np.int8)
+        return bb.unpack_signed(self.black, self.white)
 
     def flipped_mask(self) -> np.ndarray:
         return bb.unpack(self.flipped)
