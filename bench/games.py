@@ -18,6 +18,7 @@ medians.
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import statistics
 import tempfile
@@ -57,25 +58,17 @@ def export_corpus(n: int, seed: int) -> None:
         write_corpus(Path(folder) / "games.h5", n, seed, show_progress=False)
 
 
-def peer_games_python_draw(n: int, seed: int) -> None:
+def peer_games(n: int, seed: int, engine_draw: bool) -> None:
     rng = random.Random(seed)
     for _ in range(n):
         board = rust_reversi.Board()
         while not board.is_game_over():
             if board.is_pass():
                 board.do_pass()
+            elif engine_draw:
+                board.do_move(board.get_random_move())
             else:
                 board.do_move(rng.choice(board.get_legal_moves_vec()))
-
-
-def peer_games_engine_draw(n: int, seed: int) -> None:
-    for _ in range(n):
-        board = rust_reversi.Board()
-        while not board.is_game_over():
-            if board.is_pass():
-                board.do_pass()
-            else:
-                board.do_move(board.get_random_move())
 
 
 def rate(fn, n: int, repeats: int) -> float:
@@ -110,11 +103,10 @@ def main() -> None:
     if rust_reversi is None:
         print("rust-reversi is not installed (pip install 'othello-tui[bench]'): no peer to compare with")
         return
-    for name, peer in (
-        ("Python draw", peer_games_python_draw),
-        ("engine draw", peer_games_engine_draw),
-    ):
-        peer_rate = rate(peer, args.peer_games, args.repeats)
+    for name, engine_draw in (("Python draw", False), ("engine draw", True)):
+        peer_rate = rate(
+            functools.partial(peer_games, engine_draw=engine_draw), args.peer_games, args.repeats
+        )
         print(f"{f'rust-reversi bare playouts, {name}':<44} {peer_rate:>10,.0f}")
         print(f"ratio export / rust-reversi ({name}): {export / peer_rate:.2f}×")
 
