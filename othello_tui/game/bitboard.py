@@ -25,15 +25,17 @@ _LEFT_MASKS = np.array([BB_NOT_COL0, BB_ALL, BB_NOT_COL0, BB_NOT_COL7], np.uint6
 _RIGHT_SHIFTS = np.array([1, 8, 9, 7], np.uint64)[:, None]
 _RIGHT_MASKS = np.array([BB_NOT_COL7, BB_ALL, BB_NOT_COL7, BB_NOT_COL0], np.uint64)[:, None]
 _MASKS = np.concatenate([_LEFT_MASKS, _RIGHT_MASKS])
+_SHIFTS_BY_DISTANCE = {d: (_LEFT_SHIFTS * np.uint64(d), _RIGHT_SHIFTS * np.uint64(d)) for d in (1, 2, 4)}
 
 
 def _shift(rays: np.ndarray, distance: int = 1) -> np.ndarray:
     """Shift every ray of a ``[8, N]`` (or broadcastable ``[N]``) stack ``distance`` squares along
     its own direction, *without* the wrap mask: callers fold the mask into the operand they AND
     with, which saves one operation per shift."""
+    left, right = _SHIFTS_BY_DISTANCE[distance]
     out = np.empty((8, rays.shape[-1]), np.uint64)
-    np.left_shift(rays[..., :4, :] if rays.ndim == 2 else rays, _LEFT_SHIFTS * distance, out=out[:4])
-    np.right_shift(rays[..., 4:, :] if rays.ndim == 2 else rays, _RIGHT_SHIFTS * distance, out=out[4:])
+    np.left_shift(rays[..., :4, :] if rays.ndim == 2 else rays, left, out=out[:4])
+    np.right_shift(rays[..., 4:, :] if rays.ndim == 2 else rays, right, out=out[4:])
     return out
 
 
