@@ -50,6 +50,7 @@ def test_games_command_writes_the_documented_datasets(tmp_path):
 def test_a_corpus_of_several_batches_holds_the_rules_labels(tmp_path):
     """Two generator batches, the second ending in a short HDF5 chunk: every dataset equals the
     generator's games, and sampled games (either side of each boundary) equal the plain rules."""
+    assert CHUNK % corpus.CHUNK_GAMES == 0  # the writer relies on batches holding whole chunks
     n = CHUNK + corpus.CHUNK_GAMES + 5
     out = tmp_path / "games.h5"
     corpus.write_corpus(out, n, seed=7, show_progress=False)
