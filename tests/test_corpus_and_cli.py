@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import zlib
 
 import h5py
 import numpy as np
@@ -13,8 +14,9 @@ from click.testing import CliRunner
 from othello_tui import __version__
 from othello_tui.cli import main
 from othello_tui.game import corpus
-from othello_tui.game.generator import MAX_GAME_INDEX, generate_games
-from othello_tui.game.squares import TOKEN_TO_SQUARE
+from othello_tui.game.generator import CHUNK, MAX_GAME_INDEX, generate_games
+from othello_tui.game.rules import Game
+from othello_tui.game.squares import SQUARE_TO_TOKEN, TOKEN_TO_SQUARE
 from othello_tui.tui.screens.prompt import parse_game_index
 
 
@@ -43,6 +45,44 @@ def test_games_command_writes_the_documented_datasets(tmp_path):
     rows, cols = np.nonzero(played)
     assert (data["board"][rows, cols, data["squares"][rows, cols]] == data["player"][rows, cols]).all()
     assert not data["legal"][~played].any()
+
+
+def test_a_corpus_of_several_batches_holds_the_rules_labels(tmp_path):
+    """Two generator batches, the second ending in a short HDF5 chunk: every dataset equals the
+    generator's games, and sampled games (either side of each boundary) equal the plain rules."""
+    assert CHUNK % corpus.CHUNK_GAMES == 0  # the writer relies on batches holding whole chunks
+    n = CHUNK + corpus.CHUNK_GAMES + 5
+    out = tmp_path / "games.h5"
+    corpus.write_corpus(out, n, seed=7, show_progress=False)
+    data = corpus.read_corpus(out)
+    games = generate_games(n, seed=7)
+    expected = {name: labels(games) for name, (_, _, labels) in corpus.DATASETS.items()}
+    for name, array in expected.items():
+        assert data[name].dtype == array.dtype and data[name].shape == array.shape, name
+        np.testing.assert_array_equal(data[name], array, err_msg=name)
+    short = int(np.flatnonzero(games.lengths < 60)[0])  # a game that ends before the board is full
+    for k in (0, short, CHUNK - 1, CHUNK, n - 1):
+        game = Game.from_squares([int(s) for s in data["squares"][k] if s >= 0])
+        for t, move in enumerate(game.moves):
+            assert (
+                data["player"][k, t] == move.player and data["tokens"][k, t] == SQUARE_TO_TOKEN[move.square]
+            )
+            np.testing.assert_array_equal(data["board"][k, t], move.board)
+            assert np.flatnonzero(data["flipped"][k, t]).tolist() == list(move.flipped)
+            assert np.flatnonzero(data["legal"][k, t]).tolist() == list(move.legal_next)
+        assert (data["board"][k, len(game.moves) :] == game.moves[-1].board).all()  # the final board
+
+
+def test_corpus_chunks_are_standard_deflate(tmp_path):
+    """Any HDF5 reader can open the corpus: the chunks are zlib streams under the gzip filter."""
+    out = tmp_path / "games.h5"
+    corpus.write_corpus(out, 30, seed=1, show_progress=False)
+    with h5py.File(out) as f:
+        board = f["board"]
+        assert board.compression == "gzip" and board.chunks == (30, 60, 64)
+        _, chunk = board.id.read_direct_chunk((0, 0, 0))
+        stored = np.frombuffer(zlib.decompress(chunk), np.int8).reshape(board.chunks)
+        np.testing.assert_array_equal(stored, board[()])
 
 
 def test_interrupted_corpus_leaves_no_file(tmp_path, monkeypatch):

@@ -145,3 +145,12 @@ def test_token_table_skips_the_centre():
 def test_pack_unpack_round_trip(bits):
     squares = np.array(bits)
     assert (bb.unpack(bb.pack(squares)) == squares).all()
+
+
+@given(st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=12), st.integers(0, 2**64 - 1))
+def test_unpack_signed_is_plus_minus_minus(plus_ints, split):
+    plus = np.array(plus_ints, np.uint64)
+    minus = ~plus & np.uint64(split)  # disjoint from plus, as black and white discs are
+    expected = bb.unpack(plus).astype(np.int8) - bb.unpack(minus).astype(np.int8)
+    np.testing.assert_array_equal(bb.unpack_signed(plus, minus), expected)
+    np.testing.assert_array_equal(bb.unpack_signed(plus[0], minus[0]), expected[0])

@@ -106,3 +106,13 @@ def test_a_json_tree_records_its_provenance_and_its_command_reproduces_it(
         invoke("trace", *args[5:], "--moves", provenance["moves"], "--json", "--weights", weights_dir).output
     )
     assert by_moves["provenance"]["game_index"] is None and "--moves" in by_moves["provenance"]["commands"][0]
+
+
+def test_the_games_of_a_seed_never_change():
+    """Game ids are shared (files, notes, the app): the generator may get faster but must keep
+    drawing the same games. Game 9,999 of seed 5, as the generator drew it before issue 18."""
+    assert dataset_squares(9_999, 5) == [
+        *(44, 45, 37, 43, 52, 59, 53, 21, 51, 62, 61, 46, 38, 60, 42, 29, 54, 55, 14, 39),
+        *(18, 34, 31, 9, 20, 22, 19, 13, 47, 6, 33, 10, 5, 24, 41, 49, 56, 4, 15, 30),
+        *(32, 12, 50, 26, 25, 58, 3, 48, 1, 16, 40, 2, 0, 11, 57, 8, 7, 23, 17, 63),
+    ]

@@ -53,7 +53,7 @@ class GameBatch:
 
     def board(self) -> np.ndarray:
         """int8 [N, 60, 64]: +1 black, -1 white, 0 empty after each move."""
-        return bb.unpack(self.black).astype(np.int8) - bb.unpack(self.white).astype(np.int8)
+        return bb.unpack_signed(self.black, self.white)
 
     def flipped_mask(self) -> np.ndarray:
         return bb.unpack(self.flipped)
@@ -70,30 +70,19 @@ class GameBatch:
         return GameBatch(*(np.concatenate([getattr(b, f) for b in batches]) for f in fields))
 
 
-_BYTE_POPCOUNT = np.bitwise_count(np.arange(256, dtype=np.uint8))
-#: _BYTE_SELECT[b, k] = position of the k-th set bit of byte b
-_BYTE_SELECT = np.zeros((256, 8), np.int64)
-for _b in range(256):
-    _bits = [i for i in range(8) if _b >> i & 1]
-    _BYTE_SELECT[_b, : len(_bits)] = _bits
-
-
 def _pick_uniform(legal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """For each game, the index of one set bit of ``legal``, uniformly (-1 where none).
 
-    Works on the 8 bytes of each bitboard rather than 64 bits: find the byte holding the
-    chosen set bit from cumulative byte popcounts, then the bit inside it from a table."""
-    n = len(legal)
-    bytes_ = np.ascontiguousarray(legal, dtype="<u8").view(np.uint8).reshape(n, 8)
-    per_byte = _BYTE_POPCOUNT[bytes_]  # [N, 8]
-    cumulative = np.cumsum(per_byte, axis=1, dtype=np.int64)
-    count = cumulative[:, -1]
-    chosen = (rng.random(n) * count).astype(np.int64)  # which set bit, 0 ≤ k < count
-    byte = (cumulative <= chosen[:, None]).sum(axis=1).clip(max=7)
-    rows = np.arange(n)
-    within = chosen - cumulative[rows, byte] + per_byte[rows, byte]
-    square = 8 * byte + _BYTE_SELECT[bytes_[rows, byte], within]
-    return np.where(count > 0, square, -1)
+    The chosen set bit (the k-th, 0-based) sits at the largest square p with at most k set bits
+    below p; p is found bit by bit from the top (a binary search, six popcounts)."""
+    count = np.bitwise_count(legal)
+    chosen = (rng.random(len(legal)) * count).astype(np.uint8)  # which set bit, 0 ≤ k < count
+    square = np.zeros(len(legal), np.uint64)
+    for width in (32, 16, 8, 4, 2, 1):
+        mid = square + np.uint64(width)
+        below = np.bitwise_count(legal & ((_ONE << mid) - _ONE))  # set bits under square mid
+        square = np.where(below <= chosen, mid, square)
+    return np.where(count > 0, square.astype(np.int64), -1)
 
 
 def _play_random_games(n: int, rng: np.random.Generator) -> GameBatch:
