@@ -277,7 +277,10 @@ class TreeScreen(Screen):
             )  # fmt: skip
             self.post_message(
                 self.Exported(
-                    write_files(folder, *tree_files(expansion, self.session.labels, svg, provenance))
+                    write_files(
+                        folder,
+                        *tree_files(expansion, self.session.labels, svg, provenance, self.session.note_of),
+                    )
                 )
             )
         except CircuitsUnavailableError as error:
