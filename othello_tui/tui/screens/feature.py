@@ -161,12 +161,13 @@ class FeatureScreen(Screen):
     # -- filling in -------------------------------------------------------------------------
 
     def yours(self) -> Text:
-        """The user's label and notes, or how to write them."""
+        """The user's label and notes, or how to write them, or why there are none."""
         notes = self.session.notes
         note = notes.get(self.feature_id) if notes is not None else None
         text = Text(f"{MARK} yours: ", style="bold")
         if note is None:
-            return text.append("no label of yours yet (N writes one)", style="dim")
+            why = self.session.notes_unavailable()
+            return text.append(why or "no label of yours yet (N writes one)", style="dim")
         text.append(note.label or "(no label)", style="bold italic")
         return text.append(f" · {note.notes}" if note.notes else "")
 
