@@ -150,18 +150,20 @@ class Session:
         seed: int = 0,
         build: bool = True,
         build_settings: BuildSettings | None = None,
+        notes_dir: Path | None = None,
     ) -> Session:
         """A session that loads ``<weights>`` (and ``<weights>/dictionaries``, and the feature
         cache ``cache`` or the newest one for these weights in ``cache_dir``) when asked. With
         ``build``, a missing cache is built in ``cache_dir`` in the background (with
-        ``build_settings``, default those of ``othello-tui cache build``)."""
+        ``build_settings``, default those of ``othello-tui cache build``). The user's notes on
+        features are kept in ``notes_dir`` (None: no notes)."""
 
         def load() -> Engine:
             from othello_tui.tui.engine import load_engine
 
             return load_engine(weights, device, dictionaries, cache, cache_dir, build_settings)
 
-        return cls(load, seed=seed, auto_build=build, notes_dir=cache_dir)
+        return cls(load, seed=seed, auto_build=build, notes_dir=notes_dir)
 
     # -- slow calls: from a worker thread ---------------------------------------------------
 
