@@ -12,6 +12,9 @@ The split between fast and slow calls is the contract with the app:
 - slow (call from a worker): :meth:`Session.load`, :meth:`Session.analyse`,
   :meth:`Session.dataset_game`, :meth:`Session.model_choice`.
 
+The user's notes on features (``othello_tui/notes.py``) open with the model, and show in
+:attr:`Session.labels` marked ✎; saving one is a small JSON write, fine on the event loop.
+
 Feature pages, label search and the feature cache's background build live in
 :attr:`Session.library` (:class:`~othello_tui.tui.feature_library.FeatureLibrary`), with the same
 split.
@@ -186,30 +189,6 @@ class Session:
 
         return label
 
-    def note_of(self, feature_id: str) -> dict | None:
-        """The user's note on a feature as plain data (``{"label", "notes"}``), for exports."""
-        note = self.notes.get(feature_id) if self.notes is not None else None
-        return asdict(note) if note is not None else None
-
-    def notes_unavailable(self) -> str | None:
-        """Why the user's notes cannot be read or written now (None: they can)."""
-        if self.notes is not None:
-            return None
-        why = self.notes_error or (
-            "they open once the model has loaded" if self._engine is None
-            else "no folder for notes was given" if self._notes_dir is None
-            else "no dictionaries are loaded: there are no features to write notes on"
-        )  # fmt: skip
-        return f"No notes: {why}"
-
-    def set_note(self, feature_id: str, note: Note) -> None:
-        """Keep and save the user's note (a small JSON write: fine on the event loop). Raises
-        ``RuntimeError`` without notes (:meth:`notes_unavailable`), ``OSError`` when the file
-        cannot be written."""
-        if self.notes is None:
-            raise RuntimeError(self.notes_unavailable())
-        self.notes.set(feature_id, note)
-
     def load(self) -> None:
         """Load the engine (imports torch: seconds). Raises :class:`ModelUnavailableError`."""
         try:
@@ -266,6 +245,30 @@ class Session:
         return int(legal[np.argmax(probs[legal])])
 
     # -- fast calls: safe on the event loop -------------------------------------------------
+
+    def note_of(self, feature_id: str) -> dict | None:
+        """The user's note on a feature as plain data (``{"label", "notes"}``), for exports."""
+        note = self.notes.get(feature_id) if self.notes is not None else None
+        return asdict(note) if note is not None else None
+
+    def notes_unavailable(self) -> str | None:
+        """Why the user's notes cannot be read or written now (None: they can)."""
+        if self.notes is not None:
+            return None
+        why = self.notes_error or (
+            "they open once the model has loaded" if self._engine is None
+            else "no folder for notes was given" if self._notes_dir is None
+            else "no dictionaries are loaded: there are no features to write notes on"
+        )  # fmt: skip
+        return f"No notes: {why}"
+
+    def set_note(self, feature_id: str, note: Note) -> None:
+        """Keep and save the user's note (a small JSON write: fine on the event loop). Raises
+        ``RuntimeError`` without notes (:meth:`notes_unavailable`), ``OSError`` when the file
+        cannot be written."""
+        if self.notes is None:
+            raise RuntimeError(self.notes_unavailable())
+        self.notes.set(feature_id, note)
 
     def view(self, game: Game, n_moves: int) -> PositionView:
         """The position after ``n_moves`` moves, with predictions and features when cached."""
