@@ -69,7 +69,8 @@ class NoteStore:
             raise NotesError(f"{path} is not an othello-tui notes file; it was left as it is")
         if data.get("version") != VERSION:
             raise NotesError(
-                f"{path} is notes format version {data.get('version')!r}; this version reads {VERSION}"
+                f"{path} is notes format version {data.get('version')!r}; this version reads {VERSION};"
+                " it was left as it is"
             )
         if data.get("dictionaries_hash") != dictionaries_hash:
             raise NotesError(
@@ -86,34 +87,36 @@ class NoteStore:
         return self._notes.get(feature_id)
 
     def set(self, feature_id: str, note: Note) -> None:
-        """Keep ``note`` for the feature (an empty label and notes remove it), and save."""
+        """Keep ``note`` for the feature (an empty label and notes remove it), and save; when the
+        file cannot be written (``OSError``) the notes stay as they were."""
+        notes = {fid: kept for fid, kept in self._notes.items() if fid != feature_id}
         if note.label.strip() or note.notes.strip():
-            self._notes[feature_id] = Note(note.label.strip(), note.notes.strip())
-        else:
-            self._notes.pop(feature_id, None)
-        self.save()
+            notes[feature_id] = Note(note.label.strip(), note.notes.strip())
+        self._write(notes)
+        self._notes = notes
 
     def search(self, query: str) -> list[tuple[str, Note]]:
         """(feature id, note) of the notes holding every word of ``query``, by feature id."""
         words = query.lower().split()
         return sorted((fid, note) for fid, note in self._notes.items() if words and note.matches(words))
 
-    def to_dict(self) -> dict:
-        notes = {fid: asdict(note) for fid, note in sorted(self._notes.items())}
+    def to_dict(self, notes: dict[str, Note] | None = None) -> dict:
+        """The file's contents: these notes, or ``notes`` in their place."""
+        notes = self._notes if notes is None else notes
         return {
             "format": FORMAT,
             "version": VERSION,
             "dictionaries_hash": self.dictionaries_hash,
-            "notes": notes,
+            "notes": {fid: asdict(note) for fid, note in sorted(notes.items())},
         }
 
-    def save(self) -> None:
+    def _write(self, notes: dict[str, Note]) -> None:
         """Write the file whole: a temporary file renamed over the old one."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
         try:
             temporary.write_text(
-                json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+                json.dumps(self.to_dict(notes), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
             )
             os.replace(temporary, self.path)
         finally:

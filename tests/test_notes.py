@@ -62,6 +62,7 @@ def test_a_save_replaces_the_file_whole_through_a_temporary_file(tmp_path, monke
     monkeypatch.setattr(os, "replace", fail)
     with pytest.raises(OSError):
         store.set("L1M3", Note("third"))
+    assert store.get("L1M3") is None  # not kept when not saved
     # the old file is intact and no temporary file is left behind
     assert sorted(NoteStore.open(tmp_path, "abc123").to_dict()["notes"]) == ["L1M1", "L1M2"]
     assert sorted(p.name for p in (tmp_path / "notes").iterdir()) == ["notes-abc123.json"]
