@@ -48,7 +48,10 @@ def test_a_note_shows_in_the_panel_and_on_the_page_and_the_palette_finds_it(engi
         await pilot.press("N")
         await write_note(pilot, "diagonal flipper", "seen in game 7")
         assert app.screen is main
-        assert main.feature_list.current.feature.label == "✎ diagonal flipper"
+        panel = main.feature_list
+        assert panel.current.feature.label == "✎ diagonal flipper"
+        assert f"{feature_id} " in panel.render_line(panel.cursor - panel.scroll_offset.y).text
+        assert "✎ diagonal flipper" in panel.render_line(panel.cursor - panel.scroll_offset.y).text
         assert "diagonal flipper" in str(main.query_one("#message").render())
         saved = json.loads(notes_path(tmp_path, engine.identity[1]).read_text())
         assert saved["notes"] == {feature_id: {"label": "diagonal flipper", "notes": "seen in game 7"}}
