@@ -3,7 +3,7 @@
 JSON schema::
 
     {"target": {"kind", "id", "position", "value"},
-     "contributions": [{"node", "value", "label", ["query", "key"],
+     "contributions": [{"node", "value", "label", ["note"], ["query", "key"],
                         ["children", "rest", "sum"]}, …],
      "rest": (sum of contributions not listed), "sum": (sum of all contributions),
      ["provenance": {"moves", "position", "target", "top", "threshold", "depth",
@@ -13,7 +13,8 @@ JSON schema::
 ``children`` (same shape as ``contributions``) appears on expanded feature nodes; there
 ``sum`` is the sum of all the feature's contributions (its pre-activation). Pair nodes of a
 score target carry their ``query`` and ``key`` node ids. Labels come from ``label_of(feature_id)``
-(e.g. the feature cache's automatic labels); nodes that are not features have none. With a
+(e.g. the feature cache's automatic labels); nodes that are not features have none. A feature
+the user wrote a note on carries it as ``note`` (``{"label", "notes"}``, from ``note_of``). With a
 :class:`~othello_tui.circuits.provenance.Provenance`, the JSON carries it and the DOT opens with it
 as comments.
 """
@@ -27,24 +28,32 @@ from othello_tui.circuits.provenance import Provenance
 from othello_tui.circuits.tree import Branch, Expansion
 
 LabelOf = Callable[[str], str | None]
+NoteOf = Callable[[str], dict | None]  # feature id -> the user's {"label", "notes"}, or None
 
 
 def node_label(node: Node, label_of: LabelOf | None) -> str | None:
     return label_of(node.feature_id) if label_of is not None and node.feature_id is not None else None
 
 
-def _branch_dict(branch: Branch, label_of: LabelOf | None) -> dict:
-    item = {"node": branch.node.id, "value": branch.contribution, "label": node_label(branch.node, label_of)}
+def _branch_dict(branch: Branch, label_of: LabelOf | None, note_of: NoteOf | None) -> dict:
+    node = branch.node
+    item = {"node": node.id, "value": branch.contribution, "label": node_label(node, label_of)}
+    note = note_of(node.feature_id) if note_of is not None and node.feature_id is not None else None
+    if note is not None:
+        item["note"] = note
     if branch.node.parts is not None:
         item["query"], item["key"] = (part.id for part in branch.node.parts)
     if branch.expansion is not None:
-        item["children"] = [_branch_dict(child, label_of) for child in branch.expansion.branches]
+        item["children"] = [_branch_dict(child, label_of, note_of) for child in branch.expansion.branches]
         item["rest"], item["sum"] = branch.expansion.rest, branch.expansion.total
     return item
 
 
 def expansion_to_dict(
-    expansion: Expansion, label_of: LabelOf | None = None, provenance: Provenance | None = None
+    expansion: Expansion,
+    label_of: LabelOf | None = None,
+    provenance: Provenance | None = None,
+    note_of: NoteOf | None = None,
 ) -> dict:
     target = expansion.target
     provenance_item = {} if provenance is None else {"provenance": provenance.to_dict()}
@@ -55,7 +64,7 @@ def expansion_to_dict(
             "position": target.position,
             "value": expansion.value,
         },
-        "contributions": [_branch_dict(branch, label_of) for branch in expansion.branches],
+        "contributions": [_branch_dict(branch, label_of, note_of) for branch in expansion.branches],
         "rest": expansion.rest,
         "sum": expansion.total,
         **provenance_item,

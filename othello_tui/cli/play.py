@@ -114,7 +114,14 @@ def play(
             raise click.ClickException(str(error)) from None
     require_terminal()
     session = Session.from_weights(
-        weights, device, dictionaries_dir, cache, DEFAULT_CACHE_DIR, seed=seed, build=not no_build
+        weights,
+        device=device,
+        dictionaries=dictionaries_dir,
+        cache=cache,
+        cache_dir=DEFAULT_CACHE_DIR,
+        seed=seed,
+        build=not no_build,
+        notes_dir=DEFAULT_CACHE_DIR,
     )
     make_app(session, game, game_index or 0).run()
     if (note := session.library.left_running()) is not None:

@@ -16,18 +16,24 @@ import os
 from html import escape
 from pathlib import Path
 
-from othello_tui.circuits.export import LabelOf, expansion_to_dict, expansion_to_dot
+from othello_tui.circuits.export import LabelOf, NoteOf, expansion_to_dict, expansion_to_dot
 from othello_tui.circuits.provenance import Provenance
 from othello_tui.circuits.tree import Expansion
 
 
 def tree_files(
-    expansion: Expansion, label_of: LabelOf | None, svg: str, provenance: Provenance, graph: dict
+    expansion: Expansion,
+    label_of: LabelOf | None,
+    svg: str,
+    provenance: Provenance,
+    graph: dict,
+    note_of: NoteOf | None = None,
 ) -> tuple[str, dict[str, str]]:
     """(file stem, suffix -> text) of the four exports of a tree; ``graph`` is its
-    :func:`~othello_tui.circuits.graph_json.trace_graph`."""
+    :func:`~othello_tui.circuits.graph_json.trace_graph`. The JSON carries the user's notes on its
+    features (``note_of``), the DOT their labels."""
     return provenance.file_stem(expansion.target.id), {
-        ".json": json.dumps(expansion_to_dict(expansion, label_of, provenance), indent=2) + "\n",
+        ".json": json.dumps(expansion_to_dict(expansion, label_of, provenance, note_of), indent=2) + "\n",
         ".graph.json": json.dumps(graph, indent=2) + "\n",
         ".dot": expansion_to_dot(expansion, label_of, provenance),
         ".svg": svg_with_provenance(svg, provenance),

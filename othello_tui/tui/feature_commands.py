@@ -1,8 +1,8 @@
 """Command-palette commands for features (ctrl+p): ``feature L2M845`` or just ``L2M845`` opens
 the feature's page (an unknown id says which ids exist); ``label flipped=c-4`` or
-``search flipped=c-4`` lists the features whose automatic label holds every word typed, best F1
-first, each opening its page. "Go to feature…" and "Search labels…" open a palette of their own
-for the same thing.
+``search flipped=c-4`` lists the features whose own label or notes by the user (marked ✎), then
+whose automatic label, hold every word typed (best F1 first), each opening its page. "Go to
+feature…" and "Search labels…" open a palette of their own for the same thing.
 """
 
 from __future__ import annotations
@@ -43,17 +43,29 @@ class _FeatureHits(Provider):
         return [Hit(1.0, f"Go to feature {feature_id}", partial(self._open, feature_id), help="its page")]
 
     def label_hits(self, query: str) -> list[Hit]:
-        library = self.app.main_screen.session.library
+        """The user's notes holding every word typed, then the automatic labels, best F1 first."""
+        session = self.app.main_screen.session
+        library = session.library
         if not query:
             return [self._explain("Search labels", "type part of a label after it, e.g. label flipped=c-4")]
-        if library.cache is None:
-            return [self._explain("No labels", library.state().note or "no feature cache")]
-        found = library.search(query, MAX_HITS)
-        if not found:
-            return [self._explain("No label matches", f"no feature's label holds {query!r}")]
-        return [
+        mine = session.notes.search(query) if session.notes is not None else []
+        hits = [
             Hit(
-                1.0 - rank / 1000,  # keep the F1 order
+                1.0,
+                f"{feature_id}  {note.shown()}",
+                partial(self._open, feature_id),
+                help=note.notes or "your label",
+            )
+            for feature_id, note in mine
+        ]
+        if library.cache is None:
+            return hits or [self._explain("No labels", library.state().note or "no feature cache")]
+        found = library.search(query, MAX_HITS)
+        if not found and not hits:
+            return [self._explain("No label matches", f"no feature's label or note holds {query!r}")]
+        return hits + [
+            Hit(
+                0.99 - rank / 1000,  # keep the F1 order, after the user's own
                 f"{feature_id}  {label.text}",
                 partial(self._open, feature_id),
                 help=f"P {label.precision:.2f} · R {label.recall:.2f} · F1 {label.f1:.2f}",
@@ -86,7 +98,7 @@ class FeatureCommands(_FeatureHits):
         return [
             ("Go to feature…", "its page, by id: e.g. L2M845 (or type: feature L2M845)",
              partial(self._palette, FeatureIdCommands, "Feature id, e.g. L2M845")),
-            ("Search labels…", "features by automatic label (or type: label flipped=c-4)",
+            ("Search labels…", "features by your labels and notes, and automatic labels (or type: label flipped=c-4)",
              partial(self._palette, LabelSearchCommands, "Part of a label, e.g. flipped=c-4")),
         ]  # fmt: skip
 

@@ -12,6 +12,9 @@ The split between fast and slow calls is the contract with the app:
 - slow (call from a worker): :meth:`Session.load`, :meth:`Session.analyse`,
   :meth:`Session.dataset_game`, :meth:`Session.model_choice`.
 
+The user's notes on features (``othello_tui/notes.py``) open with the model, and show in
+:attr:`Session.labels` marked ✎; saving one is a small JSON write, fine on the event loop.
+
 Feature pages, label search and the feature cache's background build live in
 :attr:`Session.library` (:class:`~othello_tui.tui.feature_library.FeatureLibrary`), with the same
 split.
@@ -33,7 +36,7 @@ import gc
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -42,6 +45,7 @@ import numpy as np
 from othello_tui.game.generator import CHUNK, iter_games
 from othello_tui.game.rules import Game, disc_counts
 from othello_tui.game.squares import SQUARE_TO_TOKEN, TOKEN_TO_SQUARE
+from othello_tui.notes import Note, NotesError, NoteStore
 from othello_tui.probes.families import mine_theirs_classes
 from othello_tui.tui.circuits_backend import CircuitsBackend
 from othello_tui.tui.feature_library import FeatureLibrary
@@ -93,6 +97,7 @@ class Engine(Protocol):
     labels_note: str | None  # why there are no labels, when there are none
     n_features: dict[str, int]  # features of each module's dictionary
     feature_cache: FeatureCache | None  # the feature cache built for these weights
+    identity: tuple[str, str]  # (model fingerprint, dictionaries hash); hashes every weight
     cache_request: CacheRequest | None  # how to build it where it is missing
 
     def use_cache(self, path: Path) -> None: ...  # take a cache just built; labels come from it
@@ -119,8 +124,12 @@ class Session:
         labels: Labels | None = None,  # overrides the engine's labels
         max_games: int = 64,
         auto_build: bool = True,  # build a missing feature cache in the background
+        notes_dir: Path | None = None,  # where the user's notes are kept (None: no notes)
     ):
         self.seed = seed
+        self._notes_dir = notes_dir
+        self.notes: NoteStore | None = None  # the user's notes, once the model has loaded
+        self.notes_error: str | None = None  # why the notes file could not be read
         self._load_engine = load_engine
         self._labels = labels
         self._engine: Engine | None = None
@@ -144,18 +153,20 @@ class Session:
         seed: int = 0,
         build: bool = True,
         build_settings: BuildSettings | None = None,
+        notes_dir: Path | None = None,
     ) -> Session:
         """A session that loads ``<weights>`` (and ``<weights>/dictionaries``, and the feature
         cache ``cache`` or the newest one for these weights in ``cache_dir``) when asked. With
         ``build``, a missing cache is built in ``cache_dir`` in the background (with
-        ``build_settings``, default those of ``othello-tui cache build``)."""
+        ``build_settings``, default those of ``othello-tui cache build``). The user's notes on
+        features are kept in ``notes_dir`` (None: no notes)."""
 
         def load() -> Engine:
             from othello_tui.tui.engine import load_engine
 
             return load_engine(weights, device, dictionaries, cache, cache_dir, build_settings)
 
-        return cls(load, seed=seed, auto_build=build)
+        return cls(load, seed=seed, auto_build=build, notes_dir=notes_dir)
 
     # -- slow calls: from a worker thread ---------------------------------------------------
 
@@ -165,8 +176,18 @@ class Session:
 
     @property
     def labels(self) -> Labels | None:
-        """Feature id -> automatic label (None: no labels, or no model yet)."""
-        return self._labels or (self._engine.labels if self._engine is not None else None)
+        """Feature id -> the user's label (marked ✎), else the automatic one (None: no labels, or
+        no model yet)."""
+        automatic = self._labels or (self._engine.labels if self._engine is not None else None)
+        notes = self.notes
+        if notes is None:
+            return automatic
+
+        def label(feature_id: str) -> str | None:
+            note = notes.get(feature_id)
+            return note.shown() if note is not None else automatic(feature_id) if automatic else None
+
+        return label
 
     def load(self) -> None:
         """Load the engine (imports torch: seconds). Raises :class:`ModelUnavailableError`."""
@@ -175,10 +196,19 @@ class Session:
         except ModelUnavailableError as error:
             self.model_error = str(error)
             raise
+        self._open_notes()
         # torch, the model and the dictionaries live as long as the app: keep the collector from
         # rescanning their hundreds of thousands of objects (full passes cost 100+ ms per screen)
         gc.collect()
         gc.freeze()
+
+    def _open_notes(self) -> None:
+        """The notes kept for the engine's dictionaries (hashing them: a worker's job)."""
+        if self._notes_dir is not None and self._engine.modules:
+            try:
+                self.notes = NoteStore.open(self._notes_dir, self._engine.identity[1])
+            except NotesError as error:
+                self.notes_error = str(error)
 
     def analyse(self, game: Game) -> None:
         """Run the model over ``game`` unless a cached analysis already covers all of it, and
@@ -215,6 +245,30 @@ class Session:
         return int(legal[np.argmax(probs[legal])])
 
     # -- fast calls: safe on the event loop -------------------------------------------------
+
+    def note_of(self, feature_id: str) -> dict | None:
+        """The user's note on a feature as plain data (``{"label", "notes"}``), for exports."""
+        note = self.notes.get(feature_id) if self.notes is not None else None
+        return asdict(note) if note is not None else None
+
+    def notes_unavailable(self) -> str | None:
+        """Why the user's notes cannot be read or written now (None: they can)."""
+        if self.notes is not None:
+            return None
+        why = self.notes_error or (
+            "they open once the model has loaded" if self._engine is None
+            else "no folder for notes was given" if self._notes_dir is None
+            else "no dictionaries are loaded: there are no features to write notes on"
+        )  # fmt: skip
+        return f"No notes: {why}"
+
+    def set_note(self, feature_id: str, note: Note) -> None:
+        """Keep and save the user's note (a small JSON write: fine on the event loop). Raises
+        ``RuntimeError`` without notes (:meth:`notes_unavailable`), ``OSError`` when the file
+        cannot be written."""
+        if self.notes is None:
+            raise RuntimeError(self.notes_unavailable())
+        self.notes.set(feature_id, note)
 
     def view(self, game: Game, n_moves: int) -> PositionView:
         """The position after ``n_moves`` moves, with predictions and features when cached."""

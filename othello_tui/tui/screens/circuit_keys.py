@@ -28,6 +28,7 @@ from othello_tui.circuits.nodes import Target
 from othello_tui.game.squares import SQUARE_TO_TOKEN, square_name
 from othello_tui.tui.screens.ablation import AblationPanel
 from othello_tui.tui.screens.attention import AttentionScreen
+from othello_tui.tui.screens.note import edit_note
 from othello_tui.tui.screens.prompt import PromptScreen, parse_factor
 from othello_tui.tui.screens.tree import TreeScreen
 from othello_tui.tui.session import Session
@@ -148,6 +149,14 @@ CIRCUIT_KEYS = [
         tooltip="ablate the feature under the cursor over dataset games: its effect on average",
         id="circuits.batch_ablate",
     ),
+    Binding(
+        "N",
+        "note",
+        "note",
+        show=False,
+        tooltip="write your label and notes on the feature under the cursor",
+        id="circuits.note",
+    ),
 ]
 
 
@@ -218,6 +227,18 @@ class CircuitKeys(Screen):
             self.say(NO_FEATURE)
         elif self._circuits_ready():
             self.app.push_screen(AblationPanel(self.session, feature.module, feature.index))
+
+    def action_note(self) -> None:
+        feature = self._cursor_feature()
+        if feature is None:
+            self.say(NO_FEATURE)
+            return
+
+        def saved(text: str) -> None:
+            self.say(text)
+            self.show()  # the features panel shows the label
+
+        edit_note(self.app, self.session, feature.feature_id, saved)
 
     def action_scale(self) -> None:
         feature = self._cursor_feature()

@@ -1,7 +1,7 @@
 """A feature's page (DESIGN.md §6): what it responds to across the dataset, from the feature
 cache, and where it fires in the game the main screen shows.
 
-Top: the automatic label with its precision, recall and F1 and the other candidates; firing
+Top: the user's own label and notes (N edits them, ``othello_tui/notes.py``); the automatic label with its precision, recall and F1 and the other candidates; firing
 frequency, mean activation and who moved at the top examples; the activation at the main
 screen's position and the moves of that game where the feature fires. Middle: the five board
 panels over the top examples and the decoder's logit effect, as coloured 8×8 heatmaps with their
@@ -33,7 +33,9 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from othello_tui.game.rules import Game
+from othello_tui.notes import MARK
 from othello_tui.tui.messages import ShowGame
+from othello_tui.tui.screens.note import edit_note
 from othello_tui.tui.session import Session
 from othello_tui.tui.views import FeatureSummary
 from othello_tui.tui.widgets.examples import HEADER, ExampleList
@@ -85,6 +87,7 @@ class FeatureScreen(Screen):
     DEFAULT_CSS = """
     FeatureScreen { layout: vertical; }
     #feature-title { height: 1; padding: 0 1; background: $panel; text-style: bold; }
+    #feature-yours { height: auto; padding: 0 1; }
     #feature-head { height: auto; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     #feature-note { height: auto; padding: 0 1; color: $text-warning; }
     #boards { display: none; height: 1fr; layout: grid; grid-size: 3; grid-gutter: 0 1;
@@ -104,6 +107,7 @@ class FeatureScreen(Screen):
             tooltip="open the top example's game at its move, in the main screen",
             id="feature.example",
         ),
+        Binding("N", "note", "note", tooltip="write your label and notes on this feature", id="feature.note"),
     ]
 
     class Loaded(Message):
@@ -137,6 +141,7 @@ class FeatureScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"{self.feature_id} · {describe(self.feature_id)}"), id="feature-title")
+        yield Static(self.yours(), id="feature-yours")
         yield Static(id=SHOWN_IN["head"])
         yield Static(id="feature-note")
         with VerticalScroll(id="boards"):
@@ -154,6 +159,17 @@ class FeatureScreen(Screen):
         self.check_cache()
 
     # -- filling in -------------------------------------------------------------------------
+
+    def yours(self) -> Text:
+        """The user's label and notes, or how to write them, or why there are none."""
+        notes = self.session.notes
+        note = notes.get(self.feature_id) if notes is not None else None
+        text = Text(f"{MARK} yours: ", style="bold")
+        if note is None:
+            why = self.session.notes_unavailable()
+            return text.append(why or "no label of yours yet (N writes one)", style="dim")
+        text.append(note.label or "(no label)", style="bold italic")
+        return text.append(f" · {note.notes}" if note.notes else "")
 
     def from_memory(self) -> tuple[FeatureStats, FeatureSummary] | tuple[()]:
         """The statistics and the game's activations if both are at hand without waiting (the
@@ -242,6 +258,13 @@ class FeatureScreen(Screen):
 
     def action_back(self) -> None:
         self.dismiss()
+
+    def action_note(self) -> None:
+        def saved(text: str) -> None:
+            self.notify(text, title="Note")
+            self.query_one("#feature-yours", Static).update(self.yours())
+
+        edit_note(self.app, self.session, self.feature_id, saved)
 
     def on_example_list_open(self, message: ExampleList.Open) -> None:
         self.load_example(message.example)

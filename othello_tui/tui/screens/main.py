@@ -285,6 +285,8 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
         if message.error:
             self.say(message.error, "No model: ")
             self.notify(message.error, title="No model", severity="error", timeout=10)
+        if self.session.notes_error:
+            self.notify(self.session.notes_error, title="Notes not loaded", severity="error", timeout=10)
         if self.session.library.build_wanted:
             self.build_cache()
         self.show()

@@ -280,7 +280,7 @@ class TreeScreen(Screen):
             trace = self.session.circuits.trace(self.squares, target.position + 1)
             labels = self.session.labels
             graph = trace_graph(trace, expansion, provenance, labels, self.top)
-            files = tree_files(expansion, labels, svg, provenance, graph)
+            files = tree_files(expansion, labels, svg, provenance, graph, self.session.note_of)
             self.post_message(self.Exported(write_files(folder, *files)))
         except CircuitsUnavailableError as error:
             self.post_message(self.Exported([], str(error)))

@@ -1,0 +1,123 @@
+"""The user's own labels and notes on features, kept beside the feature caches, one file per
+dictionaries hash (a feature id means nothing for other dictionaries):
+``<cache dir>/notes/notes-<dictionaries hash>.json``.
+
+The file is plain, versioned JSON::
+
+    {"format": "othello-tui notes", "version": 1, "dictionaries_hash": "…",
+     "notes": {"L2M845": {"label": "…", "notes": "…"}, …}}
+
+It is written whole under a temporary name and renamed into place, so a reader never sees half
+a file. A file that is not this format, or is for other dictionaries, raises
+:class:`NotesError` saying so, and is never written over. No Textual, no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+FORMAT = "othello-tui notes"
+VERSION = 1
+MARK = "✎"  # what marks a label as the user's wherever labels are shown
+
+
+class NotesError(ValueError):
+    """A notes file that cannot be read as this format, or belongs to other dictionaries."""
+
+
+@dataclass(frozen=True)
+class Note:
+    label: str
+    notes: str = ""
+
+    def shown(self) -> str:
+        """The label as lists show it: ``"✎ flips c-4"`` (the notes when there is no label)."""
+        return f"{MARK} {self.label or self.notes}"
+
+    def matches(self, words: list[str]) -> bool:
+        """Every word (lower case) in the label or the notes."""
+        text = f"{self.label} {self.notes}".lower()
+        return all(word in text for word in words)
+
+
+def notes_path(folder: Path, dictionaries_hash: str) -> Path:
+    return Path(folder) / "notes" / f"notes-{dictionaries_hash}.json"
+
+
+class NoteStore:
+    """The notes of one set of dictionaries, read from and saved to ``path``."""
+
+    def __init__(self, path: Path, dictionaries_hash: str, notes: dict[str, Note] | None = None):
+        self.path, self.dictionaries_hash = path, dictionaries_hash
+        self._notes = dict(notes or {})
+
+    @classmethod
+    def open(cls, folder: Path, dictionaries_hash: str) -> NoteStore:
+        """The notes saved for ``dictionaries_hash`` in ``folder`` (none yet: an empty store).
+        Raises :class:`NotesError` for a file that is not a notes file of these dictionaries."""
+        path = notes_path(folder, dictionaries_hash)
+        if not path.exists():
+            return cls(path, dictionaries_hash)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise NotesError(f"cannot read the notes file {path} ({error}); it was left as it is") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise NotesError(f"{path} is not an othello-tui notes file; it was left as it is")
+        if data.get("version") != VERSION:
+            raise NotesError(
+                f"{path} is notes format version {data.get('version')!r}; this version reads {VERSION};"
+                " it was left as it is"
+            )
+        if data.get("dictionaries_hash") != dictionaries_hash:
+            raise NotesError(
+                f"{path} holds notes for dictionaries {data.get('dictionaries_hash')!r},"
+                f" not {dictionaries_hash!r}; it was left as it is"
+            )
+        try:
+            notes = {str(k): Note(str(v["label"]), str(v.get("notes", ""))) for k, v in data["notes"].items()}
+        except (KeyError, TypeError, AttributeError) as error:
+            raise NotesError(f"{path} has a malformed note ({error!r}); it was left as it is") from None
+        return cls(path, dictionaries_hash, notes)
+
+    def get(self, feature_id: str) -> Note | None:
+        return self._notes.get(feature_id)
+
+    def set(self, feature_id: str, note: Note) -> None:
+        """Keep ``note`` for the feature (an empty label and notes remove it), and save; when the
+        file cannot be written (``OSError``) the notes stay as they were."""
+        notes = {fid: kept for fid, kept in self._notes.items() if fid != feature_id}
+        if note.label.strip() or note.notes.strip():
+            notes[feature_id] = Note(note.label.strip(), note.notes.strip())
+        self._write(notes)
+        self._notes = notes
+
+    def search(self, query: str) -> list[tuple[str, Note]]:
+        """(feature id, note) of the notes holding every word of ``query``, by feature id."""
+        words = query.lower().split()
+        return sorted((fid, note) for fid, note in self._notes.items() if words and note.matches(words))
+
+    def to_dict(self, notes: dict[str, Note] | None = None) -> dict:
+        """The file's contents: these notes, or ``notes`` in their place."""
+        notes = self._notes if notes is None else notes
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "dictionaries_hash": self.dictionaries_hash,
+            "notes": {fid: asdict(note) for fid, note in sorted(notes.items())},
+        }
+
+    def _write(self, notes: dict[str, Note]) -> None:
+        """Write the file whole: a temporary file renamed over the old one."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
+        try:
+            temporary.write_text(
+                json.dumps(self.to_dict(notes), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            )
+            os.replace(temporary, self.path)
+        finally:
+            temporary.unlink(missing_ok=True)
