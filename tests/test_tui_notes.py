@@ -96,9 +96,9 @@ def test_a_tree_export_carries_the_notes_on_its_features(engine, tmp_path, monke
         for _ in range(200):
             await app.workers.wait_for_complete()
             await pilot.pause()
-            if len(list((tmp_path / "exports").glob("*"))) == 3:
+            if len(list((tmp_path / "exports").glob("*"))) == 4:  # .json, .graph.json, .dot, .svg
                 break
-        (exported,) = (tmp_path / "exports").glob("*.json")
+        (exported,) = [f for f in (tmp_path / "exports").glob("*.json") if not f.name.endswith(".graph.json")]
         (item,) = [c for c in json.loads(exported.read_text())["contributions"] if c["node"] == noted.id]
         assert item["note"] == {"label": "my feature", "notes": "why it matters"}
         assert item["label"] == "✎ my feature"
