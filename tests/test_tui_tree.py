@@ -329,9 +329,17 @@ def test_the_threshold_keeps_only_large_contributions(engine, trace):
         assert f"|contribution| ≥ {float(cut):g}" in shows(app, app.screen.query_one("#tree-title"))
         await pilot.press("f", *"-1", "enter")
         assert "0 or more" in str(app.screen.query_one("#error").content)
-        await pilot.press("escape", "f", *"99999", "enter")  # above every contribution
+        await pilot.press("escape")  # a cancelled prompt keeps the threshold
+        await settle(app, pilot)
+        assert app.screen.threshold == float(cut)
+        assert f"|contribution| ≥ {float(cut):g}" in shows(app, app.screen.query_one("#tree-title"))
+        await pilot.press("f", *"99999", "enter")  # above every contribution
         await settle(app, pilot)
         assert "… others" in shows(app, tree) and "none reaches the threshold" in shows(app, tree)
+        await pilot.press("f", "enter")  # an empty entry: no threshold
+        await settle(app, pilot)
+        assert app.screen.threshold is None
+        assert "|contribution| ≥" not in shows(app, app.screen.query_one("#tree-title"))
 
     run(app, scenario)
 
@@ -451,7 +459,7 @@ def test_the_prompts_refuse_bad_input_with_a_reason(tmp_path):
     for text, reason in (("two", "not a number"), ("inf", "within"), ("nan", "within"), ("1e40", "within")):
         with pytest.raises(ValueError, match=reason):
             parse_factor(text)
-    assert parse_threshold("") is None and parse_threshold("0.05") == 0.05
+    assert parse_threshold("") == 0.0 and parse_threshold("0.05") == 0.05
     with pytest.raises(ValueError, match="0 or more"):
         parse_threshold("-1")
     assert parse_folder("") == Path("exports") and parse_folder(str(tmp_path / "new")) == tmp_path / "new"

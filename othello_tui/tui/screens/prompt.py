@@ -44,10 +44,11 @@ def parse_factor(text: str) -> float:
     return factor
 
 
-def parse_threshold(text: str) -> float | None:
-    """A non-negative number, or None for an empty input (no threshold)."""
+def parse_threshold(text: str) -> float:
+    """A non-negative number; 0 for an empty input (no threshold: |contribution| ≥ 0 keeps all).
+    Never None, which is the prompt's answer to Escape (the threshold stays as it was)."""
     if not text.strip():
-        return None
+        return 0.0
     threshold = parse_factor(text)
     if threshold < 0:
         raise ValueError("a threshold on |contribution| is 0 or more")

@@ -363,7 +363,9 @@ class TreeScreen(Screen):
         self.app.push_screen(prompt, self.set_threshold)
 
     def set_threshold(self, threshold: float | None) -> None:
-        self.threshold = threshold
+        if threshold is None:  # Escape: keep the threshold
+            return
+        self.threshold = threshold or None  # 0: no threshold
         self.reload()
 
     def _current_node(self) -> Node | None:
