@@ -126,3 +126,28 @@ def test_a_corrupt_notes_file_is_reported_and_left_alone(engine, tmp_path):
         assert path.read_text() == "{half a file"
 
     run(app, scenario)
+
+
+def test_n_in_the_contributor_tree_writes_a_note_and_relabels_the_row(engine, tmp_path):
+    session = Session(lambda: engine, notes_dir=tmp_path)
+    app = make_app(session, Game.from_text(MOVES))
+
+    async def scenario(pilot):
+        await pilot.press("t")  # the top prediction's contributors
+        for _ in range(200):
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            if isinstance(app.screen, TreeScreen) and app.screen.contributors.expansion is not None:
+                break
+        tree = app.screen.contributors
+        row = next(
+            n for n in tree.nodes_below(tree.root) if n.data.branch and n.data.branch.node.kind == "feature"
+        )
+        tree.move_cursor(row)
+        await pilot.pause()
+        await pilot.press("N")
+        await write_note(pilot, "tree note", "written from the tree")
+        assert session.notes.get(row.data.branch.node.feature_id).label == "tree note"
+        assert "✎ tree note" in str(row.label)
+
+    run(app, scenario)

@@ -36,6 +36,7 @@ from othello_tui.game.rules import Game
 from othello_tui.tui.circuits_backend import CircuitsUnavailableError, Outcome
 from othello_tui.tui.exports import shown_depth, tree_files, write_files
 from othello_tui.tui.messages import OpenFeature
+from othello_tui.tui.screens.note import edit_note
 from othello_tui.tui.screens.prompt import PromptScreen, parse_factor, parse_folder, parse_threshold
 from othello_tui.tui.session import Session
 from othello_tui.tui.widgets.board import Board
@@ -112,6 +113,14 @@ class TreeScreen(Screen):
             id="tree.scale",
         ),
         Binding("c", "clear_edits", "clear", show=False, tooltip="clear every intervention", id="tree.clear"),
+        Binding(
+            "N",
+            "note",
+            "note",
+            show=False,
+            tooltip="write your label and notes on this feature",
+            id="tree.note",
+        ),
         Binding(
             "e",
             "export",
@@ -389,6 +398,18 @@ class TreeScreen(Screen):
             self.say("Put the cursor on a feature node to intervene on it.")
             return None
         return node
+
+    def action_note(self) -> None:
+        node = self._current_node()
+        if node is None or node.kind != "feature":
+            self.say("Put the cursor on a feature node to write a note on it.")
+            return
+
+        def saved(text: str) -> None:
+            self.say(text)
+            self.contributors.relabel()
+
+        edit_note(self.app, self.session, node.feature_id, saved)
 
     def action_ablate(self) -> None:
         if (node := self._current_feature()) is not None:

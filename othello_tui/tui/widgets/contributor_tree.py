@@ -175,7 +175,7 @@ class ContributorTree(Tree[Item]):
         return text
 
     def relabel(self) -> None:
-        """Redraw every label (after the intervention values changed)."""
+        """Redraw every label (after the intervention values or a note changed)."""
         self.root.set_label(self.root_label())
         for tree_node in self.nodes_below(self.root):
             if tree_node.data is not None and tree_node.data.branch is not None:
