@@ -38,6 +38,17 @@ async def write_note(pilot, label: str, notes: str) -> None:
     await pilot.pause()
 
 
+async def open_tree(pilot) -> None:
+    """``t``: the top prediction's contributors, once computed."""
+    app = pilot.app
+    await pilot.press("t")
+    for _ in range(200):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        if isinstance(app.screen, TreeScreen) and app.screen.contributors.expansion is not None:
+            return
+
+
 def test_a_note_shows_in_the_panel_and_on_the_page_and_the_palette_finds_it(engine, tmp_path):
     app = make_app(Session(lambda: engine, notes_dir=tmp_path), Game.from_text(MOVES))
     main = app.main_screen
@@ -83,12 +94,7 @@ def test_a_tree_export_carries_the_notes_on_its_features(engine, tmp_path, monke
     app = make_app(session, Game.from_text(MOVES))
 
     async def scenario(pilot):
-        await pilot.press("t")  # the top prediction's contributors
-        for _ in range(200):
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-            if isinstance(app.screen, TreeScreen) and app.screen.contributors.expansion is not None:
-                break
+        await open_tree(pilot)
         branches = app.screen.contributors.expansion.branches
         noted = next(b.node for b in branches if b.node.feature_id is not None)
         session.set_note(noted.feature_id, Note("my feature", "why it matters"))
@@ -133,12 +139,7 @@ def test_n_in_the_contributor_tree_writes_a_note_and_relabels_the_row(engine, tm
     app = make_app(session, Game.from_text(MOVES))
 
     async def scenario(pilot):
-        await pilot.press("t")  # the top prediction's contributors
-        for _ in range(200):
-            await app.workers.wait_for_complete()
-            await pilot.pause()
-            if isinstance(app.screen, TreeScreen) and app.screen.contributors.expansion is not None:
-                break
+        await open_tree(pilot)
         tree = app.screen.contributors
         row = next(
             n for n in tree.nodes_below(tree.root) if n.data.branch and n.data.branch.node.kind == "feature"
