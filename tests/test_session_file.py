@@ -78,6 +78,6 @@ def test_interventions_on_missing_features_are_left_out_and_named():
     edits, problems = restore_interventions(texts, {"L1M": 10}, 12)
     assert edits == [Edit(7, "L1M", 3, value=0.0), BeliefEdit(8, 4, 36, 1)]
     assert problems[0] == "P7L1M99=0: feature L1M99 is not in the loaded dictionaries"
-    assert problems[1] == "P7L9Z1*2: feature L5M1 is not in the loaded dictionaries"
+    assert problems[1] == "P7L5M1*2: feature L5M1 is not in the loaded dictionaries"
     assert problems[2] == "P20L1M3=0: position 20 is outside the game of 12 moves"
     assert "junk" in problems[3]
