@@ -14,14 +14,13 @@ holds moves that are illegal, raises :class:`SessionFileError` saying so. No Tex
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from othello_tui.circuits.edits import BeliefEdit, Edit, parse_belief, parse_edit
 from othello_tui.circuits.nodes import CircuitError
 from othello_tui.game.rules import Game, IllegalMoveError
+from othello_tui.json_store import read_versioned, write_atomically
 
 FORMAT = "othello-tui session"
 VERSION = 1
@@ -58,29 +57,12 @@ class SavedSession:
 
 def save_session(path: Path, saved: SavedSession) -> None:
     """Write ``saved`` to ``path`` whole: a temporary file renamed over the old one."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        temporary.write_text(
-            json.dumps(saved.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_atomically(path, saved.to_dict())
 
 
 def load_session(path: Path) -> SavedSession:
     """The session saved in ``path``; :class:`SessionFileError` says why it cannot be used."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SessionFileError(f"cannot read the session file {path} ({error})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise SessionFileError(f"{path} is not an othello-tui session file")
-    if data.get("version") != VERSION:
-        raise SessionFileError(
-            f"{path} is session format version {data.get('version')!r}; this version reads {VERSION}"
-        )
+    data = read_versioned(path, FORMAT, VERSION, SessionFileError)
     try:
         saved = SavedSession(
             _integer(data["seed"]),
