@@ -55,6 +55,15 @@ class SavedSession:
         }
 
 
+def unused_path(path: Path) -> Path:
+    """``path``, or ``name-2.json``, ``name-3.json``… when it exists."""
+    path, counter = Path(path), 2
+    candidate = path
+    while candidate.exists():
+        candidate, counter = path.with_name(f"{path.stem}-{counter}{path.suffix}"), counter + 1
+    return candidate
+
+
 def save_session(path: Path, saved: SavedSession) -> None:
     """Write ``saved`` to ``path`` whole: a temporary file renamed over the old one."""
     write_atomically(path, saved.to_dict())
