@@ -14,10 +14,10 @@ a file. A file that is not this format, or is for other dictionaries, raises
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from othello_tui.json_store import read_versioned, write_atomically
 
 FORMAT = "othello-tui notes"
 VERSION = 1
@@ -61,17 +61,7 @@ class NoteStore:
         path = notes_path(folder, dictionaries_hash)
         if not path.exists():
             return cls(path, dictionaries_hash)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise NotesError(f"cannot read the notes file {path} ({error}); it was left as it is") from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise NotesError(f"{path} is not an othello-tui notes file; it was left as it is")
-        if data.get("version") != VERSION:
-            raise NotesError(
-                f"{path} is notes format version {data.get('version')!r}; this version reads {VERSION};"
-                " it was left as it is"
-            )
+        data = read_versioned(path, FORMAT, VERSION, NotesError, "; it was left as it is")
         if data.get("dictionaries_hash") != dictionaries_hash:
             raise NotesError(
                 f"{path} holds notes for dictionaries {data.get('dictionaries_hash')!r},"
@@ -113,11 +103,4 @@ class NoteStore:
     def _write(self, notes: dict[str, Note]) -> None:
         """Write the file whole: a temporary file renamed over the old one."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(f".{self.path.name}.partial-{os.getpid()}")
-        try:
-            temporary.write_text(
-                json.dumps(self.to_dict(notes), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-            )
-            os.replace(temporary, self.path)
-        finally:
-            temporary.unlink(missing_ok=True)
+        write_atomically(self.path, self.to_dict(notes))

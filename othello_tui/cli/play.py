@@ -84,6 +84,13 @@ def play_arguments(
 
 @main.command()
 @play_options
+@click.option(
+    "--session",
+    "session_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Restore the session saved in FILE (if it exists); S saves to it.",
+)
 def play(
     moves: str | None,
     game_index: int | None,
@@ -93,6 +100,7 @@ def play(
     dictionaries_dir: Path | None,
     cache: Path | None,
     no_build: bool,
+    session_file: Path | None,
 ) -> None:
     """Step through or play Othello games and watch the model predict the next move.
 
@@ -104,6 +112,9 @@ def play(
     from othello_tui.tui.app import make_app
     from othello_tui.tui.session import Session
 
+    saved = restored_session(session_file, moves, game_index)
+    if saved is not None:
+        seed = saved.seed
     game = starting_game(moves, game_index, seed)
     if device == "cuda":  # fail here, as the other commands do, not inside the app
         from othello_tui.model.device import resolve_device
@@ -123,9 +134,24 @@ def play(
         build=not no_build,
         notes_dir=DEFAULT_CACHE_DIR,
     )
-    make_app(session, game, game_index or 0).run()
+    make_app(session, game, game_index or 0, saved, session_file).run()
     if (note := session.library.left_running()) is not None:
         click.echo(note)
+
+
+def restored_session(path: Path | None, moves: str | None, game_index: int | None):
+    """The session saved in ``path`` (None: no such file yet, or no ``--session``); a one-line
+    error for a file that cannot be used, or for --moves/--game-index beside a saved session."""
+    from othello_tui.session_file import SessionFileError, load_session
+
+    if path is None or not path.exists():
+        return None
+    if moves is not None or game_index is not None:
+        raise click.UsageError("--session restores its own game: leave out --moves and --game-index")
+    try:
+        return load_session(path)
+    except SessionFileError as error:
+        raise click.ClickException(f"{error}; it was left as it is") from None
 
 
 def require_terminal() -> None:

@@ -10,6 +10,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from othello_tui.game.rules import Game
+from othello_tui.session_file import SavedSession
 from othello_tui.tui.commands import OthelloCommands
 from othello_tui.tui.feature_commands import FeatureCommands
 from othello_tui.tui.idle_gc import CHECK_EVERY_SECONDS, IdleCollector
@@ -39,9 +40,16 @@ class OthelloApp(App):
         Binding("ctrl+p", "command_palette", "commands", id="app.commands"),
     ]
 
-    def __init__(self, session: Session, game: Game | None = None, game_index: int = 0):
+    def __init__(
+        self,
+        session: Session,
+        game: Game | None = None,
+        game_index: int = 0,
+        saved: SavedSession | None = None,
+        session_path: Path | None = None,
+    ):
         super().__init__()
-        self.main_screen = MainScreen(session, game, game_index)
+        self.main_screen = MainScreen(session, game, game_index, saved, session_path)
         self.collector = IdleCollector()
 
     def on_mount(self) -> None:
@@ -104,7 +112,14 @@ class OthelloApp(App):
         self.main_screen.visit(Shown(message.game, message.n_moves, message.source, message.index))
 
 
-def make_app(session: Session, game: Game | None = None, game_index: int = 0) -> OthelloApp:
-    """The app on ``game`` (e.g. parsed from ``--moves``), else on game ``game_index`` of the
-    session's seed. Used by the CLI and the tests alike."""
-    return OthelloApp(session, game, game_index)
+def make_app(
+    session: Session,
+    game: Game | None = None,
+    game_index: int = 0,
+    saved: SavedSession | None = None,
+    session_path: Path | None = None,
+) -> OthelloApp:
+    """The app on ``saved`` (a restored session), else ``game`` (e.g. parsed from ``--moves``),
+    else on game ``game_index`` of the session's seed; ``S`` saves to ``session_path``. Used by
+    the CLI and the tests alike."""
+    return OthelloApp(session, game, game_index, saved, session_path)

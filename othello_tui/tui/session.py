@@ -175,6 +175,11 @@ class Session:
         return self._engine is not None
 
     @property
+    def n_features(self) -> dict[str, int]:
+        """Features of each module's dictionary (none before the model loads)."""
+        return dict(self._engine.n_features) if self._engine is not None else {}
+
+    @property
     def labels(self) -> Labels | None:
         """Feature id -> the user's label (marked ✎), else the automatic one (None: no labels, or
         no model yet)."""

@@ -1,0 +1,126 @@
+"""A saved app session: the game, the move shown and the interventions, so that
+``othello-tui play --session FILE`` opens where the user left off.
+
+The file is plain, versioned JSON::
+
+    {"format": "othello-tui session", "version": 1, "seed": 0, "game_index": 17,
+     "moves": "e-5 d-5 …", "n_moves": 12, "interventions": ["P7L1M379=0", "P9L3:e-4=theirs"]}
+
+``game_index`` is null when the game is not a dataset game. Interventions are in the text forms
+``intervene`` reads (``--set`` for features; ``P<position>:<belief>`` for belief edits). It is
+written whole under a temporary name and renamed into place. A file that is not this format, or
+holds moves that are illegal, raises :class:`SessionFileError` saying so. No Textual, no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from othello_tui.circuits.edits import BeliefEdit, Edit, parse_belief, parse_edit
+from othello_tui.circuits.nodes import CircuitError
+from othello_tui.game.rules import Game, IllegalMoveError
+from othello_tui.json_store import read_versioned, write_atomically
+
+FORMAT = "othello-tui session"
+VERSION = 1
+DEFAULT_PATH = Path("othello-tui-session.json")
+
+
+class SessionFileError(ValueError):
+    """A session file that cannot be read as this format."""
+
+
+@dataclass(frozen=True)
+class SavedSession:
+    seed: int
+    game_index: int | None  # the dataset game's index (None: not a dataset game)
+    moves: str
+    n_moves: int  # the move shown
+    interventions: tuple[str, ...] = ()
+
+    @property
+    def game(self) -> Game:
+        return Game.from_text(self.moves)
+
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "seed": self.seed,
+            "game_index": self.game_index,
+            "moves": self.moves,
+            "n_moves": self.n_moves,
+            "interventions": list(self.interventions),
+        }
+
+
+def unused_path(path: Path) -> Path:
+    """``path``, or ``name-2.json``, ``name-3.json``… when it exists."""
+    path, counter = Path(path), 2
+    candidate = path
+    while candidate.exists():
+        candidate, counter = path.with_name(f"{path.stem}-{counter}{path.suffix}"), counter + 1
+    return candidate
+
+
+def save_session(path: Path, saved: SavedSession) -> None:
+    """Write ``saved`` to ``path`` whole: a temporary file renamed over the old one."""
+    write_atomically(path, saved.to_dict())
+
+
+def load_session(path: Path) -> SavedSession:
+    """The session saved in ``path``; :class:`SessionFileError` says why it cannot be used."""
+    data = read_versioned(path, FORMAT, VERSION, SessionFileError)
+    try:
+        saved = SavedSession(
+            _integer(data["seed"]),
+            None if data["game_index"] is None else _integer(data["game_index"]),
+            str(data["moves"]),
+            _integer(data["n_moves"]),
+            tuple(str(text) for text in data["interventions"]),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise SessionFileError(f"{path} has a malformed session ({error!r})") from None
+    try:
+        game = saved.game
+    except IllegalMoveError as error:
+        raise SessionFileError(f"{path}: its moves are illegal ({error})") from None
+    if not 0 <= saved.n_moves <= len(game.moves):
+        raise SessionFileError(f"{path}: move {saved.n_moves} is outside its game of {len(game.moves)} moves")
+    return saved
+
+
+def _integer(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{value!r} is not an integer")
+    return value
+
+
+def restore_interventions(
+    texts: tuple[str, ...], n_features: dict[str, int], n_moves: int
+) -> tuple[list[Edit | BeliefEdit], list[str]]:
+    """The interventions of ``texts`` that still apply to these dictionaries (features per
+    module) and a game of ``n_moves`` moves, and why each of the others was left out."""
+    edits, problems = [], []
+    for text in texts:
+        try:
+            edit = _parse(text)
+        except CircuitError as error:
+            problems.append(str(error))
+            continue
+        if isinstance(edit, Edit) and not 0 <= edit.feature < n_features.get(edit.module, 0):
+            problems.append(f"{text}: feature {edit.module}{edit.feature} is not in the loaded dictionaries")
+        elif not 0 <= edit.position < n_moves:
+            problems.append(f"{text}: position {edit.position} is outside the game of {n_moves} moves")
+        else:
+            edits.append(edit)
+    return edits, problems
+
+
+def _parse(text: str) -> Edit | BeliefEdit:
+    """A feature edit (``P7L1M379=0``) or a belief edit (``P9:L3:e-4=theirs``)."""
+    position, colon, belief = text.partition(":")
+    if colon and position[:1] == "P" and position[1:].isdigit():
+        return parse_belief(belief, int(position[1:]))
+    return parse_edit(text)
