@@ -17,9 +17,8 @@ from othello_tui.circuits.nodes import CircuitError
 from othello_tui.circuits.trace import GameTrace
 from othello_tui.cli import main
 from othello_tui.game.rules import Game, legal_moves, next_turn
-from othello_tui.game.squares import parse_square
+from othello_tui.game.squares import parse_square, tokens_of
 from othello_tui.probes.families import mine_theirs_classes, with_belief
-from othello_tui.tui.session import tokens_of
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,14 @@ from click.testing import CliRunner
 from othello_tui.circuits.edits import Edit
 from othello_tui.cli import main
 from othello_tui.game.rules import Game
-from othello_tui.game.squares import parse_square
+from othello_tui.game.squares import parse_square, tokens_of
 from othello_tui.model.weights import model_fingerprint
 from othello_tui.probes.beliefs import read_beliefs
 from othello_tui.probes.families import FAMILIES, mine_theirs_classes, parse_site, probe_sites, site_short
 from othello_tui.probes.io import save_probes
 from othello_tui.probes.linear import LinearProbes
 from othello_tui.tui.engine import ModelEngine
-from othello_tui.tui.session import Session, tokens_of
+from othello_tui.tui.session import Session
 from othello_tui.tui.views import Beliefs
 from othello_tui.tui.widgets.belief_board import belief_faces
 

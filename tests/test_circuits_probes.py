@@ -9,8 +9,7 @@ from test_beliefs import random_probes
 from othello_tui.circuits.nodes import CircuitError, Target, parse_target, probe_target
 from othello_tui.circuits.trace import GameTrace
 from othello_tui.game.generator import generate_games
-from othello_tui.game.squares import parse_square
-from othello_tui.tui.session import tokens_of
+from othello_tui.game.squares import parse_square, tokens_of
 
 
 @pytest.fixture(scope="module")

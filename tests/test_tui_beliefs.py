@@ -137,8 +137,8 @@ def test_f_edits_the_belief_under_the_cursor_and_the_board_follows(tiny_model, t
 
 def test_t_on_a_believed_square_opens_its_probe_tree(tiny_model, tiny_dictionaries):
     from othello_tui.circuits.trace import GameTrace
+    from othello_tui.game.squares import tokens_of
     from othello_tui.tui.screens.tree import TreeScreen
-    from othello_tui.tui.session import tokens_of
 
     app, probes = real_app(tiny_model, tiny_dictionaries)
     game = app.main_screen.shown.game

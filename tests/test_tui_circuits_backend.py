@@ -12,10 +12,10 @@ from othello_tui.circuits.intervention import intervene
 from othello_tui.circuits.nodes import CircuitError, Target
 from othello_tui.circuits.trace import GameTrace
 from othello_tui.game.rules import Game
-from othello_tui.game.squares import SQUARE_TO_TOKEN, TOKEN_TO_SQUARE
+from othello_tui.game.squares import SQUARE_TO_TOKEN, TOKEN_TO_SQUARE, tokens_of
 from othello_tui.tui.circuits_backend import CircuitsUnavailableError
 from othello_tui.tui.engine import ModelEngine
-from othello_tui.tui.session import Session, tokens_of
+from othello_tui.tui.session import Session
 
 MOVES = "e-5 d-5 c-3 d-2 e-1 f-5 f-6 e-2 g-5 c-4 d-6 c-5"  # game 0 of seed 0
 GAME = Game.from_text(MOVES)

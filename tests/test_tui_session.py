@@ -15,8 +15,9 @@ from othello_tui.dictionary.sae import hook_name_of
 from othello_tui.game.generator import generate_games
 from othello_tui.game.rules import Game, start_board
 from othello_tui.game.squares import SQUARE_TO_TOKEN, TOKEN_TO_SQUARE
+from othello_tui.tui.analysis import ModelUnavailableError
 from othello_tui.tui.engine import ModelEngine, load_engine
-from othello_tui.tui.session import NO_INPUT_NOTE, ModelUnavailableError, Session
+from othello_tui.tui.session import NO_INPUT_NOTE, Session
 
 MOVES = "e-5 d-5 c-3 d-2 e-1 f-5 f-6 e-2 g-5 c-4 d-6 c-5"  # game 0 of seed 0
 

@@ -10,8 +10,9 @@ import pytest
 from othello_tui.game.rules import Game
 from othello_tui.game.squares import SQUARE_TO_TOKEN
 from othello_tui.probes.families import mine_theirs_classes
+from othello_tui.tui.analysis import GameAnalysis
 from othello_tui.tui.app import make_app
-from othello_tui.tui.session import GameAnalysis, Session
+from othello_tui.tui.session import Session
 
 MOVES = "e-5 d-5 c-3 d-2 e-1 f-5 f-6 e-2 g-5 c-4 d-6 c-5"
 

@@ -22,13 +22,12 @@ from othello_tui.circuits.nodes import Target
 from othello_tui.circuits.trace import GameTrace
 from othello_tui.cli import main as cli
 from othello_tui.game.rules import Game
-from othello_tui.game.squares import TOKEN_TO_SQUARE, square_name
+from othello_tui.game.squares import TOKEN_TO_SQUARE, square_name, tokens_of
 from othello_tui.tui.engine import ModelEngine
 from othello_tui.tui.screens.attention import AttentionScreen
 from othello_tui.tui.screens.feature import FeatureScreen
 from othello_tui.tui.screens.prompt import PromptScreen, parse_factor, parse_folder, parse_threshold
 from othello_tui.tui.screens.tree import TreeScreen
-from othello_tui.tui.session import tokens_of
 from othello_tui.tui.widgets.board import Board
 from othello_tui.tui.widgets.contributor_tree import ContributorTree
 from othello_tui.tui.widgets.features import FeatureList

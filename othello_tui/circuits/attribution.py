@@ -16,15 +16,31 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
+from othello_tui.circuits.decomposition import Decomposition
 from othello_tui.circuits.nodes import Node, Target, node_id, pair_node
+from othello_tui.dictionary.sae import Dictionary
+from othello_tui.model.transformer import OthelloGPT
 
-if TYPE_CHECKING:
-    from othello_tui.circuits.trace import GameTrace
+
+class Traced(Protocol):
+    """What the attributions read of a game's forward pass: a
+    :class:`~othello_tui.circuits.trace.GameTrace`, which calls them."""
+
+    model: OthelloGPT
+    dictionaries: dict[str, Dictionary]
+    cache: dict[str, Tensor]  # hook name -> value, without the batch axis
+    decomposition: Decomposition
+
+    def ln_scale(self, ln: str) -> Tensor: ...  # σ [T] of a LayerNorm in the real forward pass
+
+    def probe_direction(self, target: Target) -> tuple[Tensor, Tensor]: ...  # (w_D, b) of a probe target
+
+    def target_value(self, target: Target) -> float: ...  # the target in the real forward pass
 
 
 @dataclass
@@ -63,7 +79,7 @@ def _param_nodes(position: int, names: Sequence[str]) -> list[Node]:
 
 
 def _linear_attribution(
-    trace: GameTrace,
+    trace: Traced,
     target: Target,
     rows: slice | Tensor,
     contributions_N: Tensor,
@@ -81,20 +97,20 @@ def _linear_attribution(
     return Attribution(target, value, values_N, node_at)
 
 
-def _through_layernorm(trace: GameTrace, ln: str, w_DK: Tensor) -> Tensor:
+def _through_layernorm(trace: Traced, ln: str, w_DK: Tensor) -> Tensor:
     """``γ⊙w − mean(γ⊙w)`` per column: ``x·v / σ = w·LN_lin(v)`` for any v."""
     x_DK = trace.model.get_submodule(ln).w[:, None] * w_DK
     return x_DK - x_DK.mean(0)
 
 
-def _read_through(trace: GameTrace, ln: str, rows: slice | Tensor, w_DK: Tensor) -> Tensor:
+def _read_through(trace: Traced, ln: str, rows: slice | Tensor, w_DK: Tensor) -> Tensor:
     """``w_k · LN_lin(v_n)`` for the node ``rows`` ([N, K]), σ frozen at each node's own position."""
     x_DK = _through_layernorm(trace, ln, w_DK)
     scale_N = trace.ln_scale(ln)[trace.decomposition.position_N[rows]]
     return trace.decomposition.vectors_ND[rows] @ x_DK / scale_N[:, None]
 
 
-def direct_logit(trace: GameTrace, target: Target) -> Attribution:
+def direct_logit(trace: Traced, target: Target) -> Attribution:
     """DLA (§3.3). ``logit_{i,t} = Σ_v W_U[:,t]·LN_final,lin(v) + W_U[:,t]·β_final + b_U[t]``,
     summed over every node at position i."""
     i, token = target.position, target.token
@@ -105,7 +121,7 @@ def direct_logit(trace: GameTrace, target: Target) -> Attribution:
     return _linear_attribution(trace, target, rows, contributions_N, params, trace.target_value(target))
 
 
-def probe_logit(trace: GameTrace, target: Target) -> Attribution:
+def probe_logit(trace: Traced, target: Target) -> Attribution:
     """A probe's class-logit difference on the residual stream after block l (§3.9), no LayerNorm
     in between: ``(W[:,q,a] − W[:,q,b])·r_i + (b[q,a] − b[q,b]) = Σ_v w·v + b`` over every node v
     at position i in levels up to L{l}M (the embeddings alone for the site before block 0)."""
@@ -119,14 +135,14 @@ def probe_logit(trace: GameTrace, target: Target) -> Attribution:
     return _linear_attribution(trace, target, rows, contributions_N, params, trace.target_value(target))
 
 
-def _encoder_constant(trace: GameTrace, target: Target) -> tuple[Tensor, dict[str, Tensor]]:
+def _encoder_constant(trace: Traced, target: Target) -> tuple[Tensor, dict[str, Tensor]]:
     """Feature Y's encoder column and its constant ``b_enc[Y] − W_enc[:,Y]·b_dec`` (§3.4)."""
     dictionary = trace.dictionaries[target.module]
     w_enc_D = dictionary.W_enc[:, target.feature]
     return w_enc_D, {f"{target.module}.b_enc": dictionary.b_enc[target.feature] - dictionary.b_dec @ w_enc_D}
 
 
-def mlp_feature(trace: GameTrace, target: Target) -> Attribution:
+def mlp_feature(trace: Traced, target: Target) -> Attribution:
     """ADC (§3.5) of MLP feature Y at position i, the gate ``g = Φ(p)`` frozen:
 
     ``h_Y = Σ_v W_enc[:,Y]·W_out[(W_in·LN_lin(v)) ⊙ g] + W_enc[:,Y]·W_out[(W_in·β + b_in) ⊙ g]
@@ -150,7 +166,7 @@ def mlp_feature(trace: GameTrace, target: Target) -> Attribution:
     return _linear_attribution(trace, target, rows, contributions_N, params, value)
 
 
-def attention_feature(trace: GameTrace, target: Target) -> Attribution:
+def attention_feature(trace: Traced, target: Target) -> Attribution:
     """OV (§3.6) of attention feature Y at query position i, pattern A and every source's σ_j
     frozen. Node v at source j contributes ``Σ_h A^h_ij W_enc[:,Y]·W_O^h W_V^h LN_lin,j(v)``;
     with ``a_h = Σ_j A^h_ij`` the constants are ``Σ_h a_h (β·W_V^h + b_V^h)·W_O^h W_enc[:,Y]``,
@@ -191,7 +207,7 @@ def attention_feature(trace: GameTrace, target: Target) -> Attribution:
     return attribution
 
 
-def attention_score(trace: GameTrace, target: Target) -> Attribution:
+def attention_score(trace: Traced, target: Target) -> Attribution:
     """QK (§3.7): ``s^h_ij = (Σ_a q_a)·(Σ_b k_b)/sqrt(E)`` where the query parts q_a are
     ``W_Q^h·LN_lin,i(v_a)`` for every node a at i plus ``β·W_Q^h`` and ``b_Q^h``, and the key
     parts likewise at j with W_K. Contributor (a, b) is ``q_a·k_b/sqrt(E)``, flattened row-major.

@@ -9,12 +9,18 @@ expansion explains exactly the quantity the parent's contribution scales with.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from othello_tui.circuits.nodes import Node, Target
 
-if TYPE_CHECKING:
-    from othello_tui.circuits.trace import GameTrace
+if TYPE_CHECKING:  # torch: the app's session reads trees before the model loads
+    from othello_tui.circuits.attribution import Attribution
+
+
+class Attributes(Protocol):
+    """Anything that gives a target's contributions (:class:`~othello_tui.circuits.trace.GameTrace`)."""
+
+    def contributions(self, target: Target) -> Attribution: ...
 
 
 @dataclass
@@ -39,7 +45,7 @@ class Expansion:
 
 
 def expand(
-    trace: GameTrace, target: Target, depth: int = 1, top: int | None = 8, threshold: float | None = None
+    trace: Attributes, target: Target, depth: int = 1, top: int | None = 8, threshold: float | None = None
 ) -> Expansion:
     """Contributors of ``target`` (top ``top`` by |contribution|, those ≥ ``threshold``), each
     feature among them expanded again, ``depth`` levels in all. Identity per level:

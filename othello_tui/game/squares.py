@@ -7,6 +7,7 @@ Squares are indexed ``8*row + col``; rows ``a``–``h`` top to bottom, columns `
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -58,6 +59,11 @@ def token_to_square(token: int) -> int:
     if not 1 <= token <= N_MOVE_TOKENS:
         raise SquareError(f"token {token} is not a move token (1…60)")
     return int(TOKEN_TO_SQUARE[token])
+
+
+def tokens_of(squares: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Model input tokens (int64 [T]) of a list of move squares."""
+    return SQUARE_TO_TOKEN[np.asarray(squares, np.int64)].astype(np.int64)
 
 
 def split_move_list(text: str) -> list[str]:

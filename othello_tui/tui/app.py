@@ -18,9 +18,10 @@ from othello_tui.tui.messages import OpenFeature, ShowGame
 from othello_tui.tui.screens.attention import AttentionScreen
 from othello_tui.tui.screens.feature import FeatureScreen
 from othello_tui.tui.screens.help import HelpScreen
-from othello_tui.tui.screens.main import MainScreen, Shown
+from othello_tui.tui.screens.main import MainScreen
 from othello_tui.tui.screens.tree import TreeScreen
 from othello_tui.tui.session import Session
+from othello_tui.tui.shown import Shown
 from othello_tui.tui.widgets.belief_board import BeliefBoard
 from othello_tui.tui.widgets.board import Board
 from othello_tui.tui.widgets.contributor_tree import ContributorTree

@@ -47,7 +47,7 @@ class CircuitsUnavailableError(RuntimeError):
 @dataclass(frozen=True, eq=False)
 class Outcome:
     """A game rerun with an edit stack. Rows t of the [T, V] arrays belong to position t and
-    predict move t+2, as in :class:`~othello_tui.tui.session.GameAnalysis`.
+    predict move t+2, as in :class:`~othello_tui.tui.analysis.GameAnalysis`.
 
     probs_before_TV, probs_after_TV    float32 [T, 61]: softmax of the logits
     logits_before_TV, logits_after_TV  float32 [T, 61]

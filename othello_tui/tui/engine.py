@@ -25,14 +25,15 @@ from othello_tui.features import (
     find_cache,
     open_cache,
 )
+from othello_tui.game.squares import tokens_of
 from othello_tui.model.device import resolve_device
 from othello_tui.model.transformer import OthelloGPT
 from othello_tui.model.weights import WeightsError, load_model, model_fingerprint
 from othello_tui.probes.beliefs import belief_probs
 from othello_tui.probes.io import load_probes
 from othello_tui.probes.linear import LinearProbes
+from othello_tui.tui.analysis import GameAnalysis, ModelUnavailableError
 from othello_tui.tui.cache_build import CacheRequest
-from othello_tui.tui.session import GameAnalysis, ModelUnavailableError, tokens_of
 from othello_tui.tui.views import Labels
 
 DICTIONARIES_SUBDIR = "dictionaries"

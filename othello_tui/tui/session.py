@@ -35,18 +35,19 @@ from __future__ import annotations
 import gc
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from othello_tui.game.generator import CHUNK, iter_games
 from othello_tui.game.rules import Game, disc_counts
-from othello_tui.game.squares import SQUARE_TO_TOKEN, TOKEN_TO_SQUARE
+from othello_tui.game.squares import TOKEN_TO_SQUARE
 from othello_tui.notes import Note, NotesError, NoteStore
 from othello_tui.probes.families import mine_theirs_classes
+from othello_tui.tui.analysis import Engine, GameAnalysis, ModelUnavailableError
 from othello_tui.tui.circuits_backend import CircuitsBackend
 from othello_tui.tui.feature_library import FeatureLibrary
 from othello_tui.tui.prefix_cache import PrefixCache
@@ -60,49 +61,11 @@ from othello_tui.tui.views import (
 )
 
 if TYPE_CHECKING:
-    from othello_tui.features import BuildSettings, FeatureCache
-    from othello_tui.tui.cache_build import CacheRequest
+    from othello_tui.features import BuildSettings
 
 TOP_PREDICTIONS = 8
 NO_INPUT_NOTE = "The model predicts from move 2 on: it reads the moves, and none is played yet."
 LOADING_NOTE = "Loading the model…"
-
-
-class ModelUnavailableError(RuntimeError):
-    """The model cannot be loaded (missing or bad weights, no such device); says how to fix it."""
-
-
-@dataclass(frozen=True, eq=False)
-class GameAnalysis:
-    """What one forward pass over a game gives, at every position T of it.
-
-    probs_TV  float32 [T, 61]: softmax of the logits; row t predicts move t+2
-    acts      module -> float32 [T, F]: dictionary feature activations of the module's output
-    beliefs_TSQC  float32 [T, S, 64, 3]: the mine/theirs probe's probabilities (mine, theirs,
-              empty) at every probe site S (embed, after block 0, …); None without probes
-    """
-
-    probs_TV: np.ndarray
-    acts: dict[str, np.ndarray]
-    beliefs_TSQC: np.ndarray | None = None
-
-
-class Engine(Protocol):
-    """The torch side (``othello_tui.tui.engine.ModelEngine``; tests may use a stub)."""
-
-    modules: tuple[str, ...]  # modules that have a dictionary, bottom to top
-    features_note: str | None  # why there are no features, when there are none
-    probes_note: str | None  # why there is no believed board, when there are no probes
-    labels: Labels | None  # feature id -> automatic label, from the feature cache
-    labels_note: str | None  # why there are no labels, when there are none
-    n_features: dict[str, int]  # features of each module's dictionary
-    feature_cache: FeatureCache | None  # the feature cache built for these weights
-    identity: tuple[str, str]  # (model fingerprint, dictionaries hash); hashes every weight
-    cache_request: CacheRequest | None  # how to build it where it is missing
-
-    def use_cache(self, path: Path) -> None: ...  # take a cache just built; labels come from it
-
-    def analyse(self, squares: Sequence[int]) -> GameAnalysis: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -401,8 +364,3 @@ def _score(game: Game, analysis: GameAnalysis) -> _Entry:
         scored.append(bool(move.legal_next))
         hits.append(token > 0 and int(TOKEN_TO_SQUARE[token]) in move.legal_next)
     return _Entry(analysis, np.cumsum(hits), np.cumsum(scored))
-
-
-def tokens_of(squares: Sequence[int]) -> np.ndarray:
-    """Model input tokens (int64 [T]) of a list of move squares."""
-    return SQUARE_TO_TOKEN[np.asarray(squares, np.int64)].astype(np.int64)

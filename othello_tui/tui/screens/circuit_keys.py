@@ -17,7 +17,6 @@ readable size; it reads the state the main screen owns (declared below) and neve
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING
 
 import numpy as np
 from textual.binding import Binding
@@ -32,13 +31,11 @@ from othello_tui.tui.screens.note import edit_note
 from othello_tui.tui.screens.prompt import PromptScreen, parse_factor
 from othello_tui.tui.screens.tree import TreeScreen
 from othello_tui.tui.session import Session
+from othello_tui.tui.shown import Shown
 from othello_tui.tui.views import ActiveFeature, PositionView
 from othello_tui.tui.widgets.belief_board import EMPTY, BeliefBoard
 from othello_tui.tui.widgets.board import Board
 from othello_tui.tui.widgets.features import FeatureList
-
-if TYPE_CHECKING:
-    from othello_tui.tui.screens.main import Shown
 
 NO_FEATURE = "Put the features panel's cursor on a feature first (Enter on a module lists its features)."
 

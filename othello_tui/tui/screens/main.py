@@ -8,7 +8,6 @@ so a key press only ever reads the session's cache.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.text import Text
@@ -31,11 +30,13 @@ from othello_tui.session_file import (
     save_session,
     unused_path,
 )
+from othello_tui.tui.analysis import ModelUnavailableError
 from othello_tui.tui.messages import Analysed, CacheProgress, GameLoaded, ModelChose, ModelLoaded, OpenFeature
 from othello_tui.tui.navigation import History
 from othello_tui.tui.screens.circuit_keys import CIRCUIT_KEYS, CircuitKeys
 from othello_tui.tui.screens.prompt import PromptScreen, parse_game_index
-from othello_tui.tui.session import ModelUnavailableError, Session
+from othello_tui.tui.session import Session
+from othello_tui.tui.shown import Shown
 from othello_tui.tui.views import PositionView
 from othello_tui.tui.widgets.belief_board import BeliefBoard, beliefs_title
 from othello_tui.tui.widgets.board import CELL_SIZES, DISC, Board
@@ -47,21 +48,6 @@ from othello_tui.tui.widgets.predictions import Predictions
 MIN_SIZE = (72, 20)  # below this the screen says so instead of drawing a broken layout
 NARROW_WITH_BELIEFS = 150  # below this width the believed board takes the predictions' place
 LEGEND = "[●] last move (●) flipped\n +  legal      31 model %\n12! illegal %  ›·‹ cursor"
-
-
-@dataclass(frozen=True, eq=False)
-class Shown:
-    """What the screen shows, as one value: the undo stack holds these."""
-
-    game: Game
-    n_moves: int
-    source: str  # "game 17 (seed 3)", "pasted moves", …
-    index: int | None  # dataset index of the game (None: not a dataset game)
-
-    @property
-    def dataset_index(self) -> int | None:
-        """The dataset index when the game is that dataset game itself, not a branch of it."""
-        return None if "branched" in self.source else self.index
 
 
 def cell_size_for(width: int, height: int) -> tuple[int, int]:
