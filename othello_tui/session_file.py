@@ -1,13 +1,19 @@
-"""A saved app session: the game, the move shown and the interventions, so that
-``othello-tui play --session FILE`` opens where the user left off.
+"""A saved app session: the game, the move shown, the interventions and the screen open over
+the board (a contributor tree with its expanded nodes, a feature page or the attention view), so
+that ``othello-tui play --session FILE`` opens where the user left off.
 
 The file is plain, versioned JSON::
 
     {"format": "othello-tui session", "version": 1, "seed": 0, "game_index": 17,
-     "moves": "e-5 d-5 …", "n_moves": 12, "interventions": ["P7L1M379=0", "P9L3:e-4=theirs"]}
+     "moves": "e-5 d-5 …", "n_moves": 12, "interventions": ["P7L1M379=0", "P9:L3:e-4=theirs"],
+     "screen": {"name": "tree", "target": "feature:L2M845", "position": 11, "top": 8,
+                "threshold": null, "open": [["P11L1M3"], ["P11L1M3", "P9L0A7"]]}}
 
 ``game_index`` is null when the game is not a dataset game. Interventions are in the text forms
-``intervene`` reads (``--set`` for features; ``P<position>:<belief>`` for belief edits). It is
+``intervene`` reads (``--set`` for features; ``P<position>:<belief>`` for belief edits). The
+screen is null (the board), ``{"name": "tree", …}`` (a target in ``trace``'s form, at a position,
+the tree's top-N and threshold, and the paths of node ids from the root to each expanded node),
+``{"name": "feature", "feature": "L2M845"}`` or ``{"name": "attention", "position": 11}``. It is
 written whole under a temporary name and renamed into place. A file that is not this format, or
 holds moves that are illegal, raises :class:`SessionFileError` saying so. No Textual, no torch.
 """
@@ -32,12 +38,60 @@ class SessionFileError(ValueError):
 
 
 @dataclass(frozen=True)
+class SavedScreen:
+    """The screen open over the board. ``name`` "tree": the tree of ``target`` (``trace``'s
+    form) at ``position``, its ``top`` and ``threshold``, and ``open_paths``, the node-id paths
+    of its expanded nodes; "feature": the page of feature ``target``; "attention": the view at
+    ``position``."""
+
+    name: str
+    target: str = ""
+    position: int = 0
+    top: int = 8
+    threshold: float | None = None
+    open_paths: frozenset[tuple[str, ...]] = frozenset()
+
+    def to_dict(self) -> dict:
+        if self.name == "tree":
+            return {
+                "name": "tree",
+                "target": self.target,
+                "position": self.position,
+                "top": self.top,
+                "threshold": self.threshold,
+                "open": [list(path) for path in sorted(self.open_paths)],
+            }
+        if self.name == "feature":
+            return {"name": "feature", "feature": self.target}
+        return {"name": "attention", "position": self.position}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SavedScreen:
+        name = data["name"]
+        if name == "tree":
+            threshold = data["threshold"]
+            if threshold is not None and (
+                isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+            ):
+                raise TypeError(f"threshold {threshold!r} is not a number")
+            paths = frozenset(tuple(_strings(path)) for path in data["open"])
+            return cls("tree", str(data["target"]), _integer(data["position"]), _integer(data["top"]),
+                       threshold, paths)  # fmt: skip
+        if name == "feature":
+            return cls("feature", str(data["feature"]))
+        if name == "attention":
+            return cls("attention", position=_integer(data["position"]))
+        raise ValueError(f"unknown screen {name!r} (tree, feature or attention)")
+
+
+@dataclass(frozen=True)
 class SavedSession:
     seed: int
     game_index: int | None  # the dataset game's index (None: not a dataset game)
     moves: str
     n_moves: int  # the move shown
     interventions: tuple[str, ...] = ()
+    screen: SavedScreen | None = None  # None: the board
 
     @property
     def game(self) -> Game:
@@ -52,6 +106,7 @@ class SavedSession:
             "moves": self.moves,
             "n_moves": self.n_moves,
             "interventions": list(self.interventions),
+            "screen": None if self.screen is None else self.screen.to_dict(),
         }
 
 
@@ -78,9 +133,10 @@ def load_session(path: Path) -> SavedSession:
             None if data["game_index"] is None else _integer(data["game_index"]),
             str(data["moves"]),
             _integer(data["n_moves"]),
-            tuple(str(text) for text in data["interventions"]),
+            tuple(_strings(data["interventions"])),
+            None if data.get("screen") is None else SavedScreen.from_dict(data["screen"]),
         )
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise SessionFileError(f"{path} has a malformed session ({error!r})") from None
     try:
         game = saved.game
@@ -89,6 +145,12 @@ def load_session(path: Path) -> SavedSession:
     if not 0 <= saved.n_moves <= len(game.moves):
         raise SessionFileError(f"{path}: move {saved.n_moves} is outside its game of {len(game.moves)} moves")
     return saved
+
+
+def _strings(value: object) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise TypeError(f"{value!r} is not a list of strings")
+    return value
 
 
 def _integer(value: object) -> int:

@@ -9,6 +9,7 @@ import pytest
 
 from othello_tui.circuits.edits import BeliefEdit, Edit
 from othello_tui.session_file import (
+    SavedScreen,
     SavedSession,
     SessionFileError,
     load_session,
@@ -17,7 +18,8 @@ from othello_tui.session_file import (
 )
 
 MOVES = "e-5 d-5 c-3 d-2 e-1 f-5 f-6 e-2 g-5 c-4 d-6 c-5"
-SAVED = SavedSession(0, 17, MOVES, 9, ("P7L1M3=0", "P8:L3:e-4=theirs"))
+TREE = SavedScreen("tree", "feature:L2M8", 8, 5, 0.25, frozenset({("P8L1M3", "P6L0A2"), ("P8L1M3",)}))
+SAVED = SavedSession(0, 17, MOVES, 9, ("P7L1M3=0", "P8:L3:e-4=theirs"), TREE)
 
 
 def test_a_session_round_trips_exactly(tmp_path):
@@ -34,7 +36,23 @@ def test_a_session_round_trips_exactly(tmp_path):
         '  "interventions": [\n'
         '    "P7L1M3=0",\n'
         '    "P8:L3:e-4=theirs"\n'
-        "  ]\n"
+        "  ],\n"
+        '  "screen": {\n'
+        '    "name": "tree",\n'
+        '    "target": "feature:L2M8",\n'
+        '    "position": 8,\n'
+        '    "top": 5,\n'
+        '    "threshold": 0.25,\n'
+        '    "open": [\n'
+        "      [\n"
+        '        "P8L1M3"\n'
+        "      ],\n"
+        "      [\n"
+        '        "P8L1M3",\n'
+        '        "P6L0A2"\n'
+        "      ]\n"
+        "    ]\n"
+        "  }\n"
         "}\n"
     )
     assert load_session(path) == SAVED
@@ -58,6 +76,12 @@ def test_a_session_round_trips_exactly(tmp_path):
             "its moves are illegal (move 2 'a-1': not legal for white",
         ),
         (json.dumps({**SAVED.to_dict(), "n_moves": 13}), "move 13 is outside its game of 12 moves"),
+        (json.dumps({**SAVED.to_dict(), "screen": {"name": "map"}}), "unknown screen 'map'"),
+        (
+            json.dumps({**SAVED.to_dict(), "screen": {**TREE.to_dict(), "open": [[1]]}}),
+            "not a list of strings",
+        ),
+        (json.dumps({**SAVED.to_dict(), "screen": {**TREE.to_dict(), "threshold": "x"}}), "is not a number"),
     ],
 )
 def test_a_bad_file_is_refused_with_a_message(tmp_path, contents, message):
@@ -81,3 +105,14 @@ def test_interventions_on_missing_features_are_left_out_and_named():
     assert problems[1] == "P7L5M1*2: feature L5M1 is not in the loaded dictionaries"
     assert problems[2] == "P20L1M3=0: position 20 is outside the game of 12 moves"
     assert "junk" in problems[3]
+
+
+@pytest.mark.parametrize(
+    "screen",
+    [None, SavedScreen("feature", "L2M8"), SavedScreen("attention", position=4), TREE],
+)
+def test_every_screen_round_trips(tmp_path, screen):
+    path = tmp_path / "s.json"
+    saved = SavedSession(0, None, MOVES, 12, (), screen)
+    save_session(path, saved)
+    assert load_session(path) == saved

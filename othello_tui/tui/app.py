@@ -10,17 +10,18 @@ from textual.app import App
 from textual.binding import Binding
 
 from othello_tui.game.rules import Game
-from othello_tui.session_file import SavedSession
+from othello_tui.session_file import DEFAULT_PATH, SavedSession, save_session, unused_path
 from othello_tui.tui.commands import OthelloCommands
 from othello_tui.tui.feature_commands import FeatureCommands
 from othello_tui.tui.idle_gc import CHECK_EVERY_SECONDS, IdleCollector
-from othello_tui.tui.messages import OpenFeature, ShowGame
+from othello_tui.tui.messages import ModelLoaded, OpenFeature, ShowGame
 from othello_tui.tui.screens.attention import AttentionScreen
 from othello_tui.tui.screens.feature import FeatureScreen
 from othello_tui.tui.screens.help import HelpScreen
 from othello_tui.tui.screens.main import MainScreen
 from othello_tui.tui.screens.tree import TreeScreen
 from othello_tui.tui.session import Session
+from othello_tui.tui.session_saving import capture, reopen, restore_edits, shown_of
 from othello_tui.tui.shown import Shown
 from othello_tui.tui.widgets.belief_board import BeliefBoard
 from othello_tui.tui.widgets.board import Board
@@ -39,6 +40,14 @@ class OthelloApp(App):
         Binding("q", "quit", "quit", id="app.quit"),
         Binding("question_mark", "help", "help", key_display="?", id="app.help"),
         Binding("ctrl+p", "command_palette", "commands", id="app.commands"),
+        Binding(
+            "S",
+            "save_session",
+            "save session",
+            show=False,
+            tooltip="save game, move, edits, screen (play --session)",
+            id="app.save_session",
+        ),
     ]
 
     def __init__(
@@ -50,7 +59,9 @@ class OthelloApp(App):
         session_path: Path | None = None,
     ):
         super().__init__()
-        self.main_screen = MainScreen(session, game, game_index, saved, session_path)
+        restored = shown_of(saved) if saved is not None else None
+        self.main_screen = MainScreen(session, game, game_index, restored)
+        self.saved, self.session_path = saved, session_path  # reopened once the model loads
         self.collector = IdleCollector()
 
     def on_mount(self) -> None:
@@ -108,6 +119,38 @@ class OthelloApp(App):
         self.push_screen(
             FeatureScreen(main.session, message.feature_id, shown.game, shown.n_moves, shown.source)
         )
+
+    def on_model_loaded(self, message: ModelLoaded) -> None:
+        """After the main screen's own handling: the restored session's interventions and screen."""
+        saved, self.saved = self.saved, None
+        if saved is None or message.error:
+            return
+        main = self.main_screen
+        problems = restore_edits(main, saved.interventions)
+        if saved.screen is not None:
+            screen = reopen(saved.screen, main)
+            if isinstance(screen, str):
+                problems.append(screen)
+            else:
+                self.push_screen(screen)
+        main.show()
+        if problems:
+            text = "; ".join(problems)
+            main.say(text, "Session: left out ")
+            self.notify(text, title="Session: left out", severity="warning", timeout=10)
+
+    def action_save_session(self) -> None:
+        """Save the session to ``--session FILE``, else to a new file in the current folder
+        (never over another), from any screen."""
+        path = self.session_path or unused_path(DEFAULT_PATH)
+        try:
+            save_session(path, capture(self.main_screen, self.screen))
+        except OSError as error:
+            reason = f"{error.strerror or error}: {error.filename or path}"
+            self.notify(reason, title="Session not saved", severity="error", timeout=10)
+            return
+        self.session_path = path
+        self.notify(f"play --session {path} restores it.", title=f"Session saved to {path}")
 
     def on_show_game(self, message: ShowGame) -> None:
         self.main_screen.visit(Shown(message.game, message.n_moves, message.source, message.index))

@@ -8,8 +8,6 @@ so a key press only ever reads the session's cache.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -23,13 +21,6 @@ from textual.worker import get_current_worker
 
 from othello_tui.game.rules import COLOUR_NAMES, Game, IllegalMoveError
 from othello_tui.game.squares import square_name
-from othello_tui.session_file import (
-    DEFAULT_PATH,
-    SavedSession,
-    restore_interventions,
-    save_session,
-    unused_path,
-)
 from othello_tui.tui.analysis import ModelUnavailableError
 from othello_tui.tui.messages import Analysed, CacheProgress, GameLoaded, ModelChose, ModelLoaded, OpenFeature
 from othello_tui.tui.navigation import History
@@ -128,14 +119,6 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
             )
             for side, delta, way, shown in (("left", -1, "down", "["), ("right", 1, "up", "]"))
         ),  # fmt: skip
-        Binding(
-            "S",
-            "save_session",
-            "save session",
-            show=False,
-            tooltip="save the game, move and interventions",
-            id="session.save",
-        ),
         *CIRCUIT_KEYS,
     ]
 
@@ -148,18 +131,14 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
         session: Session,
         game: Game | None = None,
         game_index: int = 0,
-        saved: SavedSession | None = None,
-        session_path: Path | None = None,
+        restored: Shown | None = None,
     ):
+        """On ``restored`` (a saved session's), else ``game``, else the dataset game ``game_index``."""
         super().__init__()
         self.session = session
-        self.session_path = session_path
-        self._saved_edits = saved.interventions if saved is not None else ()  # applied once loaded
-        if saved is not None:
-            index = saved.game_index
-            source = "restored session" if index is None else f"game {index} (seed {saved.seed})"
-            self.shown = Shown(saved.game, saved.n_moves, source, index)
-            game = self.shown.game
+        if restored is not None:
+            self.shown = restored
+            game = restored.game
         elif game is None:  # the dataset game arrives from a worker; the start position meanwhile
             self.shown = Shown(Game(), 0, f"loading game {game_index} (seed {session.seed})…", None)
         else:
@@ -305,42 +284,7 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
             self.notify(self.session.notes_error, title="Notes not loaded", severity="error", timeout=10)
         if self.session.library.build_wanted:
             self.build_cache()
-        if self._saved_edits and not message.error:
-            self.restore_edits()
         self.show()
-
-    def restore_edits(self) -> None:
-        """The restored session's interventions; those that no longer apply are named."""
-        squares = self.shown.game.squares
-        edits, problems = restore_interventions(self._saved_edits, self.session.n_features, len(squares))
-        self._saved_edits = ()
-        for edit in edits:
-            self.session.circuits.add_edit(squares, edit)
-        if problems:
-            text = "; ".join(problems)
-            self.say(text, "Interventions left out: ")
-            self.notify(text, title="Session: interventions left out", severity="warning", timeout=10)
-
-    def action_save_session(self) -> None:
-        """Save the game, the move shown and the interventions (``--session FILE``, else a new
-        file in the current folder, never over another)."""
-        shown = self.shown
-        edits = self.session.circuits.edits(shown.game.squares)
-        saved = SavedSession(
-            self.session.seed,
-            shown.dataset_index,
-            shown.game.text,
-            shown.n_moves,
-            tuple(e.text for e in edits),
-        )
-        path = self.session_path or unused_path(DEFAULT_PATH)
-        try:
-            save_session(path, saved)
-        except OSError as error:
-            self.say(f"{error.strerror or error}: {error.filename or path}", "Session not saved: ")
-            return
-        self.session_path = path
-        self.say(f"Saved the session to {path} (play --session {path} restores it).")
 
     def on_cache_progress(self, message: CacheProgress) -> None:
         status = message.status
