@@ -11,7 +11,6 @@ from __future__ import annotations
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.reactive import reactive
@@ -19,12 +18,13 @@ from textual.widget import Widget
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
-from othello_tui.game.rules import COLOUR_NAMES, Game, IllegalMoveError
-from othello_tui.game.squares import square_name
+from othello_tui.game.rules import COLOUR_NAMES, Game
 from othello_tui.tui.analysis import ModelUnavailableError
-from othello_tui.tui.messages import Analysed, CacheProgress, GameLoaded, ModelChose, ModelLoaded, OpenFeature
+from othello_tui.tui.messages import Analysed, CacheProgress, GameLoaded, ModelLoaded, OpenFeature
 from othello_tui.tui.navigation import History
 from othello_tui.tui.screens.circuit_keys import CIRCUIT_KEYS, CircuitKeys
+from othello_tui.tui.screens.main_keys import MAIN_KEYS
+from othello_tui.tui.screens.play_keys import PlayKeys
 from othello_tui.tui.screens.prompt import PromptScreen, parse_game_index
 from othello_tui.tui.session import Session
 from othello_tui.tui.shown import Shown
@@ -48,7 +48,7 @@ def cell_size_for(width: int, height: int) -> tuple[int, int]:
     return fitting[-1] if fitting else CELL_SIZES[0]
 
 
-class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and c
+class MainScreen(PlayKeys, CircuitKeys):  # a Screen, with the play keys and the circuit keys
     DEFAULT_CSS = """
     MainScreen { layout: vertical; }
     #title { height: 1; padding: 0 1; background: $panel; text-style: bold; }
@@ -69,60 +69,8 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
     MainScreen.-too-small > #too-small { display: block; }
     """
     AUTO_FOCUS = "FeatureList"
-    BINDINGS = [
-        Binding("left,comma", "step(-1)", "back", key_display="←", tooltip="one move back", id="step.back"),
-        Binding("right,full_stop", "step(1)", "next", key_display="→", tooltip="one move on", id="step.next"),
-        Binding("home", "jump(0)", "first move", show=False, tooltip="the start position", id="step.first"),
-        Binding("end", "jump(-1)", "last move", show=False, tooltip="the end of the game", id="step.last"),
-        Binding("p", "toggle_play", "play", tooltip="play mode on/off: place discs", id="play.toggle"),
-        Binding("m", "model_move", "model", tooltip="the model plays its best legal move", id="play.model"),
-        Binding("u", "undo", "undo", show=False, tooltip="undo a move, a game or a branch", id="play.undo"),
-        Binding("escape", "leave_play", "leave play mode", show=False, id="play.leave"),
-        Binding(
-            "backspace",
-            "back",
-            "back",
-            show=False,
-            tooltip="back to the feature page a top example came from",
-            id="nav.back",
-        ),  # fmt: skip
-        Binding("n", "new_game", "new", tooltip="the next game of the dataset", id="game.new"),
-        Binding(
-            "g", "open_game", "game by index", show=False, tooltip="game k of the dataset", id="game.index"
-        ),
-        Binding(
-            "colon", "paste_moves", "paste moves", show=False, tooltip="load a move list", id="game.paste"
-        ),
-        Binding(
-            "y", "copy_moves", "copy moves", show=False, tooltip="copy the moves up to here", id="game.copy"
-        ),
-        Binding(
-            "o", "toggle_overlay", "overlay", show=False, tooltip="probabilities on/off", id="board.overlay"
-        ),
-        Binding(
-            "b",
-            "toggle_beliefs",
-            "belief",
-            show=False,
-            tooltip="the probe's believed board on/off",
-            id="beliefs.toggle",
-        ),
-        *(
-            Binding(
-                f"{side}_square_bracket",
-                f"site({delta})",
-                f"layer {way}",
-                key_display=shown,
-                show=False,
-                tooltip=f"believed board: the probe one layer {way}",
-                id=f"beliefs.layer_{way}",
-            )
-            for side, delta, way, shown in (("left", -1, "down", "["), ("right", 1, "up", "]"))
-        ),  # fmt: skip
-        *CIRCUIT_KEYS,
-    ]
+    BINDINGS = [*MAIN_KEYS, *CIRCUIT_KEYS]
 
-    play_mode: reactive[bool] = reactive(False, init=False)
     beliefs_shown: reactive[bool] = reactive(False, init=False)
     overlay: reactive[bool] = reactive(True, init=False)
 
@@ -265,10 +213,6 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
         if not get_current_worker().is_cancelled:
             self.post_message(GameLoaded(game, index))
 
-    @work(thread=True, exclusive=True, group="model-move")
-    def choose_model_move(self, game: Game, n_moves: int) -> None:
-        self.post_message(ModelChose(game, n_moves, self.session.model_choice(game, n_moves)))
-
     @work(thread=True, exclusive=True, group="cache-build")
     def build_cache(self) -> None:
         """The missing feature cache, in a niced child process (minutes); labels come after."""
@@ -306,41 +250,6 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
         # the very first game replaces the placeholder start position rather than stacking on it
         self.go(Shown(message.game, 1, source, message.index), remember=bool(self.shown.game.moves))
 
-    def on_model_chose(self, message: ModelChose) -> None:
-        if message.game is not self.shown.game or message.n_moves != self.shown.n_moves:
-            return  # the user moved on meanwhile
-        if message.square is None:
-            self.say("The model has no move to play here.")
-            return
-        probs = self.session.view(message.game, message.n_moves).probs
-        percent = f" ({100 * probs[message.square]:.1f}%)" if probs is not None else ""
-        self.place(message.square, f"The model played {square_name(message.square)}{percent}.")
-
-    # -- playing ----------------------------------------------------------------------------------
-
-    def place(self, square: int, note: str | None = None) -> None:
-        """Play ``square`` at the position shown; a different move from the game's own next move
-        branches the game there."""
-        game, n = self.shown.game, self.shown.n_moves
-        if n < len(game.moves) and game.moves[n].square == square:
-            self.go(Shown(game, n + 1, self.shown.source, self.shown.index))
-            self.say(note or f"Played {square_name(square)}, the game's own move.")
-            return
-        branch = game.truncated(n)
-        try:
-            branch.play(square)
-        except IllegalMoveError as error:
-            self.say(f"{error.move}: {error.reason}.", "Not played: ")
-            return
-        source = self.shown.source
-        if n < len(game.moves) and "branched" not in source:
-            source = f"{source}, branched at move {n}"
-        self.go(Shown(branch, n + 1, source, self.shown.index))
-        self.say(note or f"Played {square_name(square)}.")
-
-    def on_board_placed(self, message: Board.Placed) -> None:
-        self.place(message.square)
-
     def on_move_list_jump(self, message: MoveList.Jump) -> None:
         self.go(Shown(self.shown.game, message.n_moves, self.shown.source, self.shown.index), False)
 
@@ -372,24 +281,6 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
         if n != self.shown.n_moves:
             self.go(Shown(self.shown.game, n, self.shown.source, self.shown.index), remember=False)
 
-    def action_toggle_play(self) -> None:
-        self.play_mode = not self.play_mode
-
-    def action_leave_play(self) -> None:
-        self.play_mode = False
-
-    def watch_play_mode(self, play: bool) -> None:
-        self.board.play = play
-        if play:
-            legal = self.current_view.legal if self.current_view else ()
-            if legal and self.board.cursor not in legal:
-                self.board.cursor = legal[0]
-            self.focus_on(
-                self.board, "Play mode: arrows or hjkl move, Enter places, m model move, u undo, Esc leaves."
-            )
-        else:
-            self.focus_on(self.feature_list, "")
-
     def focus_on(self, widget: Widget, note: str) -> None:
         """Give ``widget`` the keys once it is displayed, say ``note`` and redraw."""
         self.call_after_refresh(widget.focus)
@@ -402,24 +293,6 @@ class MainScreen(CircuitKeys):  # a Screen, with the circuit keys t, w, a, x and
     def action_toggle_overlay(self) -> None:
         self.overlay = not self.overlay
         self.say(f"Probability overlay {'on' if self.overlay else 'off'}.")
-
-    def action_model_move(self) -> None:
-        view = self.current_view
-        if view is None or view.to_move == 0:
-            self.say("The game is over.")
-        elif view.n_moves == 0:
-            self.say("The model predicts from move 2 on: play move 1 yourself (p, then Enter).")
-        elif not self.session.model_ready:
-            self.say(self.session.model_error or "The model is still loading…")
-        else:
-            self.choose_model_move(self.shown.game, self.shown.n_moves)
-
-    def action_undo(self) -> None:
-        if not self._undo:
-            self.say("Nothing to undo.")
-            return
-        self.go(self._undo.pop(), remember=False)
-        self.say("Undone.")
 
     def action_new_game(self) -> None:
         index = self.shown.index

@@ -19,7 +19,6 @@ from pathlib import Path
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.message import Message
@@ -38,6 +37,7 @@ from othello_tui.tui.exports import shown_depth, tree_files, write_files
 from othello_tui.tui.messages import OpenFeature
 from othello_tui.tui.screens.note import edit_note
 from othello_tui.tui.screens.prompt import PromptScreen, parse_factor, parse_folder, parse_threshold
+from othello_tui.tui.screens.tree_keys import TREE_KEYS
 from othello_tui.tui.session import Session
 from othello_tui.tui.widgets.board import Board
 from othello_tui.tui.widgets.contributor_tree import ContributorTree, Item
@@ -64,71 +64,7 @@ class TreeScreen(Screen):
     #tree-notes { color: $text-muted; height: auto; margin-top: 1; }
     #tree-message { height: auto; max-height: 3; padding: 0 1; color: $text-warning; }
     """
-    BINDINGS = [
-        Binding("escape", "close", "back", tooltip="back to the board", id="tree.back"),
-        Binding(
-            "plus,equals_sign",
-            "top(1)",
-            "more",
-            key_display="+",
-            tooltip="more contributors per level",
-            id="tree.more",
-        ),
-        Binding(
-            "minus",
-            "top(-1)",
-            "fewer",
-            key_display="-",
-            tooltip="fewer contributors per level",
-            id="tree.fewer",
-        ),
-        Binding(
-            "f",
-            "threshold",
-            "threshold",
-            show=False,
-            tooltip="show only |contribution| ≥ a threshold",
-            id="tree.threshold",
-        ),
-        Binding(
-            "j",
-            "jump",
-            "jump",
-            tooltip="the board at the node's position (an OV contributor's source)",
-            id="tree.jump",
-        ),
-        Binding(
-            "a",
-            "ablate",
-            "ablate",
-            tooltip="ablate the feature at its position (set it to 0)",
-            id="tree.ablate",
-        ),
-        Binding(
-            "x",
-            "scale",
-            "scale",
-            show=False,
-            tooltip="scale the feature at its position by a factor",
-            id="tree.scale",
-        ),
-        Binding("c", "clear_edits", "clear", show=False, tooltip="clear every intervention", id="tree.clear"),
-        Binding(
-            "N",
-            "note",
-            "note",
-            show=False,
-            tooltip="write your label and notes on this feature",
-            id="tree.note",
-        ),
-        Binding(
-            "e",
-            "export",
-            "export",
-            tooltip="write the tree (JSON, attribution graph, DOT) and the screen (SVG) to a folder",
-            id="tree.export",
-        ),
-    ]
+    BINDINGS = TREE_KEYS
 
     class Loaded(Message):
         def __init__(self, expansion: Expansion | None, error: str | None = None):
