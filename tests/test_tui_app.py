@@ -26,6 +26,7 @@ from othello_tui.tui.widgets.board import LABEL_WIDTH, Board
 from othello_tui.tui.widgets.cursor_list import CursorList
 from othello_tui.tui.widgets.examples import ExampleList
 from othello_tui.tui.widgets.features import FeatureList
+from othello_tui.tui.widgets.footer import Footer
 from othello_tui.tui.widgets.move_list import ENTRY_WIDTH, MoveList
 from othello_tui.tui.widgets.predictions import Predictions
 
@@ -174,6 +175,29 @@ def test_playing_a_legal_move_branches_and_undo_restores(engine):
         assert board.view.last_move == target and screen.shown.game.squares == game.squares[:4] + [target]
         await pilot.press("u")
         assert screen.shown.game is game and "move 4 of 12" in shows(app, title)
+
+    run(app, scenario)
+
+
+def test_in_play_mode_the_footer_names_the_cursor_keys_not_stepping(engine):
+    app = app_on(engine, Game.from_text(MOVES))
+
+    async def scenario(pilot):
+        screen, board, title, _ = main_parts(app)
+        footer = screen.query_one(Footer)
+        assert "← back" in shows(app, footer) and "→ next" in shows(app, footer)
+        await pilot.press("p")
+        await pilot.pause()
+        shown = shows(app, footer)
+        assert "←↑↓→ cursor" in shown and "back" not in shown and "next" not in shown
+        cursor = board.cursor
+        await pilot.press("left")
+        assert board.cursor == cursor - 1 and "move 12 of 12" in shows(app, title)
+        await pilot.press("comma")  # no stepping in play mode: u takes a move back
+        assert "move 12 of 12" in shows(app, title)
+        await pilot.press("escape", "comma")
+        await pilot.pause()
+        assert "move 11 of 12" in shows(app, title) and "← back" in shows(app, footer)
 
     run(app, scenario)
 

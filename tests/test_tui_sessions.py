@@ -49,13 +49,17 @@ def test_a_saved_session_reopens_the_move_the_interventions_and_the_tree_with_it
         await pilot.press("a")  # ablate it at P11
         await pilot.press("down", "t")  # the tree of the next feature
         tree = await tree_settled(pilot)
-        child = next(c for c in tree.contributors.root.children if c.data.node and c.data.node.kind == "feature")
+        child = next(
+            c for c in tree.contributors.root.children if c.data.node and c.data.node.kind == "feature"
+        )
         await to_node(pilot, tree.contributors, child)
         await pilot.press("space")
         await tree_settled(pilot)
         await pilot.press("S")
         saved.update(
-            edits=[e.text for e in app.main_screen.session.circuits.edits(app.main_screen.shown.game.squares)],
+            edits=[
+                e.text for e in app.main_screen.session.circuits.edits(app.main_screen.shown.game.squares)
+            ],
             target=tree.target,
             open=tree.contributors.open_paths(),
         )

@@ -45,7 +45,13 @@ class PlayKeys(Screen):
     def action_leave_play(self) -> None:
         self.play_mode = False
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """In play mode the arrows move the board's cursor: stepping leaves the keys and the
+        footer (``u`` takes a move back)."""
+        return not (action == "step" and self.play_mode)
+
     def watch_play_mode(self, play: bool) -> None:
+        self.refresh_bindings()
         self.board.play = play
         if play:
             legal = self.current_view.legal if self.current_view else ()
