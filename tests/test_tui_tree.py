@@ -465,3 +465,69 @@ def test_the_prompts_refuse_bad_input_with_a_reason(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="is a file, not a folder"):
         parse_folder(str(tmp_path / "file"))
+
+
+def test_a_threshold_keeps_the_expanded_nodes_and_a_on_a_bias_node_says_why(engine):
+    app = app_on(engine, GAME)
+
+    async def scenario(pilot):
+        await to_feature(pilot, "L1M")
+        await pilot.press("t")
+        await settle(app, pilot)
+        tree = app.screen.query_one(ContributorTree)
+        child = max(
+            (c for c in tree.root.children if c.data.node is not None and c.data.node.kind == "feature"),
+            key=lambda c: abs(c.data.branch.contribution),
+        )
+        await to_node(pilot, tree, child)
+        await pilot.press("space")
+        await settle(app, pilot)
+        opened = tree.open_paths()
+        assert opened
+        threshold = abs(child.data.branch.contribution) / 2  # the expanded node stays above it
+        await pilot.press("f", *f"{threshold:.6f}", "enter")
+        await settle(app, pilot)
+        assert app.screen.threshold == pytest.approx(threshold, rel=1e-5)
+        assert tree.open_paths() == opened
+        await pilot.press("f", "0", "enter")  # 0: no threshold
+        await settle(app, pilot)
+        assert app.screen.threshold is None and tree.open_paths() == opened
+        other = next(
+            c for c in tree.root.children if c.data.node is not None and c.data.node.kind != "feature"
+        )
+        await to_node(pilot, tree, other)
+        await pilot.press("a")
+        message = shows(app, app.screen.query_one("#tree-message"))
+        assert (
+            f"{other.data.node.id} is not a feature" in message and app.main_screen.current_view.edits == ()
+        )
+
+    run(app, scenario)
+
+
+def test_the_features_panel_shows_activations_before_and_after_the_interventions(engine, trace):
+    app = app_on(engine, GAME)
+
+    async def scenario(pilot):
+        panel = app.main_screen.feature_list
+        await to_feature(pilot, "L1A", rank=1)
+        ablated = panel.current.feature
+        await pilot.press("a")
+        await settle(app, pilot)
+        edit = Edit(11, "L1A", ablated.index, value=0.0)
+        assert panel.current.feature.index == ablated.index  # the ablated feature keeps its row
+        line = panel.render_line(panel.cursor - panel.scroll_offset.y).text
+        assert f"{ablated.activation:.2f}→0.00" in line
+        features = {f.feature_id: f for m in app.main_screen.current_view.features for f in m.features()}
+        downstream = [f for f in features.values() if f.module in ("L1M", "L2A", "L2M") and f.before is not None]
+        assert downstream, "the ablation moves features above it"
+        watch = [f"P11{f.feature_id}" for f in downstream]
+        expected = intervene(trace, [edit], watch).features
+        for feature, node in zip(downstream, watch, strict=True):
+            assert (feature.before, feature.activation) == pytest.approx(expected[node], abs=1e-5)
+        await pilot.press("c")
+        await settle(app, pilot)
+        features = [f for m in app.main_screen.current_view.features for f in m.features()]
+        assert all(f.before is None for f in features)
+
+    run(app, scenario)

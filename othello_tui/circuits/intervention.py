@@ -15,7 +15,7 @@ Shape legend: B batch of edit sets, T position, D d_model, V vocabulary.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -119,14 +119,10 @@ def intervene(
     keep: Sequence[str] = (),
 ) -> InterventionResult:
     """Apply ``edits`` together and rerun the model; ``watch`` names features (``"P9L1A12"``)
-    whose activations before and after are reported, ``keep`` hooks whose values after the edits
-    are returned (e.g. the residual stream for the probes); :class:`CircuitError` when the edits
-    make any logit non-finite. Identity: an edit that sets a feature to its
-    own activation adds an exact zero, so nothing changes, bit for bit.
-
-    An edited feature reports its new value, and the other features of an edited module output
-    keep theirs: the edit is made in that dictionary's basis. (Re-encoding the edited output would
-    move them a little, since the encoder is not the decoder's exact inverse.)"""
+    whose activations before and after are reported (as :func:`activations_after` gives them),
+    ``keep`` hooks whose values after the edits are returned (e.g. the residual stream for the
+    probes); :class:`CircuitError` when the edits make any logit non-finite. Identity: an edit
+    that sets a feature to its own activation adds an exact zero, so nothing changes, bit for bit."""
     watched = [parse_feature_node(text) for text in watch]
     for position, module, feature in watched:
         trace.check_position(position)
@@ -138,29 +134,32 @@ def intervene(
             f"{', '.join(edit.text for edit in edits)} made the logits overflow (inf or nan):"
             " give smaller values or factors"
         )
-    # encode whole [T, D] outputs, as the trace did, so that unchanged outputs give identical bits
-    after = {
-        module: trace.dictionaries[module].encode(kept[hook_name_of(module)][0]) for _, module, _ in watched
-    }
-    feature_edits = [edit for edit in edits if isinstance(edit, Edit)]
-    edited_outputs = {(edit.position, edit.module) for edit in feature_edits}
-    set_to = {
-        (edit.position, edit.module, edit.feature): float(
-            edit.new_activation(trace.activations[edit.module][edit.position, edit.feature])
-        )
-        for edit in feature_edits
-    }
-
-    def after_value(position: int, module: str, feature: int) -> float:
-        if (position, module, feature) in set_to:
-            return set_to[position, module, feature]
-        if (position, module) in edited_outputs:
-            return trace.activation(position, module, feature)
-        return float(after[module][position, feature])
-
+    outputs = {name: value[0] for name, value in kept.items()}
+    after = activations_after(trace, edits, outputs, {module for _, module, _ in watched})
     features = {
-        text: (trace.activation(*node), after_value(*node)) for text, node in zip(watch, watched, strict=True)
+        text: (trace.activation(*node), float(after[node[1]][node[0], node[2]]))
+        for text, node in zip(watch, watched, strict=True)
     }
     return InterventionResult(
-        trace.logits_TV, logits_BTV[0], features, {name: kept[name][0] for name in keep}
+        trace.logits_TV, logits_BTV[0], features, {name: outputs[name] for name in keep}
     )
+
+
+@torch.no_grad()
+def activations_after(
+    trace: GameTrace, edits: Sequence[Edit | BeliefEdit], outputs: dict[str, Tensor], modules: Iterable[str]
+) -> dict[str, Tensor]:
+    """The activations [T, F] of ``modules``' dictionaries after ``edits``, from their outputs
+    after them (``outputs``: hook name -> [T, D]). An edited feature has its new value, and the
+    other features of an edited module output keep theirs: the edit is made in that dictionary's
+    basis. (Re-encoding the edited output would move them a little, since the encoder is not the
+    decoder's exact inverse.) Whole [T, D] outputs are encoded, as the trace did, so unchanged
+    outputs give identical bits."""
+    after = {module: trace.dictionaries[module].encode(outputs[hook_name_of(module)]) for module in modules}
+    feature_edits = [edit for edit in edits if isinstance(edit, Edit) and edit.module in after]
+    for edit in feature_edits:
+        after[edit.module][edit.position] = trace.activations[edit.module][edit.position]
+    for edit in feature_edits:
+        c = trace.activations[edit.module][edit.position, edit.feature]
+        after[edit.module][edit.position, edit.feature] = edit.new_activation(c)
+    return after

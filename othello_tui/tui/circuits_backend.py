@@ -52,6 +52,7 @@ class Outcome:
     probs_before_TV, probs_after_TV    float32 [T, 61]: softmax of the logits
     logits_before_TV, logits_after_TV  float32 [T, 61]
     features  watched feature node id -> (activation before, after)
+    acts_after  module -> float32 [T, F]: every dictionary's activations after the edits
     """
 
     squares: tuple[int, ...]
@@ -62,6 +63,7 @@ class Outcome:
     logits_after_TV: np.ndarray
     features: dict[str, tuple[float, float]] = field(default_factory=dict)
     beliefs_after_TSQC: np.ndarray | None = None  # the probes' readings after the edits
+    acts_after: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def first_position(self) -> int:
@@ -162,13 +164,16 @@ class CircuitsBackend:
         edits = self.edits(squares)
         if not edits:
             return None
-        from othello_tui.circuits.intervention import intervene  # torch: in since the model loaded
+        from othello_tui.circuits.intervention import activations_after, intervene  # torch: loaded by now
+        from othello_tui.dictionary.sae import hook_name_of
 
         trace = self.trace(squares, len(squares))
         engine = self._engine()
         sites = engine.probes.sites if getattr(engine, "probes", None) is not None else ()
+        outputs = [hook_name_of(module) for module in trace.dictionaries]
         with self._model_lock:
-            result = intervene(trace, edits, watch, keep=sites)
+            result = intervene(trace, edits, watch, keep=[*sites, *outputs])
+            acts = activations_after(trace, edits, result.kept, trace.dictionaries)
         T = len(squares)
         before_TV, after_TV = (x[:T].float().cpu() for x in (result.logits_before_TV, result.logits_after_TV))
         outcome = Outcome(
@@ -180,6 +185,7 @@ class CircuitsBackend:
             after_TV.numpy(),
             result.features,
             engine.beliefs(result.kept) if sites else None,
+            {module: acts_TF.float().cpu().numpy() for module, acts_TF in acts.items()},
         )
         with self._state_lock:
             self._outcome = outcome

@@ -262,7 +262,8 @@ class Session:
             top1 = (int(entry.hits_T[t]), int(entry.scored_T[t]))
             if not prefix.over:
                 top = _top_predictions(probs, set(prefix.legal))
-            features = self._features_at(entry.analysis, t)
+            after = outcome.acts_after if outcome is not None and outcome.first_position <= t else None
+            features = self._features_at(entry.analysis, t, after)
         missing = entry is None or (bool(edits) and outcome is None)
         pending = bool(n_moves) and missing and self._engine is not None
         return PositionView(
@@ -307,13 +308,20 @@ class Session:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    def _features_at(self, analysis: GameAnalysis, t: int) -> tuple[ModuleFeatures, ...]:
+    def _features_at(
+        self, analysis: GameAnalysis, t: int, after: dict[str, np.ndarray] | None = None
+    ) -> tuple[ModuleFeatures, ...]:
+        """Every module's active features at position ``t``; with interventions (``after``: the
+        activations they give), those active before or after, each with both values, ordered by
+        the larger (an ablated feature keeps its row)."""
         out = []
         for module, acts_TF in analysis.acts.items():
             acts_F = acts_TF[t]
-            index_K = np.flatnonzero(acts_F > 0)
-            index_K = index_K[np.argsort(-acts_F[index_K], kind="stable")]
-            out.append(ModuleFeatures(module, index_K, acts_F[index_K], self.labels))
+            after_F = acts_F if after is None else after[module][t]
+            index_K = np.flatnonzero((acts_F > 0) | (after_F > 0))
+            index_K = index_K[np.argsort(-np.maximum(acts_F, after_F)[index_K], kind="stable")]
+            before_K = None if after is None else acts_F[index_K]
+            out.append(ModuleFeatures(module, index_K, after_F[index_K], self.labels, before_K))
         return tuple(out)
 
     def _predictions_note(self, n_moves: int, analysed: bool) -> str | None:

@@ -24,8 +24,9 @@ class Prediction:
 class ActiveFeature:
     module: str  # "L2M"
     index: int  # 845
-    activation: float
+    activation: float  # with the interventions, when there are any
     label: str | None
+    before: float | None = None  # without them, when they change it
 
     @property
     def feature_id(self) -> str:
@@ -39,18 +40,24 @@ class ModuleFeatures:
 
     module: str
     index_K: np.ndarray  # int64 [K] feature indices
-    acts_K: np.ndarray  # float32 [K] their activations
+    acts_K: np.ndarray  # float32 [K] their activations (with the interventions, if any)
     labels: Labels | None = None
+    before_K: np.ndarray | None = None  # float32 [K] without the interventions (None: none)
 
     def __len__(self) -> int:
         return len(self.index_K)
 
     def features(self) -> tuple[ActiveFeature, ...]:
+        before_K = self.acts_K if self.before_K is None else self.before_K
         return tuple(
             ActiveFeature(
-                self.module, int(i), float(a), self.labels(f"{self.module}{i}") if self.labels else None
+                self.module,
+                int(i),
+                float(a),
+                self.labels(f"{self.module}{i}") if self.labels else None,
+                None if a == b else float(b),
             )
-            for i, a in zip(self.index_K, self.acts_K, strict=True)
+            for i, a, b in zip(self.index_K, self.acts_K, before_K, strict=True)
         )
 
 

@@ -331,7 +331,8 @@ class TreeScreen(Screen):
     def _current_feature(self) -> Node | None:
         node = self._current_node()
         if node is None or node.kind != "feature":
-            self.say("Put the cursor on a feature node to intervene on it.")
+            what = "" if node is None else f"{node.id} is not a feature (only features can be changed): "
+            self.say(f"{what}put the cursor on a feature node to intervene on it.")
             return None
         return node
 

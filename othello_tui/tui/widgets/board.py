@@ -94,7 +94,9 @@ class Board(Widget, can_focus=True):
     Board { width: auto; height: auto; }
     """
     BINDINGS = [
-        Binding("up,k", "cursor(-8)", "cursor", key_display="←↑↓→", tooltip="cursor up", id="board.up"),  # the footer: one entry
+        Binding(
+            "up,k", "cursor(-8)", "cursor", key_display="←↑↓→", tooltip="cursor up", id="board.up"
+        ),  # the footer: one entry
         Binding("down,j", "cursor(8)", "cursor down", show=False, id="board.down"),
         Binding("left,h", "cursor(-1)", "cursor left", show=False, id="board.left"),
         Binding("right,l", "cursor(1)", "cursor right", show=False, id="board.right"),

@@ -24,6 +24,8 @@ from textual.strip import Strip
 from othello_tui.tui.views import ActiveFeature, PositionView
 from othello_tui.tui.widgets.cursor_list import CursorList
 
+CHANGED = "#ffd787"  # an activation the interventions changed (light: grey under NO_COLOR)
+
 
 @dataclass(frozen=True)
 class Row:
@@ -42,7 +44,11 @@ def row_text(row: Row, expanded: bool) -> tuple[tuple[str, str], ...]:
             (f"  {row.count} active", "plain"),
         )
     feature = row.feature
-    pieces = (("    ", "plain"), (f"{feature.feature_id:<9}", "id"), (f"{feature.activation:7.2f}", "plain"))
+    pieces = (("    ", "plain"), (f"{feature.feature_id:<9}", "id"))
+    if feature.before is None:
+        pieces += ((f"{feature.activation:7.2f}", "plain"),)
+    else:  # an intervention changed it: before → after, as the contributor tree shows it
+        pieces += ((f"{feature.before:7.2f}→{feature.activation:.2f}", "changed"),)
     return pieces + (((f"  {feature.label}", "label"),) if feature.label else ())
 
 
@@ -152,6 +158,7 @@ class FeatureList(CursorList):
                 "header": base + Style(bold=True),
                 "id": base + Style(bold=True),
                 "label": base + Style(italic=True),
+                "changed": base + Style(bold=True, color=CHANGED),
                 "cursor": self.cursor_style(),
             }
         index = y + self.scroll_offset.y
