@@ -100,7 +100,7 @@ def test_t_on_a_feature_opens_its_tree_and_expands_to_depth_3(engine, trace):
         target = Target("feature", 11, module="L1M", feature=feature.index)
         expected = trace.expand(target, 1, 8)
         root_line = shows(app, tree).splitlines()[0]
-        assert f"feature:{feature.feature_id} at P11 (move 12) = {expected.value:.4f}" in root_line
+        assert f"feature:{feature.feature_id} at P11 = {expected.value:.4f}" in root_line
         await pilot.press("plus", "plus")  # top 8 -> 15: room for features among errors and biases
         await settle(app, pilot)
         assert app.screen.top == 15 and "top 15 per level" in shows(app, app.screen.query_one("#tree-title"))
@@ -141,7 +141,7 @@ def test_t_explains_the_top_prediction_or_the_board_cursors_square(engine, trace
         target = Target("logit", 11, square=top)
         expected = trace.expand(target, 1, 8)
         text = shows(app, tree)
-        assert text.startswith(f"▼ logit:{square_name(top)} at P11 (move 12) = {expected.value:.4f}")
+        assert text.startswith(f"▼ logit:{square_name(top)} at P11 = {expected.value:.4f}")
         rows = [(m[1], number(m[2])) for m in map(VALUE.search, text.splitlines()[1:]) if m]
         assert rows == [(b.node.id, pytest.approx(b.contribution, abs=5e-5)) for b in expected.branches] + [
             ("… others", pytest.approx(expected.rest, abs=5e-5))
@@ -269,7 +269,7 @@ def test_interventions_from_the_tree_stack_and_show_changed_values(engine, trace
             before, after = expected[node.id]
             assert re.search(rf"{node.id}\s+\S+\s+c {before:.3f}→{after:.3f}", text)
         assert (
-            f"→ {'+' if expected[root.id][1] >= 0 else '−'}{abs(expected[root.id][1]):.4f} with the" in text
+            f"→ {'+' if expected[root.id][1] >= 0 else '−'}{abs(expected[root.id][1]):.4f} intervened" in text
         )
         listed = shows(app, app.screen.query_one("#tree-edits"))
         assert f"{first.id}=0 (ablated)" in listed and f"{second.id}*0.5" in listed
@@ -519,7 +519,9 @@ def test_the_features_panel_shows_activations_before_and_after_the_interventions
         line = panel.render_line(panel.cursor - panel.scroll_offset.y).text
         assert f"{ablated.activation:.2f}→0.00" in line
         features = {f.feature_id: f for m in app.main_screen.current_view.features for f in m.features()}
-        downstream = [f for f in features.values() if f.module in ("L1M", "L2A", "L2M") and f.before is not None]
+        downstream = [
+            f for f in features.values() if f.module in ("L1M", "L2A", "L2M") and f.before is not None
+        ]
         assert downstream, "the ablation moves features above it"
         watch = [f"P11{f.feature_id}" for f in downstream]
         expected = intervene(trace, [edit], watch).features

@@ -38,11 +38,22 @@ def test_the_overlay_writes_percentages_and_flags_wrong_ones():
     assert 29 in view.legal and 0 not in view.legal
     faces = cell_faces(view, overlay=True, cursor=None, cell_width=3)
     assert faces[29][0] == "31" and faces[29][1] == "prob_hi"
+    faces = cell_faces(view, overlay=True, cursor=None, cell_width=5)
     assert faces[0] == ("12!", "wrong", faces[0][2])  # loud: at least WRONG_LOUD
     assert faces[1][:2] == ("2!", "wrong_quiet")  # an illegal bet too small to shout about
     assert faces[2][0] == "·"  # below OVERLAY_MIN: nothing written
     off = cell_faces(view, overlay=False, cursor=None, cell_width=3)
     assert off[29][0] == "+" and off[0][0] == "·"
+
+
+def test_no_cell_text_fills_the_smallest_cell_but_the_bracketed_discs():
+    """Three characters in a 3-wide cell touch the neighbour's ("[●] 4951!"): only the brackets
+    of the last move and the flips, which delimit themselves, may fill it."""
+    view = view_after("f-4", {0: 0.12, 1: 0.02, 29: 0.31})
+    narrow = cell_faces(view, overlay=True, cursor=None, cell_width=3)
+    assert narrow[0][:2] == ("!", "wrong") and narrow[1][0] == "2!"
+    assert [t for t, _, _ in narrow if len(t) == 3] == ["(●)", "[●]"]
+    assert cell_faces(view, overlay=True, cursor=None, cell_width=5)[0][0] == "12!"
 
 
 def test_the_cursor_brackets_the_cell_when_it_fits():

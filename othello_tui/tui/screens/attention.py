@@ -34,12 +34,15 @@ from othello_tui.tui.widgets.qk_table import QKTable
 
 QK_TOP = 30  # pairs listed; the rest is one row
 
+LEGEND = "weight: · <5%  ░ 5–20%  ▒ 20–40%  ▓ 40–70%  █ ≥70%"  # its own line: it fits 80 columns
+
 
 class AttentionScreen(Screen):
     DEFAULT_CSS = """
     AttentionScreen { layout: vertical; }
     #attention-title { height: 1; padding: 0 1; background: $panel; text-style: bold; }
-    #attention-cell { height: 1; padding: 0 1; }
+    #attention-legend { height: auto; padding: 0 1; color: $text-muted; }
+    #attention-cell { height: auto; padding: 0 1; }
     #qk-title { height: auto; padding: 0 1; margin-top: 1; }
     #attention-message { height: auto; max-height: 3; padding: 0 1; color: $text-warning; }
     """
@@ -79,6 +82,7 @@ class AttentionScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="attention-title")
+        yield Static(LEGEND, id="attention-legend")
         yield AttentionGrid(id="attention-grid")
         yield Static(id="attention-cell")
         yield Static(id="qk-title")
@@ -95,7 +99,7 @@ class AttentionScreen(Screen):
         self.query_one("#attention-title", Static).update(
             Text(
                 f"Attention · {self.source} · query P{self.position} (move {self.position + 1}, "
-                f"{square_name(move.square)}) · weight: · <5%  ░ 5–20%  ▒ 20–40%  ▓ 40–70%  █ ≥70%"
+                f"{square_name(move.square)})"
             )
         )
         self.query_one("#qk-title", Static).update(Text("Enter on a cell: its QK pairs.", "italic"))

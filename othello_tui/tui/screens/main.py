@@ -39,6 +39,7 @@ from othello_tui.tui.widgets.predictions import Predictions
 MIN_SIZE = (72, 20)  # below this the screen says so instead of drawing a broken layout
 NARROW_WITH_BELIEFS = 150  # below this width the believed board takes the predictions' place
 LEGEND = "[●] last move (●) flipped\n +  legal      31 model %\n12! illegal %  ›·‹ cursor"
+NARROW_LEGEND = "[●] last move (●) flipped\n +  legal      31 model %\n !  illegal ≥10%, 2! <10%"
 
 
 def cell_size_for(width: int, height: int) -> tuple[int, int]:
@@ -365,5 +366,8 @@ class MainScreen(PlayKeys, CircuitKeys):  # a Screen, with the play keys and the
             f"othello-tui needs at least {MIN_SIZE[0]}×{MIN_SIZE[1]}: enlarge it, or press q to quit."
         )
         self.set_class(width < NARROW_WITH_BELIEFS, "-narrow")
-        self.query_one("#board", Board).cell = self.query_one(BeliefBoard).cell = cell_size_for(width, height)
+        cell = self.query_one("#board", Board).cell = self.query_one(BeliefBoard).cell = cell_size_for(
+            width, height
+        )
+        self.query_one("#legend", Static).update(NARROW_LEGEND if cell[0] == 3 else LEGEND)
         self.query_one(MoveList).max_rows = 2 if height < 32 else 4

@@ -21,6 +21,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
+from textual.events import Resize
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static, Tree
@@ -46,6 +47,7 @@ from othello_tui.tui.widgets.interventions import InterventionList
 
 TOP_STEPS = (3, 5, 8, 10, 15, 20, 30, 50, 100)  # contributors per level, ``+``/``−`` step through
 DEFAULT_TOP = 8
+NARROW = 100  # below this terminal width the side panel narrows: the tree's lines need the room
 LOADING_DELAY = 0.15  # seconds before an expanding node shows "computing…"
 NOTES = (
     "+ raises, − lowers its parent. Σ: all contributions; … others: those not shown.\n"
@@ -60,6 +62,7 @@ class TreeScreen(Screen):
     #tree-title { height: 1; padding: 0 1; background: $panel; text-style: bold; }
     #tree-body { height: 1fr; }
     #tree-side { width: 32; height: 1fr; padding: 0 1; }
+    TreeScreen.-narrow #tree-side { width: 28; }
     #tree-board-title { height: auto; margin-bottom: 1; }
     #tree-notes { color: $text-muted; height: auto; margin-top: 1; }
     #tree-message { height: auto; max-height: 3; padding: 0 1; color: $text-warning; }
@@ -129,7 +132,11 @@ class TreeScreen(Screen):
         yield Static(id="tree-message")
         yield Footer(show_command_palette=False)
 
+    def on_resize(self, event: Resize) -> None:
+        self.set_class(event.size.width < NARROW, "-narrow")
+
     def on_mount(self) -> None:
+        self.set_class(self.app.size.width < NARROW, "-narrow")
         try:
             self.contributors = self.query_one(ContributorTree)
         except NoMatches:  # pushed while the app quits: it never got its widgets
@@ -159,7 +166,13 @@ class TreeScreen(Screen):
         self.load_tree(self.contributors.open_paths() if open_paths is None else open_paths)
 
     def show_title(self) -> None:
-        parts = ["Contributor tree", self.source, f"top {self.top} per level"]
+        position = self.target.position
+        parts = [
+            "Contributor tree",
+            self.source,
+            f"move {position + 1} (P{position})",
+            f"top {self.top} per level",
+        ]
         if self.threshold is not None:
             parts.append(f"|contribution| ≥ {self.threshold:g}")
         self.query_one("#tree-title", Static).update(Text(" · ".join(parts)))

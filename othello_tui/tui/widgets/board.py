@@ -3,7 +3,8 @@
 Every cell is drawn with a symbol as well as a colour, so the board reads the same on truecolor,
 256-colour and ``NO_COLOR`` terminals: ``●`` black, ``○`` white, ``[●]`` the move just played,
 ``(○)`` a disc it flipped, ``+`` a legal next move, ``31`` the model's probability in percent
-(overlay on), ``12!`` probability on an illegal square, ``›+‹`` the play-mode cursor.
+(overlay on), ``12!`` probability on an illegal square (``!`` alone for 10% or more in the
+smallest cells, where three characters would touch the next cell's), ``›+‹`` the play-mode cursor.
 """
 
 from __future__ import annotations
@@ -70,7 +71,9 @@ def cell_faces(view: PositionView, overlay: bool, cursor: int | None, cell_width
             if square in legal:
                 fg = bg = "prob_hi" if p >= 0.3 else "prob_mid" if p >= 0.1 else "prob_lo"
             else:  # a wrong prediction: loud once it matters, quiet while it is noise
-                text, fg = text + "!", "wrong" if p >= WRONG_LOUD else "wrong_quiet"
+                # in a 3-wide cell "12!" would run into its neighbours: "!" alone (the predictions list the %)
+                text = text + "!" if cell_width > 3 or len(text) == 1 else "!"
+                fg = "wrong" if p >= WRONG_LOUD else "wrong_quiet"
         elif square in legal:
             fg, text = "legal", "+"
         else:

@@ -149,10 +149,10 @@ class ContributorTree(Tree[Item]):
         if expansion is None:
             return Text("computing…", "italic")
         target = expansion.target
-        text = Text.assemble((target.spec, "bold"), f" at P{target.position} (move {target.position + 1}) ")
+        text = Text.assemble((target.spec, "bold"), f" at P{target.position} ")  # the title says the move
         text.append_text(sum_check(expansion))
         if self.root_changed is not None:
-            text.append("  → ").append_text(signed(self.root_changed[1])).append(" with the interventions")
+            text.append("  → ").append_text(signed(self.root_changed[1])).append(" intervened")
         return text
 
     def label(self, item: Item) -> Text:

@@ -35,8 +35,9 @@ class Row:
     count: int = 0  # header rows: active features in the module
 
 
-def row_text(row: Row, expanded: bool) -> tuple[tuple[str, str], ...]:
-    """(text, style key) pieces of one row."""
+def row_text(row: Row, expanded: bool, width: int = 0) -> tuple[tuple[str, str], ...]:
+    """(text, style key) pieces of one row; a label that would pass ``width`` (0: no limit) is
+    cut with "…", so that a narrow panel says it shows only part."""
     if row.feature is None:
         return (
             ("▾ " if expanded else "▸ ", "header"),
@@ -44,12 +45,18 @@ def row_text(row: Row, expanded: bool) -> tuple[tuple[str, str], ...]:
             (f"  {row.count} active", "plain"),
         )
     feature = row.feature
-    pieces = (("    ", "plain"), (f"{feature.feature_id:<9}", "id"))
+    pieces = (("  ", "plain"), (f"{feature.feature_id:<8}", "id"))
     if feature.before is None:
-        pieces += ((f"{feature.activation:7.2f}", "plain"),)
+        pieces += ((f"{feature.activation:6.2f}", "plain"),)
     else:  # an intervention changed it: before → after, as the contributor tree shows it
-        pieces += ((f"{feature.before:7.2f}→{feature.activation:.2f}", "changed"),)
-    return pieces + (((f"  {feature.label}", "label"),) if feature.label else ())
+        pieces += ((f"{feature.before:6.2f}→{feature.activation:.2f}", "changed"),)
+    if not feature.label:
+        return pieces
+    label = f" {feature.label}"
+    room = width - sum(len(text) for text, _ in pieces)
+    if width and len(label) > room:
+        label = label[: max(room - 1, 0)] + "…"
+    return (*pieces, (label, "label"))
 
 
 def _same_place(rows: list[Row], old: Row, fallback: int) -> int:
@@ -166,7 +173,7 @@ class FeatureList(CursorList):
         if index >= len(self.rows):
             return Strip.blank(width, self._styles["plain"])
         row = self.rows[index]
-        pieces = row_text(row, row.module in self.expanded)
+        pieces = row_text(row, row.module in self.expanded, width)
         key = (pieces, index == self.cursor, self.has_focus, width)
         strip = self._strips.get(key)
         if strip is None:
