@@ -14,6 +14,7 @@ a file. A file that is not this format, or is for other dictionaries, raises
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -75,6 +76,20 @@ class NoteStore:
 
     def get(self, feature_id: str) -> Note | None:
         return self._notes.get(feature_id)
+
+    def labels(self, automatic: Callable[[str], str | None] | None) -> Callable[[str], str | None]:
+        """Feature id -> the user's label (marked ✎), else the ``automatic`` one."""
+
+        def label(feature_id: str) -> str | None:
+            note = self._notes.get(feature_id)
+            return note.shown() if note is not None else automatic(feature_id) if automatic else None
+
+        return label
+
+    def note_of(self, feature_id: str) -> dict | None:
+        """The user's note on a feature as plain data (``{"label", "notes"}``), for exports."""
+        note = self._notes.get(feature_id)
+        return asdict(note) if note is not None else None
 
     def set(self, feature_id: str, note: Note) -> None:
         """Keep ``note`` for the feature (an empty label and notes remove it), and save; when the

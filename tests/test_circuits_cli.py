@@ -217,3 +217,34 @@ def test_an_intervention_whose_logits_overflow_is_refused(trace):
     )  # past what parse_edit accepts (inf in float32): the rerun itself refuses
     with pytest.raises(CircuitError, match="overflow"):
         intervene(trace, [huge])
+
+
+def test_trace_shows_the_users_notes_as_the_app_does(
+    weights, trace, tiny_dictionaries, tmp_path, monkeypatch
+):
+    from othello_tui.cli import circuits as circuits_cli
+    from othello_tui.features import dictionaries_hash
+    from othello_tui.notes import Note, NoteStore, notes_path
+
+    monkeypatch.setattr(circuits_cli, "DEFAULT_CACHE_DIR", tmp_path)
+    feature = "feature:L1M" + str(trace.active_features(15, "L1M")[0][0])
+    args = ["trace", "--moves", MOVES, "--pos", "15", "--target", feature, "--top", "30"]
+    plain = json.loads(run(weights, *args, "--json").output)
+    noted = next(
+        item["node"] for item in plain["contributions"] if re.fullmatch(r"P\d+L\d[AM]\d+", item["node"])
+    )
+    feature_id = re.sub(r"^P\d+", "", noted)
+    hashed = dictionaries_hash(tiny_dictionaries)
+    NoteStore(notes_path(tmp_path, hashed), hashed).set(
+        feature_id, Note("diagonal flipper", "seen in game 7")
+    )
+    data = json.loads(run(weights, *args, "--json").output)
+    item = next(item for item in data["contributions"] if item["node"] == noted)
+    assert item["label"] == "✎ diagonal flipper"
+    assert item["note"] == {"label": "diagonal flipper", "notes": "seen in game 7"}
+    assert all("note" not in other for other in data["contributions"] if other["node"] != noted)
+    printed = run(weights, *args).output
+    assert f"{noted}" in printed and "✎ diagonal flipper" in printed
+    notes_path(tmp_path, hashed).write_text("not json")
+    broken = run(weights, *args)
+    assert broken.exit_code == 0 and "your notes are not shown" in broken.output

@@ -63,6 +63,16 @@ def test_build_then_show_a_feature(weights_dir, cache_dir):
     assert len(data["move"]) == 8 and len(data["move"][0]) == 8 and data["logit_effect"][3][3] is None
     assert data["label_candidates"][0]["f1"] >= 0
 
+    from othello_tui.features import open_cache
+    from othello_tui.notes import Note, NoteStore, notes_path
+
+    hashed = open_cache(path).dictionaries_hash
+    NoteStore(notes_path(cache_dir, hashed), hashed).set("L1M7", Note("my reading", "why I think so"))
+    noted = json.loads(invoke("feature", "L1M7", "--json", "--cache", path).stdout)
+    assert noted["note"] == {"label": "my reading", "notes": "why I think so"}
+    printed = invoke("feature", "L1M7", "--cache", path).stdout  # stderr: the other-weights warning
+    assert printed.startswith("✎ my reading (your note): why I think so")
+
     labels = json.loads(invoke("eval", "labels", "--cache", path, "--json").stdout)  # stderr: a warning
     assert set(labels) == {"L0A", "L0M", "L1A", "L1M"}
     assert all(0 <= module["good_share"] <= 1 and module["alive"] <= 64 for module in labels.values())

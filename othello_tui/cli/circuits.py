@@ -10,13 +10,14 @@ import click
 from othello_tui.circuits.edits import MARGIN  # plain data: --help stays free of torch
 from othello_tui.cli import output
 from othello_tui.cli.game_args import chosen_game, game_options
-from othello_tui.cli.groups import DEFAULT_WEIGHTS, evaluate, main
+from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_WEIGHTS, evaluate, main
 from othello_tui.cli.loading import (
     cache_option,
     dictionaries_option,
     find_feature_cache,
     load_model_and_dictionaries_or_fail,
     load_probes_or_fail,
+    user_notes,
 )
 
 POS_HELP = (
@@ -185,14 +186,18 @@ def trace_command(
         raise click.ClickException(str(error)) from None
     cache, _ = find_feature_cache(cache_file, trace.model, trace.dictionaries)
     label_of = cache.label if cache else None
+    hashed = dictionaries_hash(trace.dictionaries)
+    notes = user_notes(hashed, DEFAULT_CACHE_DIR) if trace.dictionaries else None
+    note_of = notes.note_of if notes is not None else None
+    label_of = notes.labels(label_of) if notes is not None else label_of  # the user's label first, ✎
     if as_json or as_dot or as_graph:
         provenance = Provenance(
             game.text, position, target.spec, top, threshold, depth,
-            model_fingerprint(trace.model), dictionaries_hash(trace.dictionaries),
+            model_fingerprint(trace.model), hashed,
             seed=seed if game_index is not None else None, game_index=game_index,
         )  # fmt: skip
         if as_json:
-            click.echo(json.dumps(expansion_to_dict(expansion, label_of, provenance), indent=2))
+            click.echo(json.dumps(expansion_to_dict(expansion, label_of, provenance, note_of), indent=2))
         elif as_graph:
             click.echo(json.dumps(trace_graph(trace, expansion, provenance, label_of, top), indent=2))
         else:

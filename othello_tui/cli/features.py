@@ -20,6 +20,7 @@ from othello_tui.cli.loading import (
     dictionaries_option,
     find_feature_cache,
     load_model_and_dictionaries_or_fail,
+    user_notes,
 )
 
 _WEIGHTS = click.option(
@@ -405,6 +406,8 @@ def feature(
         stats = cache.feature(feature_id)
     except (FeatureIdError, CacheError) as error:
         raise click.ClickException(str(error)) from None
+    notes = user_notes(cache.dictionaries_hash, DEFAULT_CACHE_DIR)
+    note = notes.get(stats.feature_id) if notes is not None else None
     game = chosen_game(moves, game_index, seed, required=False)
     along = (
         None
@@ -416,9 +419,17 @@ def feature(
         data["examples"] = data["examples"][:n_examples]
         if along is not None:
             data["game"] = {"moves": game.text, "activations": along}
+        if note is not None:
+            data["note"] = notes.note_of(stats.feature_id)
         click.echo(json.dumps(data, indent=2))
         return
     console = output.console()
+    if note is not None:
+        from rich.text import Text
+
+        console.print(
+            Text.assemble((note.shown(), "bold"), " (your note)", f": {note.notes}" if note.notes else "")
+        )
     console.print(feature_view(stats, n_examples))
     if along is not None:
         fired = [f"P{t} {square_name(game.squares[t])} {a:.3f}" for t, a in enumerate(along) if a > 0]

@@ -89,3 +89,16 @@ def find_feature_cache(cache_file: Path | None, model, dictionaries, directory: 
         return open_cache(path, fingerprint, digest), None
     except CacheError as error:
         raise click.ClickException(str(error)) from None
+
+
+def user_notes(dictionaries_hash: str, folder: Path):
+    """The user's notes on these dictionaries' features (``N`` in the app), or None when there
+    are none; a notes file that cannot be read is named on stderr and left alone."""
+    from othello_tui.notes import NotesError, NoteStore
+
+    try:
+        notes = NoteStore.open(folder, dictionaries_hash)
+    except NotesError as error:
+        click.echo(f"warning: your notes are not shown: {error}", err=True)
+        return None
+    return notes if notes.path.exists() else None

@@ -36,7 +36,7 @@ import gc
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -147,15 +147,7 @@ class Session:
         """Feature id -> the user's label (marked ✎), else the automatic one (None: no labels, or
         no model yet)."""
         automatic = self._labels or (self._engine.labels if self._engine is not None else None)
-        notes = self.notes
-        if notes is None:
-            return automatic
-
-        def label(feature_id: str) -> str | None:
-            note = notes.get(feature_id)
-            return note.shown() if note is not None else automatic(feature_id) if automatic else None
-
-        return label
+        return automatic if self.notes is None else self.notes.labels(automatic)
 
     def load(self) -> None:
         """Load the engine (imports torch: seconds). Raises :class:`ModelUnavailableError`."""
@@ -216,8 +208,7 @@ class Session:
 
     def note_of(self, feature_id: str) -> dict | None:
         """The user's note on a feature as plain data (``{"label", "notes"}``), for exports."""
-        note = self.notes.get(feature_id) if self.notes is not None else None
-        return asdict(note) if note is not None else None
+        return self.notes.note_of(feature_id) if self.notes is not None else None
 
     def notes_unavailable(self) -> str | None:
         """Why the user's notes cannot be read or written now (None: they can)."""
