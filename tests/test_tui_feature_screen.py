@@ -264,9 +264,73 @@ def test_a_missing_cache_is_built_off_the_event_loop_and_labels_appear(weights_d
     run(app, scenario, wait=False)
 
 
+def test_a_first_small_cache_gives_labels_at_once_and_the_full_one_follows(
+    weights_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("othello_tui.tui.engine.FIRST_CACHE_GAMES", 24)
+    cache_dir = tmp_path / "cache"
+    settings = BuildSettings(80, 0, 8)
+    app = building_app(weights_dir, cache_dir, settings)
+    library = app.main_screen.session.library
+    notes, seen = [], []
+
+    async def scenario(pilot):
+        main = app.main_screen
+
+        def watch() -> bool:
+            notes.append(flat(shows(app, main.query_one("#features-note"))))
+            if library.cache is not None:
+                seen.append(library.cache.settings.n_games)
+            return (
+                library.build_status is not None
+                and library.build_status.state == "done"
+                and not library.build_status.running
+                and library.build_status.final
+            )
+
+        await until(pilot, watch)
+        await pilot.pause()
+        assert library.cache.settings == settings  # the full cache is in use at the end
+        assert 24 in seen and seen[-1] == 80  # the first one's labels came first
+        assert any(
+            "No labels yet: building the feature cache in the background, a first cache over 24 games" in n
+            for n in notes
+        )
+        assert any("Labels over the first 24 games; the full cache over 80 games" in n for n in notes)
+        for module in main.current_view.features:
+            for feature in module.features():
+                assert feature.label == library.cache.label(feature.feature_id)
+
+    run(app, scenario, wait=False)
+    assert sorted(open_cache(p).settings.n_games for p in cache_dir.glob("features-*.h5")) == [24, 80]
+    again = Session.from_weights(weights_dir, device="cpu", cache_dir=cache_dir, build_settings=settings)
+    again.load()
+    assert again.library.cache.settings == settings and not again.library.build_wanted  # the full one
+
+
+def test_a_session_with_only_the_first_cache_uses_it_and_builds_the_full_one(
+    weights_dir, tmp_path, monkeypatch
+):
+    from othello_tui.tui.engine import load_engine
+
+    monkeypatch.setattr("othello_tui.tui.engine.FIRST_CACHE_GAMES", 24)
+    cache_dir = tmp_path / "cache"
+    first = load_engine(weights_dir, "cpu", cache_dir=cache_dir, build_settings=BuildSettings(80, 0, 8))
+    assert [r.n_games for r in first.cache_requests] == [24, 80] and first.feature_cache is None
+    assert first.cache_requests[0].stage == "a first cache over 24 games"
+    subprocess.run(first.cache_requests[0].argv(), check=True, capture_output=True)
+    second = load_engine(weights_dir, "cpu", cache_dir=cache_dir, build_settings=BuildSettings(80, 0, 8))
+    assert second.feature_cache.settings.n_games == 24
+    assert [r.n_games for r in second.cache_requests] == [80]  # no second first cache
+    small = load_engine(
+        weights_dir, "cpu", cache_dir=tmp_path / "other", build_settings=BuildSettings(20, 0, 8)
+    )
+    assert [r.n_games for r in small.cache_requests] == [20]  # small enough to build at once
+
+
 def test_a_failed_build_leaves_no_file_and_says_why(tiny_model, tiny_dictionaries, tmp_path):
     request = CacheRequest(tmp_path / "no-weights", tmp_path / "cache" / "features-x.h5", "cpu", 8, 0, 2)
-    engine = ModelEngine(tiny_model, tiny_dictionaries, cache_request=request)
+    engine = ModelEngine(tiny_model, tiny_dictionaries, cache_requests=(request,))
     app = make_app(Session(lambda: engine), Game.from_text(MOVES))
 
     async def scenario(pilot):
@@ -283,8 +347,11 @@ def test_a_failed_build_leaves_no_file_and_says_why(tiny_model, tiny_dictionarie
     run(app, scenario, wait=False)
 
 
-def test_quitting_during_a_build_leaves_it_running_and_the_next_start_takes_it_up(weights_dir, tmp_path):
+def test_quitting_during_a_build_leaves_it_running_and_the_next_start_takes_it_up(
+    weights_dir, tmp_path, monkeypatch
+):
     cache_dir = tmp_path / "cache"
+    monkeypatch.setattr("othello_tui.tui.engine.FIRST_CACHE_GAMES", 100_000)  # the first build, too
     settings = BuildSettings(200_000, 0, 8)  # far too long to finish during the test
     first = building_app(weights_dir, cache_dir, settings)
     library = first.main_screen.session.library
@@ -299,7 +366,7 @@ def test_quitting_during_a_build_leaves_it_running_and_the_next_start_takes_it_u
         run(first, quit_during_the_build, wait=False)
     finally:
         signal.signal(signal.SIGINT, previous)
-    request = first.main_screen.session._engine.cache_request
+    request = first.main_screen.session._engine.cache_requests[0]
     pid = running_build(request)
     try:
         assert pid is not None and "goes on in the background" in library.left_running()
@@ -424,15 +491,15 @@ def test_the_library_says_why_there_are_no_statistics_and_what_builds_them(tmp_p
         return FeatureLibrary(lambda: engine, lambda: model_error, auto_build)
 
     no_dictionaries = SimpleNamespace(
-        feature_cache=None, cache_request=None, modules=(), n_features={}, labels_note=None,
+        feature_cache=None, cache_requests=(), modules=(), n_features={}, labels_note=None,
         features_note="No dictionaries: none in w/dictionaries (`othello-tui train dictionaries`).",
     )  # fmt: skip
     no_cache = SimpleNamespace(
-        feature_cache=None, cache_request=None, modules=("L0A",), n_features={"L0A": 64}, features_note=None,
+        feature_cache=None, cache_requests=(), modules=("L0A",), n_features={"L0A": 64}, features_note=None,
         labels_note="No labels: no feature cache for these weights (`othello-tui cache build`).",
     )  # fmt: skip
     missing = SimpleNamespace(
-        **vars(no_cache) | {"cache_request": CacheRequest(tmp_path, tmp_path / "f.h5", "cpu", 8, 0, 2)}
+        **vars(no_cache) | {"cache_requests": (CacheRequest(tmp_path, tmp_path / "f.h5", "cpu", 8, 0, 2),)}
     )
     loading = library(None).state()
     assert loading.waiting and not loading.ready and "Loading the model" in loading.note

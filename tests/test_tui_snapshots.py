@@ -23,7 +23,8 @@ class StubEngine:
 
     modules = ("L0A", "L0M", "L1A", "L1M")
     n_features = dict.fromkeys(modules, 32)
-    features_note = labels_note = feature_cache = cache_request = None
+    features_note = labels_note = feature_cache = None
+    cache_requests = ()
 
     @staticmethod
     def labels(feature_id: str) -> str | None:

@@ -54,7 +54,7 @@ class Engine(Protocol):
     n_features: dict[str, int]  # features of each module's dictionary
     feature_cache: FeatureCache | None  # the feature cache built for these weights
     identity: tuple[str, str]  # (model fingerprint, dictionaries hash); hashes every weight
-    cache_request: CacheRequest | None  # how to build it where it is missing
+    cache_requests: tuple[CacheRequest, ...]  # the builds that make it where it is missing
 
     def use_cache(self, path: Path) -> None: ...  # take a cache just built; labels come from it
 

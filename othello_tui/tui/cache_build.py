@@ -45,6 +45,7 @@ class CacheRequest:
     n_games: int
     seed: int
     top_k: int
+    stage: str = ""  # what this build is among play's builds ("a first cache over 1,000 games")
 
     def argv(self) -> list[str]:
         """The command line, run by this interpreter at a lower priority."""
@@ -75,13 +76,20 @@ class BuildStatus:
     total: int = 0
     error: str | None = None  # why it failed
     resumed: bool = False  # watching a build that an earlier session started
+    stage: str = ""  # which of play's builds (its request's ``stage``)
+    final: bool = True  # no build follows this one
 
     @property
     def running(self) -> bool:
         return self.state == "building"
 
     def describe(self) -> str:
-        """``"pass 1 of 2, the model over 4,608/20,000 games"``, or how it ended."""
+        """``"pass 1 of 2, the model over 4,608/20,000 games"`` (after the stage, when there is
+        one: ``"the full cache over 20,000 games: pass 1 of 2, …"``), or how it ended."""
+        text = self._describe()
+        return f"{self.stage}: {text}" if self.stage and self.state == "building" else text
+
+    def _describe(self) -> str:
         if self.state == "building":
             earlier = " (started by an earlier session)" if self.resumed else ""
             if self.phase == "games":

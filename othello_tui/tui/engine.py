@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ from othello_tui.tui.cache_build import CacheRequest
 from othello_tui.tui.views import Labels
 
 DICTIONARIES_SUBDIR = "dictionaries"
+FIRST_CACHE_GAMES = 1_000  # a first feature cache this big is built in about half a minute on 2 cores
 
 
 class ModelEngine:
@@ -49,7 +51,7 @@ class ModelEngine:
         features_note: str | None = None,
         feature_cache: FeatureCache | None = None,
         labels_note: str | None = None,
-        cache_request: CacheRequest | None = None,
+        cache_requests: tuple[CacheRequest, ...] = (),
         probes: LinearProbes | None = None,
         probes_note: str | None = None,
     ):
@@ -59,7 +61,7 @@ class ModelEngine:
         self.modules = tuple(m for m in module_names(model.cfg.n_layers) if m in dictionaries)
         self.n_features = {m: dictionaries[m].cfg.d_sae for m in self.modules}
         self.features_note = features_note
-        self.feature_cache, self.labels_note, self.cache_request = feature_cache, labels_note, cache_request
+        self.feature_cache, self.labels_note, self.cache_requests = feature_cache, labels_note, cache_requests
         self.labels: Labels | None = feature_cache.label if feature_cache else None
 
     @functools.cached_property
@@ -75,7 +77,7 @@ class ModelEngine:
         cache = open_cache(path, model_fingerprint(self.model), dictionaries_hash(self.dictionaries))
         for module in self.modules:
             cache.labels(module)
-        self.feature_cache, self.labels, self.labels_note, self.cache_request = cache, cache.label, None, None
+        self.feature_cache, self.labels, self.labels_note = cache, cache.label, None
 
     @torch.no_grad()
     def analyse(self, squares: Sequence[int]) -> GameAnalysis:
@@ -113,10 +115,11 @@ def load_engine(
 ) -> ModelEngine:
     """The model from ``weights``; when present, the dictionaries from ``dictionaries`` (default
     ``<weights>/dictionaries``) and the feature cache ``cache`` (default: the newest cache in
-    ``cache_dir`` built for these weights). Missing dictionaries or labels are not errors: the
-    engine carries a note saying why they are missing, and, when ``cache_dir`` lacks a cache for
-    the dictionaries of ``weights``, the :class:`CacheRequest` that builds one there (with
-    ``build_settings``, default those of ``othello-tui cache build``)."""
+    ``cache_dir`` built for these weights, the full one first). Missing dictionaries or labels are
+    not errors: the engine carries a note saying why they are missing, and, when ``cache_dir``
+    lacks the full cache for the dictionaries of ``weights`` (``build_settings``, default those of
+    ``othello-tui cache build``), the :class:`CacheRequest` s that build it there: first a small
+    one when there is no cache at all, then the full one."""
     try:
         device = resolve_device(device)
     except ValueError as error:  # asked for cuda without one, or an unknown name
@@ -144,22 +147,58 @@ def load_engine(
     if not found:
         return engine
     digests = model_fingerprint(model), dictionaries_hash(engine.dictionaries)
-    path = cache or (find_cache(cache_dir, *digests) if cache_dir else None)
+    settings = build_settings or BuildSettings()
+    full = cache_path(cache_dir, *digests, settings) if cache_dir else None
+    # the full cache, else any other built for these weights (a first, smaller one), newest first
+    path = cache or (full if full is not None and full.exists() else None)
+    path = path or (find_cache(cache_dir, *digests) if cache_dir else None)
+    # `cache build` reads the dictionaries beside the weights: it can build only for those
+    if (
+        cache is None
+        and full is not None
+        and path != full
+        and directory.resolve() == default_directory.resolve()
+    ):
+        engine.cache_requests = _requests(
+            Path(weights), device, cache_dir, digests, settings, first=path is None
+        )
     if path is None:
         engine.labels_note = "No labels: no feature cache for these weights (`othello-tui cache build`)."
-        # `cache build` reads the dictionaries beside the weights: it can build only for those
-        if cache_dir is not None and directory.resolve() == default_directory.resolve():
-            settings = build_settings or BuildSettings()
-            engine.cache_request = CacheRequest(
-                Path(weights), cache_path(cache_dir, *digests, settings), device,
-                settings.n_games, settings.seed, settings.top_k,
-            )  # fmt: skip
         return engine
     try:
         engine.use_cache(path)
     except CacheError as error:
         engine.labels_note = f"No labels: {error}"
     return engine
+
+
+def _requests(
+    weights: Path,
+    device: str,
+    cache_dir: Path,
+    digests: tuple[str, str],
+    settings: BuildSettings,
+    first: bool,
+) -> tuple[CacheRequest, ...]:
+    """The builds ``play`` runs for a missing cache: with ``first``, a first cache over
+    :data:`FIRST_CACHE_GAMES` games, whose labels are ready within a minute, then the full one."""
+    full = CacheRequest(
+        weights,
+        cache_path(cache_dir, *digests, settings),
+        device,
+        settings.n_games,
+        settings.seed,
+        settings.top_k,
+    )
+    if not first or settings.n_games <= FIRST_CACHE_GAMES:
+        return (full,)
+    small = replace(settings, n_games=FIRST_CACHE_GAMES)
+    quick = CacheRequest(
+        weights, cache_path(cache_dir, *digests, small), device, small.n_games, small.seed, small.top_k,
+        f"a first cache over {small.n_games:,} games",
+    )  # fmt: skip
+    later = f"the full cache over {settings.n_games:,} games (the first one's labels meanwhile)"
+    return quick, replace(full, stage=later)
 
 
 def _load_dictionaries(directory: Path, model: OthelloGPT) -> tuple[dict[str, Dictionary], str | None]:

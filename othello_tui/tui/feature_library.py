@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from othello_tui.game.rules import Game
@@ -97,14 +97,16 @@ class FeatureLibrary:
     def build_wanted(self) -> bool:
         """A cache is missing, may be built, and no build has started."""
         engine = self._engine()
-        request = engine.cache_request if engine is not None else None
-        return self.auto_build and request is not None and self._build is None and not self._closed
+        requests = engine.cache_requests if engine is not None else ()
+        return self.auto_build and bool(requests) and self._build is None and not self._closed
 
     def labels_note(self) -> str | None:
         """Why there are no labels while a build runs or after it failed (None: ask the engine)."""
         status = self.build_status
         if status is None or status.state in ("done", "detached"):
             return None
+        if status.running and self.cache is not None:  # a first cache's labels, while the full one builds
+            return f"Labels over the first {self.cache.settings.n_games:,} games; {status.describe()}."
         if status.running:
             return f"No labels yet: building the feature cache in the background, {status.describe()}."
         return f"No labels: building the feature cache failed ({status.error}); try {BUILD_COMMAND}."
@@ -173,30 +175,38 @@ class FeatureLibrary:
         return Game.from_squares([int(s) for s in squares]), cache.settings.seed
 
     def build(self, report: Callable[[BuildStatus], None]) -> BuildStatus:
-        """Build the missing cache in a niced child process (minutes; blocks), calling ``report``
-        on its progress, then take it: labels and pages come from it from then on."""
+        """Build the missing caches in a niced child process, one after the other (a first one
+        over a few games, then the full one; minutes; blocks), calling ``report`` on their
+        progress, and take each as it is written: labels and pages come from the newest."""
         from othello_tui.features import CacheError
 
         engine = self._engine()
         with self._lock:
             if not self.build_wanted:
                 return self.build_status or BuildStatus("detached")
-            request = engine.cache_request
-            self._build = CacheBuild(request)
+            requests = engine.cache_requests
+        for step, request in enumerate(requests, 1):
+            last = step == len(requests)
+            with self._lock:
+                if self._closed:
+                    return BuildStatus("detached")
+                self._build = CacheBuild(request)
 
-        def progress(status: BuildStatus) -> None:
+            def progress(status: BuildStatus, stage: str = request.stage, last: bool = last) -> None:
+                self.build_status = replace(status, stage=stage, final=last)
+                report(self.build_status)
+
+            status = replace(self._build.run(progress), stage=request.stage, final=last)
+            if status.state == "done":
+                try:
+                    engine.use_cache(request.out)
+                except CacheError as error:
+                    status = BuildStatus("failed", error=str(error))
             self.build_status = status
-            report(status)
-
-        status = self._build.run(progress)
-        if status.state == "detached":
-            return status  # the app is closing: build_status keeps the last progress seen
-        if status.state == "done":
-            try:
-                engine.use_cache(request.out)
-            except CacheError as error:
-                status = BuildStatus("failed", error=str(error))
-        self.build_status = status
+            if status.state != "done":
+                return status
+            if not last:
+                report(status)  # the first labels are in
         return status
 
     def close(self) -> None:

@@ -233,7 +233,12 @@ class MainScreen(PlayKeys, CircuitKeys):  # a Screen, with the play keys and the
 
     def on_cache_progress(self, message: CacheProgress) -> None:
         status = message.status
-        if status.state == "done":
+        if status.state == "done" and not status.final:
+            self.notify(
+                f"Labels and pages from {status.stage}; the full cache builds in the background.",
+                title="First feature cache built",
+            )
+        elif status.state == "done":
             self.notify("Feature labels and pages are ready.", title="Feature cache built")
         elif status.state == "failed":
             self.notify(status.describe(), title="Feature cache", severity="error", timeout=10)
