@@ -4,11 +4,16 @@ of a traceback when they are missing or do not fit."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+if TYPE_CHECKING:
+    from othello_tui.dictionary.sae import Dictionary
+    from othello_tui.model.transformer import OthelloGPT
 
-def load_model_or_fail(weights: Path, device: str = "auto"):
+
+def load_model_or_fail(weights: Path, device: str = "auto") -> OthelloGPT:
     """The model in ``weights`` on ``device`` (auto, cpu or cuda)."""
     from othello_tui.model.device import resolve_device
     from othello_tui.model.weights import WeightsError, load_model
@@ -22,7 +27,7 @@ def load_model_or_fail(weights: Path, device: str = "auto"):
 
 def load_model_and_dictionaries_or_fail(
     weights: Path, device: str = "auto", dictionaries: Path | None = None
-):
+) -> tuple[OthelloGPT, dict[str, Dictionary]]:
     """(model, dictionaries): the model in ``weights`` and the dictionaries in ``dictionaries``
     (default ``weights/dictionaries``), ours or SAELens folders."""
     from othello_tui.dictionary.io import load_dictionaries
@@ -30,12 +35,10 @@ def load_model_and_dictionaries_or_fail(
 
     model = load_model_or_fail(weights, device)
     try:
-        dictionaries = load_dictionaries(
-            weights / "dictionaries" if dictionaries is None else dictionaries, model
-        )
+        loaded = load_dictionaries(weights / "dictionaries" if dictionaries is None else dictionaries, model)
     except WeightsError as error:
         raise click.ClickException(str(error)) from None
-    return model, {module: d.to(model.device) for module, d in dictionaries.items()}
+    return model, {module: d.to(model.device) for module, d in loaded.items()}
 
 
 def dictionaries_option(function):
