@@ -95,6 +95,8 @@ class ModelEngine:
     def beliefs(self, residuals: dict[str, torch.Tensor]) -> np.ndarray:
         """float32 [T, S, 64, 3]: the mine/theirs probe's probabilities (mine, theirs, empty) at
         every position and probe site, from the residual stream at each site (``[T, D]``)."""
+        if self.probes is None:
+            raise RuntimeError(self.probes_note or "no probes are loaded")
         return belief_probs(self.probes, residuals).float().cpu().numpy()
 
     def trace(self, squares: Sequence[int]) -> GameTrace:

@@ -25,6 +25,7 @@ from othello_tui.tui.cache_build import BuildStatus, CacheBuild, running_build
 
 if TYPE_CHECKING:
     from othello_tui.features import FeatureCache, FeatureStats, Label
+    from othello_tui.tui.analysis import Engine
 
 BUILD_COMMAND = "`othello-tui cache build`"
 
@@ -44,7 +45,7 @@ class FeatureLibrary:
 
     def __init__(
         self,
-        engine: Callable[[], object | None],
+        engine: Callable[[], Engine | None],
         model_error: Callable[[], str | None],
         auto_build: bool = True,
         max_pages: int = 64,
@@ -172,23 +173,23 @@ class FeatureLibrary:
         squares = TOKEN_TO_SQUARE[tokens[tokens > 0]]
         return Game.from_squares([int(s) for s in squares]), cache.settings.seed
 
-    def build(self, report: Callable[[BuildStatus], None]) -> BuildStatus:
+    def build(self, report: Callable[[BuildStatus], object]) -> BuildStatus:
         """Build the missing cache in a niced child process (minutes; blocks), calling ``report``
         on its progress, then take it: labels and pages come from it from then on."""
         from othello_tui.features import CacheError
 
         engine = self._engine()
         with self._lock:
-            if not self.build_wanted:
+            request = engine.cache_request if engine is not None else None
+            if engine is None or request is None or not self.build_wanted:
                 return self.build_status or BuildStatus("detached")
-            request = engine.cache_request
-            self._build = CacheBuild(request)
+            build = self._build = CacheBuild(request)
 
         def progress(status: BuildStatus) -> None:
             self.build_status = status
             report(status)
 
-        status = self._build.run(progress)
+        status = build.run(progress)
         if status.state == "detached":
             return status  # the app is closing: build_status keeps the last progress seen
         if status.state == "done":

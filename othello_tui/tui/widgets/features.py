@@ -61,7 +61,7 @@ def _same_place(rows: list[Row], old: Row, fallback: int) -> int:
 class FeatureList(CursorList):
     BINDINGS = [
         Binding("enter", "select", "open", id="features.select"),
-        Binding("space", "toggle", "expand or collapse module", show=False, id="features.toggle"),
+        Binding("space", "toggle_module", "expand or collapse module", show=False, id="features.toggle"),
     ]
 
     class Open(Message):
@@ -115,9 +115,9 @@ class FeatureList(CursorList):
         if row is not None and row.feature is not None:
             self.post_message(self.Open(row.feature))
         else:
-            self.action_toggle()
+            self.action_toggle_module()
 
-    def action_toggle(self) -> None:
+    def action_toggle_module(self) -> None:
         row = self.current
         if row is not None:
             self.expanded ^= {row.module}
