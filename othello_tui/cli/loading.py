@@ -3,14 +3,17 @@ of a traceback when they are missing or do not fit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 if TYPE_CHECKING:
     from othello_tui.dictionary.sae import Dictionary
     from othello_tui.model.transformer import OthelloGPT
+
+F = TypeVar("F", bound=Callable[..., Any])  # a command function, before click.command
 
 
 def load_model_or_fail(weights: Path, device: str = "auto") -> OthelloGPT:
@@ -41,7 +44,7 @@ def load_model_and_dictionaries_or_fail(
     return model, {module: d.to(model.device) for module, d in loaded.items()}
 
 
-def dictionaries_option(function):
+def dictionaries_option(function: F) -> F:
     """The ``--dictionaries DIR`` option (parameter ``dictionaries_dir``)."""
     return click.option(
         "--dictionaries",
@@ -66,7 +69,7 @@ def load_probes_or_fail(weights: Path, model):
     return probes.to(model.device)
 
 
-def cache_option(purpose: str):
+def cache_option(purpose: str) -> Callable[[F], F]:
     """The ``--cache FILE`` option (parameter ``cache_file``) of the commands that read a feature cache."""
     return click.option(
         "--cache",

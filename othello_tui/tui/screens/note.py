@@ -69,6 +69,10 @@ def edit_note(app: App, session: Session, feature_id: str, done: Callable[[str],
             done(f"Note not saved: {error.strerror or error}: {error.filename or notes.path}")
             return
         kept = notes.get(feature_id)
-        done(f"Saved {kept.shown()} on {feature_id} to {notes.path}" if kept else f"Removed the note on {feature_id}.")
+        done(
+            f"Saved {kept.shown()} on {feature_id} to {notes.path}"
+            if kept
+            else f"Removed the note on {feature_id}."
+        )
 
     app.push_screen(NoteScreen(feature_id, notes.get(feature_id)), save)
