@@ -125,7 +125,7 @@ def ablate_feature(
         (f"{m}{f}", float(v) / affected) for m in above for f, v in enumerate(delta_acts[m].tolist()) if v
     ]
     return AblationReport(
-        f"{module}{feature}", scale, position, done, totals["edits"], totals["affected"],
+        f"{module}{feature}", scale, position, done, int(totals["edits"]), int(totals["affected"]),
         totals["legal_before"] / affected, totals["legal_after"] / affected, totals["kl"] / affected,
         logits, sorted(changed, key=lambda item: -item[1])[:top],
     )  # fmt: skip

@@ -99,7 +99,7 @@ def _linear_attribution(
 
 def _through_layernorm(trace: Traced, ln: str, w_DK: Tensor) -> Tensor:
     """``γ⊙w − mean(γ⊙w)`` per column: ``x·v / σ = w·LN_lin(v)`` for any v."""
-    x_DK = trace.model.get_submodule(ln).w[:, None] * w_DK
+    x_DK = trace.model.layer_norm(ln).w[:, None] * w_DK
     return x_DK - x_DK.mean(0)
 
 
@@ -128,7 +128,8 @@ def probe_logit(trace: Traced, target: Target) -> Attribution:
     w_D, b = trace.probe_direction(target)
     decomposition = trace.decomposition
     # site 0 reads the embeddings (level 0); site l + 1 also every module up to L{l}M
-    below = 1 if target.site == 0 else decomposition.levels_below(f"L{target.site - 1}M") + 1
+    site = target.probe_key[0]
+    below = 1 if site == 0 else decomposition.levels_below(f"L{site - 1}M") + 1
     rows = decomposition.rows_at(target.position, below)
     contributions_N = decomposition.vectors_ND[rows] @ w_D
     params = {"probes.mine_theirs.b": b}
@@ -137,9 +138,10 @@ def probe_logit(trace: Traced, target: Target) -> Attribution:
 
 def _encoder_constant(trace: Traced, target: Target) -> tuple[Tensor, dict[str, Tensor]]:
     """Feature Y's encoder column and its constant ``b_enc[Y] − W_enc[:,Y]·b_dec`` (§3.4)."""
-    dictionary = trace.dictionaries[target.module]
-    w_enc_D = dictionary.W_enc[:, target.feature]
-    return w_enc_D, {f"{target.module}.b_enc": dictionary.b_enc[target.feature] - dictionary.b_dec @ w_enc_D}
+    module, feature = target.feature_key
+    dictionary = trace.dictionaries[module]
+    w_enc_D = dictionary.W_enc[:, feature]
+    return w_enc_D, {f"{module}.b_enc": dictionary.b_enc[feature] - dictionary.b_dec @ w_enc_D}
 
 
 def mlp_feature(trace: Traced, target: Target) -> Attribution:
@@ -148,15 +150,16 @@ def mlp_feature(trace: Traced, target: Target) -> Attribution:
     ``h_Y = Σ_v W_enc[:,Y]·W_out[(W_in·LN_lin(v)) ⊙ g] + W_enc[:,Y]·W_out[(W_in·β + b_in) ⊙ g]
     + W_enc[:,Y]·b_out + b_enc[Y] − W_enc[:,Y]·b_dec``, exact since ``GELU(p) = p·Φ(p)``.
     """
-    i, layer = target.position, int(target.module[1:-1])
-    mlp = trace.model.blocks[layer].mlp
+    module = target.feature_key[0]
+    i, layer = target.position, int(module[1:-1])
+    mlp = trace.model.block(layer).mlp
     w_enc_D, constant = _encoder_constant(trace, target)
     gate_M = 0.5 * (1.0 + torch.erf(trace.cache[f"blocks.{layer}.mlp.hook_pre"][i] / math.sqrt(2.0)))
     u_M = (mlp.W_out @ w_enc_D) * gate_M
     w_D = mlp.W_in @ u_M
-    rows = trace.decomposition.rows_at(i, trace.decomposition.levels_below(target.module))
+    rows = trace.decomposition.rows_at(i, trace.decomposition.levels_below(module))
     params = {
-        f"blocks.{layer}.ln2.b": trace.model.blocks[layer].ln2.b @ w_D,
+        f"blocks.{layer}.ln2.b": trace.model.block(layer).ln2.b @ w_D,
         f"blocks.{layer}.mlp.b_in": mlp.b_in @ u_M,
         f"blocks.{layer}.mlp.b_out": mlp.b_out @ w_enc_D,
         **constant,
@@ -172,21 +175,22 @@ def attention_feature(trace: Traced, target: Target) -> Attribution:
     with ``a_h = Σ_j A^h_ij`` the constants are ``Σ_h a_h (β·W_V^h + b_V^h)·W_O^h W_enc[:,Y]``,
     ``W_enc[:,Y]·b_O`` and the encoder constant; all together they sum to h_Y.
     """
-    i, layer, decomposition = target.position, int(target.module[1:-1]), trace.decomposition
-    attn, ln = trace.model.blocks[layer].attn, f"blocks.{layer}.ln1"
+    module = target.feature_key[0]
+    i, layer, decomposition = target.position, int(module[1:-1]), trace.decomposition
+    attn, ln = trace.model.block(layer).attn, f"blocks.{layer}.ln1"
     w_enc_D, constant = _encoder_constant(trace, target)
     u_HE = torch.einsum("hed,d->he", attn.W_O, w_enc_D)
     v_DH = torch.einsum("hde,he->dh", attn.W_V, u_HE)
     pattern_HS = trace.cache[f"blocks.{layer}.attn.hook_pattern"][:, i, : i + 1]
     # heads and the source's σ_j fold into one read-out direction per source position j
     y_SD = (pattern_HS.T @ _through_layernorm(trace, ln, v_DH).T) / trace.ln_scale(ln)[: i + 1, None]
-    below = decomposition.levels_below(target.module)
+    below = decomposition.levels_below(module)
     nodes_N = torch.cat(
         [decomposition.vectors_ND[decomposition.rows_at(j, below)] @ y_SD[j] for j in range(i + 1)]
     )
     rows_N = decomposition.rows_upto(i, below)
     mass_H = pattern_HS.sum(1)
-    beta_H = mass_H * (trace.model.blocks[layer].ln1.b @ v_DH)
+    beta_H = mass_H * (trace.model.block(layer).ln1.b @ v_DH)
     b_V_H = mass_H * (attn.b_V * u_HE).sum(1)
     params = {
         f"{ln}.b": beta_H.sum(),
@@ -212,9 +216,10 @@ def attention_score(trace: Traced, target: Target) -> Attribution:
     ``W_Q^h·LN_lin,i(v_a)`` for every node a at i plus ``β·W_Q^h`` and ``b_Q^h``, and the key
     parts likewise at j with W_K. Contributor (a, b) is ``q_a·k_b/sqrt(E)``, flattened row-major.
     """
-    i, j, layer, head = target.position, target.key, target.layer, target.head
-    attn, ln = trace.model.blocks[layer].attn, f"blocks.{layer}.ln1"
-    beta_D, decomposition = trace.model.blocks[layer].ln1.b, trace.decomposition
+    layer, head, j = target.score_key
+    i = target.position
+    attn, ln = trace.model.block(layer).attn, f"blocks.{layer}.ln1"
+    beta_D, decomposition = trace.model.block(layer).ln1.b, trace.decomposition
     below = decomposition.levels_below(f"L{layer}A")
     sides = []
     query, key = (i, attn.W_Q[head], attn.b_Q[head], "b_Q"), (j, attn.W_K[head], attn.b_K[head], "b_K")

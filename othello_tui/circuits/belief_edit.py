@@ -29,8 +29,9 @@ def belief_push(trace: GameTrace, edit: BeliefEdit) -> tuple[str, Tensor]:
     every other class by at least ``edit.margin`` (zero vector when it already is)."""
     site = trace.check_probe_site(edit.site)
     trace.check_position(edit.position)
-    W_DC = trace.probes.W["mine_theirs"][edit.site, :, edit.square]
-    b_C = trace.probes.b["mine_theirs"][edit.site, edit.square]
+    probes = trace.loaded_probes()
+    W_DC = probes.W["mine_theirs"][edit.site, :, edit.square]
+    b_C = probes.b["mine_theirs"][edit.site, edit.square]
     r_D = trace.cache[site][edit.position]
     push_D = torch.zeros_like(r_D)
     for _ in range(ROUNDS):

@@ -11,7 +11,7 @@ Shape legend: B edits in a batch, T position, V vocabulary.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,7 +43,7 @@ class EditSuccess:
     positions: int = 0
     unedited: int = 0
 
-    def mean(self, counts: dict[tuple[int, float], float], site: int, margin: float) -> float:
+    def mean(self, counts: Mapping[tuple[int, float], float], site: int, margin: float) -> float:
         return counts.get((site, margin), 0) / max(self.positions, 1)
 
     def rate(self, site: int, margin: float) -> float:
@@ -83,10 +83,10 @@ def edit_success(
         for i in rng.choice(np.arange(4, len(squares) - 2), positions_per_game, replace=False):
             board, mover = boards[i], int(players[i])
             candidates = []
-            for square in np.flatnonzero(board):
-                original, edited, to = _edited_legal(board, mover, int(square))
+            for occupied in np.flatnonzero(board):
+                original, edited, to = _edited_legal(board, mover, int(occupied))
                 if original != edited:
-                    candidates.append((int(square), original, edited, to))
+                    candidates.append((int(occupied), original, edited, to))
             if not candidates:
                 continue
             square, original, edited, to = candidates[rng.integers(len(candidates))]
@@ -103,13 +103,13 @@ def edit_success(
                 reads = int((z_C + probes.b["mine_theirs"][key[0], square]).argmax()) == to
                 control = predicted_legal(control_BTV[b, i].softmax(-1))
                 push = float((kept[site][b, i] - trace.cache[site][i]).norm() / trace.cache[site][i].norm())
-                for counts, value in (
+                for counts, hit in (
                     (result.successes, follows_edit(predicted, original, edited)),
                     (result.flipped, reads),
                     (result.controls, follows_edit(control, original, edited)),
-                    (result.push_norm, push),
                 ):
-                    counts[key] = counts.get(key, 0) + value
+                    counts[key] = counts.get(key, 0) + hit
+                result.push_norm[key] = result.push_norm.get(key, 0) + push
     return result
 
 

@@ -43,7 +43,11 @@ class Edit:
         return f"{self.node_id}={self.value:g}"
 
     def new_activation(self, old: Tensor) -> Tensor | float:
-        return old * self.scale if self.scale is not None else self.value
+        if self.scale is not None:
+            return old * self.scale
+        if self.value is None:
+            raise CircuitError(f"edit of {self.node_id} neither sets nor scales it")
+        return self.value
 
 
 def parse_edit(text: str) -> Edit:

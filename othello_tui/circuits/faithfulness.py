@@ -75,7 +75,8 @@ def ablation_drops(trace: GameTrace, target: Target, top: int) -> tuple[np.ndarr
     features = [(node, value) for node, value in trace.contributions(target).top() if node.kind == "feature"][
         :top
     ]
-    edit_sets = [[]] + [[Edit(node.position, node.module, node.feature, value=0.0)] for node, _ in features]
+    edit_sets: list[list[Edit]] = [[]]
+    edit_sets += [[Edit(node.position, *node.feature_key, value=0.0)] for node, _ in features]
     drops = {}
     for mode, freeze_ln, freeze_modules in MODES:
         logits_BTV, _ = intervene_batch(trace, edit_sets, freeze_ln, freeze_modules)
@@ -96,7 +97,8 @@ def faithfulness(
     random positions of each of ``n_games`` random games (game and position draws from ``seed``)."""
     games = generate_games(n_games, seed)
     rng = np.random.default_rng(seed)
-    dla, drops = [], {mode: [] for mode, _, _ in MODES}
+    dla: list[np.ndarray] = []
+    drops: dict[str, list[np.ndarray]] = {mode: [] for mode, _, _ in MODES}
     for tokens, length in zip(games.tokens, games.lengths, strict=True):
         n_tokens = min(int(length), model.cfg.n_ctx - 1)
         trace = GameTrace(model, dictionaries, tokens[:n_tokens].astype(np.int64))

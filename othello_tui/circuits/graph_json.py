@@ -103,7 +103,7 @@ def _root_entry(expansion: Expansion, n_layers: int, probability: float | None) 
         "activation": expansion.value,
     }
     if target.kind == "logit":
-        square = square_name(target.square)
+        square = square_name(target.board_square)
         return {
             **entry,
             "feature": target.token,
@@ -176,7 +176,9 @@ def expansion_to_graph(
 
     walk(root, expansion)
     if qk is not None:
-        pairs = [[b.node.parts[0].id, b.node.parts[1].id, b.contribution] for b in expansion.branches]
+        pairs = [
+            [b.node.pair_parts[0].id, b.node.pair_parts[1].id, b.contribution] for b in expansion.branches
+        ]
         root["qk_tracing_results"] = {"pair_wise_contributors": pairs}
         for side, contributors in qk.items():
             pair_parts.update((node.id, node) for node, _ in contributors)

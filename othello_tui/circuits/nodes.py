@@ -53,6 +53,20 @@ class Node:
         """``"L1M379"`` (no position): the key of a feature's statistics and label."""
         return f"{self.module}{self.feature}" if self.kind == "feature" else None
 
+    @property
+    def feature_key(self) -> tuple[str, int]:
+        """``(module, feature)`` of a feature node."""
+        if self.module is None or self.feature is None:
+            raise CircuitError(f"{self.id} is not a feature node")
+        return self.module, self.feature
+
+    @property
+    def pair_parts(self) -> tuple[Node, Node]:
+        """``(query node, key node)`` of a pair node."""
+        if self.parts is None:
+            raise CircuitError(f"{self.id} is not a pair node")
+        return self.parts
+
     def as_target(self) -> Target | None:
         """The feature's pre-activation as a target (None for nodes that are not features)."""
         if self.kind != "feature":
@@ -90,17 +104,46 @@ class Target:
     classes: tuple[int, int] | None = None
 
     @property
+    def board_square(self) -> int:
+        """``square`` of a logit or probe target."""
+        if self.square is None:
+            raise CircuitError(f"a {self.kind} target has no square")
+        return self.square
+
+    @property
+    def feature_key(self) -> tuple[str, int]:
+        """``(module, feature)`` of a feature target."""
+        if self.module is None or self.feature is None:
+            raise CircuitError(f"a {self.kind} target names no feature")
+        return self.module, self.feature
+
+    @property
+    def score_key(self) -> tuple[int, int, int]:
+        """``(layer, head, key)`` of a score target."""
+        if self.layer is None or self.head is None or self.key is None:
+            raise CircuitError(f"a {self.kind} target names no attention score")
+        return self.layer, self.head, self.key
+
+    @property
+    def probe_key(self) -> tuple[int, int, tuple[int, int]]:
+        """``(site, square, classes)`` of a probe target."""
+        if self.site is None or self.square is None or self.classes is None:
+            raise CircuitError(f"a {self.kind} target names no probe logit")
+        return self.site, self.square, self.classes
+
+    @property
     def spec(self) -> str:
         """The command-line form without position: ``logit:e-1``, ``feature:L2M845``,
         ``score:L3H2:14``, ``probe:L3:e-4:mine-theirs``."""
         if self.kind == "logit":
-            return f"logit:{square_name(self.square)}"
+            return f"logit:{square_name(self.board_square)}"
         if self.kind == "feature":
             return f"feature:{self.module}{self.feature}"
         if self.kind == "probe":
-            site = "embed" if self.site == 0 else f"L{self.site - 1}"
-            plus, minus = (PROBE_CLASSES[c] for c in self.classes)
-            return f"probe:{site}:{square_name(self.square)}:{plus}-{minus}"
+            site, square, classes = self.probe_key
+            site_name = "embed" if site == 0 else f"L{site - 1}"
+            plus, minus = (PROBE_CLASSES[c] for c in classes)
+            return f"probe:{site_name}:{square_name(square)}:{plus}-{minus}"
         return f"score:L{self.layer}H{self.head}:{self.key}"
 
     @property
@@ -113,7 +156,7 @@ class Target:
     @property
     def token(self) -> int:
         """Vocabulary index of a logit target's square."""
-        return square_to_token(self.square)
+        return square_to_token(self.board_square)
 
 
 def parse_feature(text: str) -> tuple[str, int]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -54,7 +55,7 @@ class GameTrace:
         self,
         model: OthelloGPT,
         dictionaries: Mapping[str, Dictionary],
-        tokens: Sequence[int] | Tensor,
+        tokens: Sequence[int] | Tensor | np.ndarray,
         probes: LinearProbes | None = None,
     ):
         self.model, self.dictionaries, self.probes = model, dict(dictionaries), probes
@@ -111,33 +112,40 @@ class GameTrace:
         """Raise :class:`CircuitError` when the target does not exist in this model and game."""
         self.check_position(target.position)
         if target.kind == "feature":
-            self.check_feature(target.module, target.feature)
+            self.check_feature(*target.feature_key)
         elif target.kind == "score":
             cfg = self.model.cfg
-            if not (0 <= target.layer < cfg.n_layers and 0 <= target.head < cfg.n_heads):
+            layer, head, key = target.score_key
+            if not (0 <= layer < cfg.n_layers and 0 <= head < cfg.n_heads):
                 raise CircuitError(
-                    f"no head L{target.layer}H{target.head} (layers 0…{cfg.n_layers - 1}, heads 0…{cfg.n_heads - 1})"
+                    f"no head L{layer}H{head} (layers 0…{cfg.n_layers - 1}, heads 0…{cfg.n_heads - 1})"
                 )
-            if not 0 <= target.key <= target.position:
+            if not 0 <= key <= target.position:
                 raise CircuitError(
-                    f"key position {target.key} must be within 0…{target.position} (attention is causal)"
+                    f"key position {key} must be within 0…{target.position} (attention is causal)"
                 )
         elif target.kind == "probe":
-            self.check_probe_site(target.site)
+            self.check_probe_site(target.probe_key[0])
 
     def check_probe_site(self, site: int) -> str:
         """The hook name of probe site ``site`` (0 the embeddings, l + 1 after block l);
         :class:`CircuitError` without probes or without that site."""
+        probes = self.loaded_probes()
+        if not 0 <= site < len(probes.sites):
+            name = "embed" if site == 0 else f"L{site - 1}"
+            raise CircuitError(f"no probe site {name} (embed, or L0…L{len(probes.sites) - 2})")
+        return probes.sites[site]
+
+    def loaded_probes(self) -> LinearProbes:
+        """The probes; :class:`CircuitError` without them."""
         if self.probes is None:
             raise CircuitError("no probes loaded (train them with `othello-tui train probes`)")
-        if not 0 <= site < len(self.probes.sites):
-            name = "embed" if site == 0 else f"L{site - 1}"
-            raise CircuitError(f"no probe site {name} (embed, or L0…L{len(self.probes.sites) - 2})")
-        return self.probes.sites[site]
+        return self.probes
 
     def probe_direction(self, target: Target) -> tuple[Tensor, Tensor]:
         """(w_D, b): the probe target is ``w_D · r + b`` on the residual stream r at its site."""
-        return self.probes.direction("mine_theirs", target.site, target.square, *target.classes)
+        site, square, classes = target.probe_key
+        return self.loaded_probes().direction("mine_theirs", site, square, *classes)
 
     def activation(self, position: int, module: str, feature: int) -> float:
         """The feature's activation c at a position (0 when inactive)."""
@@ -190,14 +198,14 @@ class GameTrace:
         if target.kind == "logit":
             value = self.logits_TV[target.position, target.token]
         elif target.kind == "feature":
-            value = self.pre_activation(target.position, target.module, target.feature)
+            value = self.pre_activation(target.position, *target.feature_key)
         elif target.kind == "probe":
             w_D, b = self.probe_direction(target)
-            value = self.cache[self.probes.sites[target.site]][target.position] @ w_D + b
+            site = self.loaded_probes().sites[target.probe_key[0]]
+            value = self.cache[site][target.position] @ w_D + b
         else:
-            value = self.cache[f"blocks.{target.layer}.attn.hook_attn_scores"][
-                target.head, target.position, target.key
-            ]
+            layer, head, key = target.score_key
+            value = self.cache[f"blocks.{layer}.attn.hook_attn_scores"][head, target.position, key]
         return float(value)
 
     @torch.no_grad()
@@ -205,7 +213,8 @@ class GameTrace:
         """Every contributor of ``target``; they sum to :meth:`target_value`."""
         self.check(target)
         if target.kind == "feature":
-            kind = attribution.attention_feature if target.module.endswith("A") else attribution.mlp_feature
+            module, _ = target.feature_key
+            kind = attribution.attention_feature if module.endswith("A") else attribution.mlp_feature
             return kind(self, target)
         return _ATTRIBUTIONS[target.kind](self, target)
 

@@ -59,11 +59,11 @@ def _open_trace(game, position: int | None, weights: Path, dictionaries: Path | 
     from othello_tui.game.squares import SQUARE_TO_TOKEN
 
     position = position_in(game, position)
-    model, dictionaries = load_model_and_dictionaries_or_fail(weights, dictionaries=dictionaries)
+    model, loaded = load_model_and_dictionaries_or_fail(weights, dictionaries=dictionaries)
     found = load_probes_or_fail(weights, model) if probes else None
     try:
         tokens = [int(SQUARE_TO_TOKEN[s]) for s in game.squares]
-        return GameTrace(model, dictionaries, tokens, found), position
+        return GameTrace(model, loaded, tokens, found), position
     except CircuitError as error:
         raise click.ClickException(str(error)) from None
 

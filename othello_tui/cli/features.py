@@ -161,10 +161,11 @@ def cache_build(
     from othello_tui.features.shard import Shard
     from othello_tui.model.weights import model_fingerprint
 
+    parsed_shard: Shard | None = None
     if shard is not None:
         try:
-            shard = Shard.parse(shard)
-            shard.games(n_games, BuildSettings.batch_games)
+            parsed_shard = Shard.parse(shard)
+            parsed_shard.games(n_games, BuildSettings.batch_games)
         except ValueError as error:
             raise click.BadParameter(str(error), param_hint="--shard") from None
         if out is None:
@@ -176,7 +177,7 @@ def cache_build(
     settings = BuildSettings(n_games, seed, top_k)
     model_digest, dictionaries_digest = model_fingerprint(model), dictionaries_hash(dictionaries)
     path = out or cache_path(DEFAULT_CACHE_DIR, model_digest, dictionaries_digest, settings)
-    if path.exists() and not force and shard is None:
+    if path.exists() and not force and parsed_shard is None:
         try:
             cache = open_cache(path, model_digest, dictionaries_digest)
         except CacheError:
@@ -186,13 +187,16 @@ def cache_build(
                 click.echo(f"{path} is up to date (--force rebuilds it)")
                 _print_label_summary(cache)
                 return
-    if shard is None and distributed.launched():
+    if parsed_shard is None and distributed.launched():
         _build_across_ranks(model, dictionaries, settings, path, progress_lines)
         return
     with _progress(progress_lines) as progress:
-        build_cache(model, dictionaries, n_games, seed, top_k, path, progress=progress, shard=shard)
-    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)" + (f", shard {shard}" if shard else ""))
-    if shard is None:
+        build_cache(model, dictionaries, n_games, seed, top_k, path, progress=progress, shard=parsed_shard)
+    click.echo(
+        f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)"
+        + (f", shard {parsed_shard}" if parsed_shard else "")
+    )
+    if parsed_shard is None:
         _print_label_summary(open_cache(path))
 
 

@@ -4,17 +4,23 @@ list) or ``--seed S --game-index K`` (game K of the dataset games of seed S, the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
 from othello_tui.game.generator import MAX_GAME_INDEX
 
+F = TypeVar("F", bound=Callable[..., Any])  # a command function, before click.command
 MOVES_HELP = 'The game so far, e.g. "f-4 f-5 c-3" (commas or spaces between moves).'
 
 
-def game_options(moves_help: str = MOVES_HELP, seed_help: str = "Seed of the --game-index games."):
+def game_options(
+    moves_help: str = MOVES_HELP, seed_help: str = "Seed of the --game-index games."
+) -> Callable[[F], F]:
     """``--moves``, ``--game-index`` and ``--seed`` (parameters ``moves``, ``game_index``, ``seed``)."""
 
-    def decorate(command):
+    def decorate(command: F) -> F:
         for option in reversed(
             (
                 click.option("--moves", default=None, help=moves_help),

@@ -3,12 +3,20 @@ of a traceback when they are missing or do not fit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+if TYPE_CHECKING:
+    from othello_tui.dictionary.sae import Dictionary
+    from othello_tui.model.transformer import OthelloGPT
 
-def load_model_or_fail(weights: Path, device: str = "auto"):
+F = TypeVar("F", bound=Callable[..., Any])  # a command function, before click.command
+
+
+def load_model_or_fail(weights: Path, device: str = "auto") -> OthelloGPT:
     """The model in ``weights`` on ``device`` (auto, cpu or cuda)."""
     from othello_tui.model.device import resolve_device
     from othello_tui.model.weights import WeightsError, load_model
@@ -22,7 +30,7 @@ def load_model_or_fail(weights: Path, device: str = "auto"):
 
 def load_model_and_dictionaries_or_fail(
     weights: Path, device: str = "auto", dictionaries: Path | None = None
-):
+) -> tuple[OthelloGPT, dict[str, Dictionary]]:
     """(model, dictionaries): the model in ``weights`` and the dictionaries in ``dictionaries``
     (default ``weights/dictionaries``), ours or SAELens folders."""
     from othello_tui.dictionary.io import load_dictionaries
@@ -30,15 +38,13 @@ def load_model_and_dictionaries_or_fail(
 
     model = load_model_or_fail(weights, device)
     try:
-        dictionaries = load_dictionaries(
-            weights / "dictionaries" if dictionaries is None else dictionaries, model
-        )
+        loaded = load_dictionaries(weights / "dictionaries" if dictionaries is None else dictionaries, model)
     except WeightsError as error:
         raise click.ClickException(str(error)) from None
-    return model, {module: d.to(model.device) for module, d in dictionaries.items()}
+    return model, {module: d.to(model.device) for module, d in loaded.items()}
 
 
-def dictionaries_option(function):
+def dictionaries_option(function: F) -> F:
     """The ``--dictionaries DIR`` option (parameter ``dictionaries_dir``)."""
     return click.option(
         "--dictionaries",
@@ -63,7 +69,7 @@ def load_probes_or_fail(weights: Path, model):
     return probes.to(model.device)
 
 
-def cache_option(purpose: str):
+def cache_option(purpose: str) -> Callable[[F], F]:
     """The ``--cache FILE`` option (parameter ``cache_file``) of the commands that read a feature cache."""
     return click.option(
         "--cache",

@@ -173,7 +173,7 @@ def load_saelens(folder: Path, model: OthelloGPT | None = None) -> Dictionary:
     dictionary = _build(cfg, tensors, tensors_path)
     with torch.no_grad():
         if meta.get("apply_b_dec_to_input", True) is False:
-            dictionary.b_enc += dictionary.b_dec @ dictionary.W_enc
+            dictionary.b_enc.add_(dictionary.b_dec @ dictionary.W_enc)
         # SAELens: ReLU(h)·[h > θ]; ours h·[h > θ]: the same for every h once θ ≥ 0
         dictionary.threshold.clamp_(min=0)
     return dictionary

@@ -89,6 +89,8 @@ def hook_name_of(module: str) -> str:
 
 
 class Dictionary(nn.Module):
+    threshold: Tensor  # a buffer, registered in __init__
+
     def __init__(self, cfg: DictionaryConfig):
         super().__init__()
         self.cfg = cfg
@@ -112,7 +114,7 @@ class Dictionary(nn.Module):
 
     @torch.no_grad()
     def normalise_decoder(self) -> None:
-        self.W_dec /= self.W_dec.norm(dim=1, keepdim=True).clamp(min=1e-8)
+        self.W_dec.div_(self.W_dec.norm(dim=1, keepdim=True).clamp(min=1e-8))
 
     def pre_acts(self, x_ND: Tensor) -> Tensor:
         """``h = W_enc·(x − b_dec) + b_enc``, exactly linear in x (the attribution target)."""
@@ -131,6 +133,8 @@ class Dictionary(nn.Module):
 
     def _top_k(self, h_NF: Tensor) -> tuple[Tensor, Tensor]:
         # unsorted: the order is of no use here and sorting costs ~10% of the whole encode
+        if self.cfg.k is None:
+            raise ValueError(f"{self.cfg.module}: a topk dictionary needs k")
         return torch.relu(h_NF).topk(self.cfg.k, dim=-1, sorted=False)
 
     def encode(self, x_ND: Tensor) -> Tensor:

@@ -81,7 +81,9 @@ def choose(
         notes.append(
             f"all spliced cost {drop:.2f} points: {worst} falls back from {ranked[worst][position[worst]].recipe}"
         )
-        position[worst] = _more_faithful(ranked[worst], position[worst])
+        fallback = _more_faithful(ranked[worst], position[worst])
+        assert fallback is not None  # worst is among the movable modules
+        position[worst] = fallback
 
 
 def _more_faithful(ranked: list[Measured], at: int) -> int | None:

@@ -34,7 +34,18 @@ BATCH_SPAN = 4  # BatchTopK: candidates per token, in multiples of k
 INITIAL_LOG_THRESHOLD = -1.0
 
 
+def _sparse(indices_MNK: Tensor | None, values_MNK: Tensor | None) -> tuple[Tensor, Tensor]:
+    """The top-k ``(indices, values)`` of sparse codes (those without dense codes)."""
+    if indices_MNK is None or values_MNK is None:
+        raise ValueError("codes without dense activations need top-k indices and values")
+    return indices_MNK, values_MNK
+
+
 class StackedDictionaries(nn.Module):
+    # buffers, registered in __init__ (k_M for topk only)
+    k_M: Tensor
+    scale: Tensor
+
     def __init__(
         self,
         configs: list[DictionaryConfig],
@@ -83,7 +94,7 @@ class StackedDictionaries(nn.Module):
 
     @torch.no_grad()
     def normalise_decoder(self) -> None:
-        self.W_dec /= self.W_dec.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+        self.W_dec.div_(self.W_dec.norm(dim=-1, keepdim=True).clamp(min=1e-8))
 
     @torch.no_grad()
     def remove_radial_gradient(self) -> None:
@@ -128,6 +139,7 @@ class StackedDictionaries(nn.Module):
         b_dec_M1D = self.b_dec[group, None, :]
         if dense_MNF is not None:
             return torch.baddbmm(b_dec_M1D, dense_MNF[..., :width], self.W_dec[group, :width])
+        indices_MNK, values_MNK = _sparse(indices_MNK, values_MNK)
         kept_MNK = values_MNK * (indices_MNK < width)
         return self.decode_sparse(indices_MNK, kept_MNK, group) + b_dec_M1D
 
@@ -153,6 +165,7 @@ class StackedDictionaries(nn.Module):
         They are chosen among each token's ``BATCH_SPAN·k`` largest (a token holding more than
         that share of the batch's largest activations is vanishingly rare), which keeps the step
         as cheap as TopK's instead of a selection over all N·F activations."""
+        assert self.batch_k is not None  # encode calls this only for BatchTopK
         k_M = torch.tensor(self.batch_k[group], device=h_MNF.device)
         M, N, F_ = h_MNF.shape
         values_MNK, indices_MNK = h_MNF.topk(min(BATCH_SPAN * int(k_M.max()), F_), dim=-1, sorted=False)
@@ -176,7 +189,9 @@ class StackedDictionaries(nn.Module):
         codes = self.encode(h_MNF, group)
         dense_MNF, indices_MNK, values_MNK = codes
         if dense_MNF is None:
-            x_hat_MND = self.decode_sparse(indices_MNK, values_MNK, group) + self.b_dec[group, None, :]
+            x_hat_MND = (
+                self.decode_sparse(*_sparse(indices_MNK, values_MNK), group) + self.b_dec[group, None, :]
+            )
         else:
             x_hat_MND = torch.baddbmm(self.b_dec[group, None, :], dense_MNF, self.W_dec[group])
         return x_hat_MND, h_MNF, codes

@@ -168,7 +168,9 @@ def train_dictionaries(
         TimeRemainingColumn(),
         TextColumn("{task.fields[status]}"),
     )
-    task = bar.add_task("train", total=1.0, status="", completed=progress_of(cfg, elapsed, trainer.tokens))
+    # Rich's stub says ``completed: int``, but a task's progress is a float (``update`` takes one)
+    completed = progress_of(cfg, elapsed, trainer.tokens)
+    task = bar.add_task("train", total=1.0, status="", completed=completed)  # type: ignore[arg-type]
     last_checkpoint, last_draw = elapsed, 0.0
     console = Console()
     # a terminal gets a live bar and table; a pipe or a log file gets whole lines, one per
@@ -191,7 +193,7 @@ def train_dictionaries(
                         f"{m} {f:.4f}/{z:.1f}" for m, f, z in zip(modules, fvu_ema, l0_ema, strict=True)
                     )
                     console.print(f"{elapsed / 60:.1f} min · {trainer.tokens:,} tokens · FVU/L0 {cells}")
-            if live_display and elapsed - last_draw >= 1.0:
+            if live is not None and elapsed - last_draw >= 1.0:  # a Live exactly when live_display
                 last_draw = elapsed
                 status = f"step {trainer.steps:,} · {trainer.tokens:,} tokens · {trainer.tokens / max(elapsed, 1e-9):,.0f} tok/s"
                 bar.update(task, completed=min(1.0, progress_of(cfg, elapsed, trainer.tokens)), status=status)

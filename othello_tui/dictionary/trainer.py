@@ -204,20 +204,22 @@ class DictionaryTrainer:
         independent per-dictionary terms, so each group's part is differentiated on its own (small
         working sets, which on a CPU beat one stacked product, see ``bench/dictionaries.py``)."""
         x_MND = raw_MND * self.dicts.scale[:, None, None]
-        parts = []
+        group_losses: list[float] = []
+        parts: list[list[Tensor]] = []  # (fvu_M, l0_M, fired_MF, x_hat_MND) of each group
         for group in self.groups():
             loss, *stats = self.losses(x_MND[group], progress, group)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"dictionary loss is {loss.item()} at step {self.steps}")
             loss.backward()
-            parts.append((loss.item(), *stats))
-        loss = sum(part[0] for part in parts)
-        fvu_M, l0_M, fired_MF, x_hat_MND = (torch.cat([part[i] for part in parts]) for i in range(1, 5))
+            group_losses.append(loss.item())
+            parts.append(stats)
+        total_loss = sum(group_losses)
+        fvu_M, l0_M, fired_MF, x_hat_MND = (torch.cat([part[i] for part in parts]) for i in range(4))
         distributed.average_gradients(self.dicts.trainable_parameters())
         distributed.sum_(fired_MF)
         self.dicts.remove_radial_gradient()
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.cfg.lr * lr_scale(self.steps, progress, self.cfg)
+        for param_group in self.optimizer.param_groups:
+            param_group["lr"] = self.cfg.lr * lr_scale(self.steps, progress, self.cfg)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.dicts.normalise_decoder()
@@ -233,7 +235,7 @@ class DictionaryTrainer:
             and progress < self.cfg.revive_until
         ):
             self.resample_dead(x_MND, x_hat_MND)
-        return StepStats(loss, fvu_M, l0_M)
+        return StepStats(total_loss, fvu_M, l0_M)
 
     @torch.no_grad()
     def resample_dead(self, x_MND: Tensor, x_hat_MND: Tensor) -> None:
@@ -268,11 +270,11 @@ class DictionaryTrainer:
 
     def checkpoint_tensors(self) -> dict[str, Tensor]:
         """Everything needed to continue exactly: parameters, Adam state, scales, counters."""
-        tensors = {f"param.{name}": p for name, p in self.dicts.named_parameters()}
+        tensors: dict[str, Tensor] = {f"param.{name}": p for name, p in self.dicts.named_parameters()}
         tensors["state.scale"] = self.dicts.scale
         tensors["state.variance"] = self.variance_M
         tensors["state.tokens_since_fired"] = self.tokens_since_fired_MF
-        names = {p: name for name, p in self.dicts.named_parameters()}
+        names: dict[Tensor, str] = {p: name for name, p in self.dicts.named_parameters()}
         for p, moments in self.optimizer.state.items():
             for key, value in moments.items():
                 tensors[f"adam.{names[p]}.{key}"] = torch.as_tensor(value)

@@ -183,14 +183,14 @@ def _second_pass(
     slots = np.argsort(tops.ravel(), kind="stable")[np.count_nonzero(tops < 0) :]  # unused slots hold −1
     tokens, rows = tops.ravel()[slots], slots // K
     positions = np.bincount(rows * N_MOVES + tokens % N_MOVES, minlength=len(tops) * N_MOVES)
-    squares = np.full(tops.size, -1, np.int8)
+    squares: np.ndarray = np.full(tops.size, -1, np.int8)
     anchor_R = torch.cat([module_stats.labels.anchor_F.cpu() for module_stats in stats.values()])
     partner_R = torch.cat([module_stats.labels.partner_F.cpu() for module_stats in stats.values()])
     counts, counts_a, counts_ab = (
         torch.zeros(len(tops), N_PREDICATES) for _ in range(3)
     )  # exact below 2**24
     device = next(iter(stats.values())).labels.anchor_F.device
-    triples = {m: 0 for m in stats}
+    triples: dict[str, torch.Tensor | int] = {m: 0 for m in stats}
     for start, batch in batches(settings, games):
         predicates_GTP = board_predicates(batch)
         predicates_NP = _token_predicates(predicates_GTP, batch.tokens[:, :N_INPUT] != 0).to(device)

@@ -154,7 +154,8 @@ class FeatureCache:
 
     @staticmethod
     def _label(candidate: np.ndarray, scores: np.ndarray, top_share: float) -> Label:
-        return Label(label_text(*(int(p) for p in candidate)), *(float(x) for x in scores), float(top_share))
+        precision, recall, f1 = (float(x) for x in scores)
+        return Label(label_text(*(int(p) for p in candidate)), precision, recall, f1, float(top_share))
 
     @staticmethod
     def _labelled(label: Label) -> Label | None:

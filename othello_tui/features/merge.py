@@ -126,10 +126,8 @@ def _read_shards(paths: Sequence[Path], model_digest: str, dictionaries_digest: 
         if indices != list(range(count)):
             missing = sorted(set(range(count)) - set(indices))
             twice = sorted({i for i in indices if indices.count(i) > 1})
-            raise MergeError(
-                f"need each of the {count} shards once: "
-                + "; ".join(filter(None, [missing and f"missing {missing}", twice and f"repeated {twice}"]))
-            )
+            problems = ([f"missing {missing}"] if missing else []) + ([f"repeated {twice}"] if twice else [])
+            raise MergeError(f"need each of the {count} shards once: " + "; ".join(problems))
     except BaseException:
         for f in shards:
             f.close()

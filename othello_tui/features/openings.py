@@ -33,7 +33,7 @@ def prefix_keys(tokens_BT: np.ndarray) -> np.ndarray:
 class OpeningFilter:
     """Remembers the openings seen so far; ``first_seen`` marks the new ones."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._seen: set[int] = set()
 
     def first_seen(self, tokens_BT: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 
@@ -119,7 +120,18 @@ class FeatureStats:
         }
 
 
-def panels_from_counts(counts_P: np.ndarray, n_examples: int) -> dict[str, np.ndarray | int]:
+class Panels(TypedDict):
+    """The board panels of :class:`FeatureStats`, by field name."""
+
+    player_black: int
+    move: np.ndarray
+    legal: np.ndarray
+    board: np.ndarray
+    flipped: np.ndarray
+    empty: np.ndarray
+
+
+def panels_from_counts(counts_P: np.ndarray, n_examples: int) -> Panels:
     """The board panels from the predicate counts over the examples (``predicates.py`` layout)."""
 
     def square_counts(kind: str) -> np.ndarray:

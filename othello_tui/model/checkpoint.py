@@ -15,7 +15,7 @@ from othello_tui.model.weights import WeightsError, atomic_save_tensors, read_te
 def save_checkpoint(
     path: Path, model: torch.nn.Module, optimizers: list[torch.optim.Optimizer], header: dict
 ) -> None:
-    tensors = {f"model.{k}": v for k, v in model.named_parameters()}
+    tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in model.named_parameters()}
     names = {id(p): k for k, p in model.named_parameters()}
     for optimizer in optimizers:
         for p, state in optimizer.state.items():

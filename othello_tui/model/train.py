@@ -14,6 +14,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -58,6 +59,15 @@ class TrainConfig:
             raise ValueError(f"unknown optimizer {self.optimizer!r} (muon or adamw)")
         if self.seed >= EVAL_SEED:
             raise ValueError(f"training seeds must be below {EVAL_SEED} (evaluation uses those)")
+
+
+class _TrainState(TypedDict):
+    """Training progress, saved in the checkpoint header."""
+
+    step: int
+    games: int
+    elapsed: float  # seconds
+    curve: list[dict[str, float]]  # held-out evaluations: minutes, games, legal_top1
 
 
 class TrainingInterrupted(Exception):
@@ -145,7 +155,7 @@ def train_model(
         for group in opt.param_groups:
             group["initial_lr"] = group["lr"]
     rng = np.random.default_rng(cfg.seed)
-    state = {"step": 0, "games": 0, "elapsed": 0.0, "curve": []}
+    state: _TrainState = {"step": 0, "games": 0, "elapsed": 0.0, "curve": []}
     if resume and checkpoint.exists():
         header = load_checkpoint(checkpoint, model, optimizers)
         state, rng.bit_generator.state = header["state"], header["rng"]
@@ -177,7 +187,7 @@ def train_model(
                 save_model(model, folder, card)
                 model.train()
 
-    running = {"loss": None, "legal": None}
+    running: dict[str, float | None] = {"loss": None, "legal": None}
     last_eval = last_checkpoint = state["elapsed"]
     try:
         with Progress(*_COLUMNS, disable=not show_progress) as bar:
@@ -190,7 +200,8 @@ def train_model(
                     model, optimizers, cfg, lr_scale(state["step"], progress, cfg), tokens, legal
                 )
                 for key, value in (("loss", loss), ("legal", batch_legal)):
-                    running[key] = value if running[key] is None else 0.95 * running[key] + 0.05 * value
+                    previous = running[key]
+                    running[key] = value if previous is None else 0.95 * previous + 0.05 * value
                 state["step"] += 1
                 state["games"] += cfg.batch
                 state["elapsed"] += time.perf_counter() - started

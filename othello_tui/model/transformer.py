@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,15 @@ class LayerNorm(nn.Module):
 
 
 class Attention(nn.Module):
+    # registered in __init__ (the buffer, and the hooks through setattr); declared for type checkers
+    mask: Tensor
+    hook_q: HookPoint
+    hook_k: HookPoint
+    hook_v: HookPoint
+    hook_attn_scores: HookPoint
+    hook_pattern: HookPoint
+    hook_z: HookPoint
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         H, D, E = cfg.n_heads, cfg.d_model, cfg.d_head
@@ -88,6 +98,13 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
+    # registered in __init__ through setattr; declared for type checkers
+    hook_resid_pre: HookPoint
+    hook_attn_out: HookPoint
+    hook_resid_mid: HookPoint
+    hook_mlp_out: HookPoint
+    hook_resid_post: HookPoint
+
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.ln1, self.attn = LayerNorm(cfg), Attention(cfg)
@@ -131,6 +148,17 @@ class OthelloGPT(nn.Module):
         self.ln_final = LayerNorm(cfg)
         self.unembed = Unembed(cfg)
         self.reset_parameters()
+
+    def block(self, layer: int) -> Block:
+        """``blocks[layer]`` typed as a :class:`Block` (``nn.ModuleList`` items are plain Modules)."""
+        return cast(Block, self.blocks[layer])
+
+    def layer_norm(self, name: str) -> LayerNorm:
+        """The LayerNorm named ``name`` (``blocks.1.ln2``, ``ln_final``)."""
+        module = self.get_submodule(name)
+        if not isinstance(module, LayerNorm):
+            raise KeyError(f"{name!r} is not a LayerNorm")
+        return module
 
     def reset_parameters(self, seed: int | None = None) -> None:
         """GPT-2 style: N(0, 0.02), residual-writing matrices scaled by 1/sqrt(2·n_layers)."""

@@ -100,10 +100,11 @@ def fit_probes(
     accuracy of the step at its best site, when that family is probed)."""
     generator = torch.Generator().manual_seed(cfg.seed)
     optimizer = torch.optim.Adam(probes.parameters(), lr=cfg.lr)
-    mean_SD = scale_S = None
+    mean_SD: Tensor | None = None
+    scale_S: Tensor | None = None  # both set by the first batch
     games = tokens = steps = 0
     for batch in batches:
-        if mean_SD is None:
+        if mean_SD is None or scale_S is None:
             mean_SD = batch.x_NSD.mean(0)
             scale_S = (batch.x_NSD - mean_SD).pow(2).mean((0, 2)).sqrt().clamp(min=1e-6)
             probes.set_prior_biases(batch.labels)
@@ -127,7 +128,7 @@ def fit_probes(
         tokens += len(x_NSD)
         if games >= cfg.games:
             break
-    if mean_SD is None:
+    if mean_SD is None or scale_S is None:
         raise ValueError("no batches to fit the probes on")
     probes.fold_input_affine(mean_SD, scale_S)
     return {"games": games, "tokens": tokens, "steps": steps}

@@ -53,8 +53,10 @@ class Engine(Protocol):
     labels_note: str | None  # why there are no labels, when there are none
     n_features: dict[str, int]  # features of each module's dictionary
     feature_cache: FeatureCache | None  # the feature cache built for these weights
-    identity: tuple[str, str]  # (model fingerprint, dictionaries hash); hashes every weight
     cache_requests: tuple[CacheRequest, ...]  # the builds that make it where it is missing
+
+    @property
+    def identity(self) -> tuple[str, str]: ...  # (model fingerprint, dictionaries hash); hashes every weight
 
     def use_cache(self, path: Path) -> None: ...  # take a cache just built; labels come from it
 

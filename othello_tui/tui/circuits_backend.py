@@ -25,19 +25,41 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, cast
 
 import numpy as np
 
-from othello_tui.circuits.edits import Edit
+from othello_tui.circuits.edits import BeliefEdit, Edit
 from othello_tui.circuits.nodes import Node, Target
 from othello_tui.circuits.tree import Expansion
 from othello_tui.tui.prefix_cache import PrefixCache
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from othello_tui.circuits.trace import GameTrace
+    from othello_tui.dictionary.sae import Dictionary
+    from othello_tui.model.transformer import OthelloGPT
+    from othello_tui.probes.linear import LinearProbes
+    from othello_tui.tui.analysis import Engine
 
 Path = tuple[str, ...]  # node ids from the root's first level down to a node
+
+
+class TracingEngine(Protocol):
+    """What circuits need of an engine beyond :class:`~othello_tui.tui.analysis.Engine`: the
+    model itself (``othello_tui.tui.engine.ModelEngine``; a test's stub may lack it)."""
+
+    model: OthelloGPT
+    dictionaries: dict[str, Dictionary]
+    probes: LinearProbes | None
+
+    @property
+    def identity(self) -> tuple[str, str]: ...
+
+    def trace(self, squares: Sequence[int]) -> GameTrace: ...
+
+    def beliefs(self, residuals: dict[str, Tensor]) -> np.ndarray: ...
 
 
 class CircuitsUnavailableError(RuntimeError):
@@ -56,7 +78,7 @@ class Outcome:
     """
 
     squares: tuple[int, ...]
-    edits: tuple[Edit, ...]
+    edits: tuple[Edit | BeliefEdit, ...]
     probs_before_TV: np.ndarray
     probs_after_TV: np.ndarray
     logits_before_TV: np.ndarray
@@ -75,12 +97,12 @@ class CircuitsBackend:
     """Owned by the session: ``engine()`` is its engine once loaded (None before), ``lock`` the
     session's one-forward-pass-at-a-time lock (an intervention hooks the shared model)."""
 
-    def __init__(self, engine: Callable[[], object | None], lock: threading.Lock, max_traces: int = 4):
+    def __init__(self, engine: Callable[[], Engine | None], lock: threading.Lock, max_traces: int = 4):
         self._engine = engine
         self._model_lock = lock
         self._traces: PrefixCache[GameTrace] = PrefixCache(max_traces)
         self._state_lock = threading.Lock()  # guards the stack and the last outcome
-        self._stack: tuple[tuple[int, ...], tuple[Edit, ...]] = ((), ())
+        self._stack: tuple[tuple[int, ...], tuple[Edit | BeliefEdit, ...]] = ((), ())
         self._outcome: Outcome | None = None
 
     # -- slow calls: from a worker ------------------------------------------------------------
@@ -90,10 +112,9 @@ class CircuitsBackend:
         trace = self._traces.find(squares, n_moves)
         if trace is not None:
             return trace
-        if (why := self.unavailable()) is not None:
-            raise CircuitsUnavailableError(why)
+        engine = self._tracing_engine()
         with self._model_lock:
-            trace = self._engine().trace(squares)
+            trace = engine.trace(squares)
         self._traces.put(squares, trace)
         return trace
 
@@ -110,7 +131,7 @@ class CircuitsBackend:
         target must be active (:class:`CircuitError` says so otherwise)."""
         trace = self.trace(squares, target.position + 1)
         if target.kind == "feature":
-            trace.feature_node(target.position, target.module, target.feature)
+            trace.feature_node(target.position, *target.feature_key)
         return _grow(trace, target, top, threshold, set(open_paths), ())
 
     def children(
@@ -121,18 +142,14 @@ class CircuitsBackend:
 
     def identity(self) -> tuple[str, str]:
         """(model fingerprint, dictionaries hash) of the engine's weights."""
-        if (why := self.unavailable()) is not None:
-            raise CircuitsUnavailableError(why)
-        return self._engine().identity
+        return self._tracing_engine().identity
 
     def ablate(self, module: str, feature: int, n_games: int, seed: int, progress=None):
         """:func:`~othello_tui.circuits.ablation.ablate_feature` over ``n_games`` dataset games
         (seconds to minutes): an :class:`~othello_tui.circuits.ablation.AblationReport`."""
-        if (why := self.unavailable()) is not None:
-            raise CircuitsUnavailableError(why)
+        engine = self._tracing_engine()
         from othello_tui.circuits.ablation import ablate_feature  # torch: in since the model loaded
 
-        engine = self._engine()
         with self._model_lock:
             return ablate_feature(
                 engine.model,
@@ -168,8 +185,9 @@ class CircuitsBackend:
         from othello_tui.dictionary.sae import hook_name_of
 
         trace = self.trace(squares, len(squares))
-        engine = self._engine()
-        sites = engine.probes.sites if getattr(engine, "probes", None) is not None else ()
+        engine = self._tracing_engine()
+        probes = getattr(engine, "probes", None)  # a test's stub engine may have no probes attribute
+        sites = probes.sites if probes is not None else ()
         outputs = [hook_name_of(module) for module in trace.dictionaries]
         with self._model_lock:
             result = intervene(trace, edits, watch, keep=[*sites, *outputs])
@@ -202,13 +220,19 @@ class CircuitsBackend:
             return "This engine cannot trace circuits (it has no model)."
         return None
 
-    def edits(self, squares: Sequence[int]) -> tuple[Edit, ...]:
+    def _tracing_engine(self) -> TracingEngine:
+        """The engine, when it can trace; :class:`CircuitsUnavailableError` saying why not."""
+        if (why := self.unavailable()) is not None:
+            raise CircuitsUnavailableError(why)
+        return cast("TracingEngine", self._engine())  # unavailable() checked it has a trace method
+
+    def edits(self, squares: Sequence[int]) -> tuple[Edit | BeliefEdit, ...]:
         """The interventions on this game (none when the stack belongs to another game)."""
         with self._state_lock:
             game, edits = self._stack
         return edits if game == tuple(squares) else ()
 
-    def add_edit(self, squares: Sequence[int], edit: Edit) -> str | None:
+    def add_edit(self, squares: Sequence[int], edit: Edit | BeliefEdit) -> str | None:
         """Push ``edit`` (it replaces an earlier edit of the same feature at the same position).
         Returns a note when that dropped the interventions of another game."""
         if not 0 <= edit.position < len(squares):

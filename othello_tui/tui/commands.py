@@ -12,6 +12,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from othello_tui.game.rules import Game, IllegalMoveError
 from othello_tui.game.squares import SquareError, parse_square, split_move_list
+from othello_tui.tui.host import host
 from othello_tui.tui.screens.prompt import parse_game_index
 from othello_tui.tui.screens.tree import TreeScreen
 
@@ -20,7 +21,7 @@ _NUMBERED = re.compile(r"^\s*(?:go\s+to\s+)?(move|game)\s+(\d+)\s*$", re.IGNOREC
 
 class OthelloCommands(Provider):
     def _actions(self) -> list[tuple[str, str, Callable[[], object]]]:
-        main = self.app.main_screen
+        main = host(self.app).main_screen
         tree = self.screen if isinstance(self.screen, TreeScreen) else None
         no_tree = partial(main.say, "Open a contributor tree first (t): then e, or this command, exports it.")
         return [
@@ -49,7 +50,7 @@ class OthelloCommands(Provider):
                 "JSON, attribution graph, DOT and an SVG screenshot, into a folder (e in the tree)",
                 tree.action_export if tree else no_tree,
             ),
-            ("Help", "every key", self.app.action_help),
+            ("Help", "every key", host(self.app).action_help),
         ]
 
     async def discover(self) -> Hits:
@@ -67,7 +68,7 @@ class OthelloCommands(Provider):
 
     def _typed(self, query: str) -> list[Hit]:
         """Hits for a typed move list, ``move N`` or ``game N``."""
-        main = self.app.main_screen
+        main = host(self.app).main_screen
         numbered = _NUMBERED.match(query)
         if numbered:
             kind, number = numbered[1].lower(), int(numbered[2])

@@ -97,6 +97,8 @@ class ModelEngine:
     def beliefs(self, residuals: dict[str, torch.Tensor]) -> np.ndarray:
         """float32 [T, S, 64, 3]: the mine/theirs probe's probabilities (mine, theirs, empty) at
         every position and probe site, from the residual stream at each site (``[T, D]``)."""
+        if self.probes is None:
+            raise RuntimeError(self.probes_note or "no probes are loaded")
         return belief_probs(self.probes, residuals).float().cpu().numpy()
 
     def trace(self, squares: Sequence[int]) -> GameTrace:
@@ -153,12 +155,8 @@ def load_engine(
     path = cache or (full if full is not None and full.exists() else None)
     path = path or (find_cache(cache_dir, *digests) if cache_dir else None)
     # `cache build` reads the dictionaries beside the weights: it can build only for those
-    if (
-        cache is None
-        and full is not None
-        and path != full
-        and directory.resolve() == default_directory.resolve()
-    ):
+    buildable = directory.resolve() == default_directory.resolve()
+    if cache is None and cache_dir is not None and path != full and buildable:
         engine.cache_requests = _requests(
             Path(weights), device, cache_dir, digests, settings, first=path is None
         )

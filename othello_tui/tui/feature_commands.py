@@ -14,6 +14,7 @@ from functools import partial
 from rich.text import Text
 from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
 
+from othello_tui.tui.host import host
 from othello_tui.tui.messages import OpenFeature
 
 _FEATURE = re.compile(r"^\s*(?:go\s+to\s+)?feature\s+(.*?)\s*$", re.IGNORECASE)
@@ -37,14 +38,14 @@ class _FeatureHits(Provider):
         if not text.strip():
             return [self._explain("Go to feature", "type its id after it, e.g. feature L2M845")]
         try:
-            feature_id = self.app.main_screen.session.library.parse(text)
+            feature_id = host(self.app).main_screen.session.library.parse(text)
         except ValueError as error:
             return [self._explain("Not a feature", str(error))]
         return [Hit(1.0, f"Go to feature {feature_id}", partial(self._open, feature_id), help="its page")]
 
     def label_hits(self, query: str) -> list[Hit]:
         """The user's notes holding every word typed, then the automatic labels, best F1 first."""
-        session = self.app.main_screen.session
+        session = host(self.app).main_screen.session
         library = session.library
         if not query:
             return [self._explain("Search labels", "type part of a label after it, e.g. label flipped=c-4")]

@@ -25,6 +25,7 @@ from othello_tui.tui.cache_build import BuildStatus, CacheBuild, running_build
 
 if TYPE_CHECKING:
     from othello_tui.features import FeatureCache, FeatureStats, Label
+    from othello_tui.tui.analysis import Engine
 
 BUILD_COMMAND = "`othello-tui cache build`"
 
@@ -44,7 +45,7 @@ class FeatureLibrary:
 
     def __init__(
         self,
-        engine: Callable[[], object | None],
+        engine: Callable[[], Engine | None],
         model_error: Callable[[], str | None],
         auto_build: bool = True,
         max_pages: int = 64,
@@ -174,7 +175,7 @@ class FeatureLibrary:
         squares = TOKEN_TO_SQUARE[tokens[tokens > 0]]
         return Game.from_squares([int(s) for s in squares]), cache.settings.seed
 
-    def build(self, report: Callable[[BuildStatus], None]) -> BuildStatus:
+    def build(self, report: Callable[[BuildStatus], object]) -> BuildStatus:
         """Build the missing caches in a niced child process, one after the other (a first one
         over a few games, then the full one; minutes; blocks), calling ``report`` on their
         progress, and take each as it is written: labels and pages come from the newest."""
@@ -182,21 +183,22 @@ class FeatureLibrary:
 
         engine = self._engine()
         with self._lock:
-            if not self.build_wanted:
+            if engine is None or not self.build_wanted:
                 return self.build_status or BuildStatus("detached")
             requests = engine.cache_requests
+        status = BuildStatus("detached")
         for step, request in enumerate(requests, 1):
             last = step == len(requests)
             with self._lock:
                 if self._closed:
-                    return BuildStatus("detached")
-                self._build = CacheBuild(request)
+                    return status
+                build = self._build = CacheBuild(request)
 
             def progress(status: BuildStatus, stage: str = request.stage, last: bool = last) -> None:
                 self.build_status = replace(status, stage=stage, final=last)
                 report(self.build_status)
 
-            status = replace(self._build.run(progress), stage=request.stage, final=last)
+            status = replace(build.run(progress), stage=request.stage, final=last)
             if status.state == "done":
                 try:
                     engine.use_cache(request.out)

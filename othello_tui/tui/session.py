@@ -164,9 +164,10 @@ class Session:
 
     def _open_notes(self) -> None:
         """The notes kept for the engine's dictionaries (hashing them: a worker's job)."""
-        if self._notes_dir is not None and self._engine.modules:
+        engine = self._engine
+        if self._notes_dir is not None and engine is not None and engine.modules:
             try:
-                self.notes = NoteStore.open(self._notes_dir, self._engine.identity[1])
+                self.notes = NoteStore.open(self._notes_dir, engine.identity[1])
             except NotesError as error:
                 self.notes_error = str(error)
 
@@ -237,7 +238,9 @@ class Session:
         entry = self._cache.find(game.squares, n_moves) if n_moves else None
         edits = self.circuits.edits(game.squares)
         outcome = self.circuits.outcome(game.squares) if edits else None
-        probs, probs_before, top, top1, features, beliefs = None, None, (), None, (), None
+        probs, probs_before, top1, beliefs = None, None, None, None
+        top: tuple[Prediction, ...] = ()
+        features: tuple[ModuleFeatures, ...] = ()
         if entry is not None:
             t = n_moves - 1
             probs = _board_probs(entry.analysis.probs_TV[t])
@@ -247,6 +250,7 @@ class Session:
                 probs = _board_probs(outcome.probs_after_TV[t])
                 beliefs_TSQC = outcome.beliefs_after_TSQC
             if beliefs_TSQC is not None:
+                assert last is not None  # an analysed position (n_moves > 0) has a last move
                 beliefs = Beliefs(
                     beliefs_TSQC[t], mine_theirs_classes(prefix.board, last.player), last.player
                 )

@@ -83,8 +83,10 @@ def reopen(saved: SavedScreen, main: MainScreen) -> Screen | str:
         target = parse_target(saved.target, saved.position)
     except CircuitError as error:
         return f"tree: {error}"
-    if target.kind == "feature" and not 0 <= target.feature < session.n_features.get(target.module, 0):
-        return f"tree of {saved.target}: the loaded dictionaries have no such feature"
+    if target.kind == "feature":
+        module, feature = target.feature_key
+        if not 0 <= feature < session.n_features.get(module, 0):
+            return f"tree of {saved.target}: the loaded dictionaries have no such feature"
     return TreeScreen(
         session, shown.game, target, shown.source, main.action_jump, saved.top, saved.threshold,
         saved.open_paths, shown.dataset_index,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from othello_tui.circuits.edits import Edit
+from othello_tui.circuits.edits import BeliefEdit, Edit
 
 Labels = Callable[[str], "str | None"]  # feature id -> automatic label (None: unlabelled)
 
@@ -83,7 +83,9 @@ class PositionView:
     features_note: str | None
     pending: bool  # the model is ready but this position is not analysed yet
     probs_before: np.ndarray | None = None  # float32 [64]: ``probs`` without the interventions
-    edits: tuple[Edit, ...] = ()  # interventions on this game (``probs`` include those before it)
+    edits: tuple[
+        Edit | BeliefEdit, ...
+    ] = ()  # interventions on this game (``probs`` include those before it)
     beliefs: Beliefs | None = None  # the probes' believed board (with the interventions)
     beliefs_note: str | None = None  # why there is no believed board, when there is none
 

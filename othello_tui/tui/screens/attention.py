@@ -129,6 +129,7 @@ class AttentionScreen(Screen):
         if message.error is not None:
             self.say(message.error, "No attention: ")
             return
+        assert message.pattern_LHS is not None  # loaded without an error
         self.grid.show_pattern(message.pattern_LHS)
         self.grid.move_cursor(column=self.position)  # the query's own key: a start
         self.grid.focus()
@@ -141,6 +142,7 @@ class AttentionScreen(Screen):
             self.say(message.error, "No QK pairs: ")
             return
         expansion = message.expansion
+        assert expansion is not None  # loaded without an error
         target = expansion.target
         title = Text.assemble(
             (f"QK of L{target.layer}H{target.head}", "bold"),

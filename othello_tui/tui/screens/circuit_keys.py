@@ -16,6 +16,7 @@ readable size; it reads the state the main screen owns (declared below) and neve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -40,16 +41,19 @@ from othello_tui.tui.widgets.features import FeatureList
 NO_FEATURE = "Put the features panel's cursor on a feature first (Enter on a module lists its features)."
 
 
-def _not_analysed(view: PositionView) -> str | None:
+def analysed(view: PositionView | None) -> PositionView | str:
+    """``view`` when the model has run on it, else why the circuit keys cannot act yet."""
+    if view is None:
+        return "The model is still loading…"
     if view.n_moves == 0:
         return "The model reads moves: play or step to move 1 first."
     if view.probs is None:
         return view.predictions_note or "The model is still running…"
-    return None
+    return view
 
 
 def tree_target(
-    view: PositionView,
+    shown: PositionView | None,
     feature: ActiveFeature | None,
     play: bool,
     cursor: int,
@@ -57,8 +61,9 @@ def tree_target(
 ) -> Target | str:
     """The target of ``t`` (see the module's docstring), or why there is none. ``belief`` is
     (site, square) when the believed board has the keys."""
-    if (why := _not_analysed(view)) is not None:
-        return why
+    view = analysed(shown)
+    if isinstance(view, str):
+        return view
     position = view.n_moves - 1
     if belief is not None and not play:
         if view.beliefs is None:
@@ -75,14 +80,16 @@ def tree_target(
     if feature is not None:
         return Target("feature", position, module=feature.module, feature=feature.index)
     clean = view.probs if view.probs_before is None else view.probs_before
+    assert clean is not None  # analysed
     return Target("logit", position, square=int(np.argmax(clean)))
 
 
-def belief_edit(view: PositionView, site: int, square: int) -> BeliefEdit | str:
+def belief_edit(shown: PositionView | None, site: int, square: int) -> BeliefEdit | str:
     """The edit of ``f`` on the believed board: flip the disc the probe reads at ``square``
     (mine ↔ theirs), or why there is none."""
-    if (why := _not_analysed(view)) is not None:
-        return why
+    view = analysed(shown)
+    if isinstance(view, str):
+        return view
     if view.beliefs is None:
         return view.beliefs_note or "No believed board here."
     reading = int(view.beliefs.reading(site)[0][square])
@@ -91,11 +98,14 @@ def belief_edit(view: PositionView, site: int, square: int) -> BeliefEdit | str:
     return BeliefEdit(view.n_moves - 1, site, square, 1 - reading)
 
 
-def feature_edit(view: PositionView, feature: ActiveFeature | None, scale: float | None = None) -> Edit | str:
+def feature_edit(
+    shown: PositionView | None, feature: ActiveFeature | None, scale: float | None = None
+) -> Edit | str:
     """The edit of ``a`` (ablate: ``scale`` None) or ``x`` (scale by ``scale``) on the feature
     under the features panel's cursor at the position shown, or why there is none."""
-    if (why := _not_analysed(view)) is not None:
-        return why
+    view = analysed(shown)
+    if isinstance(view, str):
+        return view
     if feature is None:
         return NO_FEATURE
     position = view.n_moves - 1
@@ -168,6 +178,9 @@ class CircuitKeys(Screen):
     belief_board: BeliefBoard
     feature_list: FeatureList
     play_mode: bool
+    say: Callable[..., None]  # the main screen's one line of news
+    show: Callable[[], None]  # redraw the position shown
+    action_jump: Callable[[int], None]  # show move n on the board
 
     def on_screen_resume(self) -> None:
         if self.current_view is not None:  # the screens above may have changed the interventions
@@ -208,10 +221,11 @@ class CircuitKeys(Screen):
     def action_attention(self) -> None:
         if not self._circuits_ready():
             return
-        if (why := _not_analysed(self.current_view)) is not None:
-            self.say(why)
+        view = analysed(self.current_view)
+        if isinstance(view, str):
+            self.say(view)
             return
-        position = self.current_view.n_moves - 1
+        position = view.n_moves - 1
         screen = AttentionScreen(self.session, self.shown.game, position, self.shown.source, self.action_jump)
         self.app.push_screen(screen)
 
@@ -246,7 +260,7 @@ class CircuitKeys(Screen):
         prompt = PromptScreen(f"Scale {edit.node_id} by", "e.g. 0.5, 2 or -1", parse_factor)
         self.app.push_screen(prompt, partial(self._scale, self.current_view, feature))
 
-    def _scale(self, view: PositionView, feature: ActiveFeature, factor: float | None) -> None:
+    def _scale(self, view: PositionView | None, feature: ActiveFeature | None, factor: float | None) -> None:
         if factor is not None:
             self.push_edit(feature_edit(view, feature, factor))
 

@@ -17,7 +17,7 @@ says why; while one is being built it shows the build's progress and fills in wh
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from rich.console import RenderableType
 from rich.text import Text
@@ -175,7 +175,9 @@ class FeatureScreen(Screen):
         """The statistics and the game's activations if both are at hand without waiting (the
         statistics were read before, the game is analysed), else nothing."""
         stats = self.session.library.cached(self.feature_id)
-        summary = stats and self.session.feature_summary(self.game, self.n_moves, stats.module, stats.index)
+        if stats is None:
+            return ()
+        summary = self.session.feature_summary(self.game, self.n_moves, stats.module, stats.index)
         if summary and (summary.activation is not None or summary.position < 0):
             return stats, summary
         return ()
@@ -225,7 +227,7 @@ class FeatureScreen(Screen):
         for part, widget in SHOWN_IN.items():
             self.query_one(f"#{widget}", Static).update(parts[part])
         self.query_one(ExampleList).show(message.stats.examples, self._row)
-        self.query_one("#examples-pane").border_title = parts["examples"]
+        self.query_one("#examples-pane").border_title = cast(str, parts["examples"])  # a plain title
         self.query_one("#boards").display = self.query_one("#lower").display = True
 
     def parts(self, stats: FeatureStats, summary: FeatureSummary) -> dict[str, RenderableType]:

@@ -57,6 +57,8 @@ def edit_note(app: App, session: Session, feature_id: str, done: Callable[[str],
     if why is not None:
         done(why)
         return
+    notes = session.notes
+    assert notes is not None  # notes_unavailable() is None exactly when there are notes
 
     def save(note: Note | None) -> None:
         if note is None:
@@ -64,13 +66,13 @@ def edit_note(app: App, session: Session, feature_id: str, done: Callable[[str],
         try:
             session.set_note(feature_id, note)
         except OSError as error:
-            done(f"Note not saved: {error.strerror or error}: {error.filename or session.notes.path}")
+            done(f"Note not saved: {error.strerror or error}: {error.filename or notes.path}")
             return
-        kept = session.notes.get(feature_id)
+        kept = notes.get(feature_id)
         done(
-            f"Saved {kept.shown()} on {feature_id} to {session.notes.path}"
+            f"Saved {kept.shown()} on {feature_id} to {notes.path}"
             if kept
             else f"Removed the note on {feature_id}."
         )
 
-    app.push_screen(NoteScreen(feature_id, session.notes.get(feature_id)), save)
+    app.push_screen(NoteScreen(feature_id, notes.get(feature_id)), save)

@@ -67,7 +67,7 @@ class TreeScreen(Screen):
     #tree-notes { color: $text-muted; height: auto; margin-top: 1; }
     #tree-message { height: auto; max-height: 3; padding: 0 1; color: $text-warning; }
     """
-    BINDINGS = TREE_KEYS
+    BINDINGS = [*TREE_KEYS]
 
     class Loaded(Message):
         def __init__(self, expansion: Expansion | None, error: str | None = None):
@@ -246,8 +246,8 @@ class TreeScreen(Screen):
             self.post_message(self.Exported([], f"{error.strerror or error}: {error.filename or folder}"))
 
     def on_tree_screen_loaded(self, message: Loaded) -> None:
-        if message.error is not None:
-            self.say(message.error, "No tree: ")
+        if message.expansion is None:
+            self.say(message.error or "nothing to show", "No tree: ")
             return
         self.contributors.show_expansion(message.expansion)
         self.show_edits()
@@ -299,7 +299,7 @@ class TreeScreen(Screen):
 
     def on_tree_node_selected(self, event: Tree.NodeSelected[Item]) -> None:
         node = event.node.data.node if event.node.data is not None else None
-        if node is None or node.kind != "feature":
+        if node is None or node.feature_id is None:
             self.say("Only features have a page; Space expands, j shows the node's position.")
             return
         self.post_message(OpenFeature(node.feature_id))  # the features panel's path: the app opens it
@@ -351,7 +351,7 @@ class TreeScreen(Screen):
 
     def action_note(self) -> None:
         node = self._current_node()
-        if node is None or node.kind != "feature":
+        if node is None or node.feature_id is None:
             self.say("Put the cursor on a feature node to write a note on it.")
             return
 
@@ -363,7 +363,7 @@ class TreeScreen(Screen):
 
     def action_ablate(self) -> None:
         if (node := self._current_feature()) is not None:
-            self.push_edit(Edit(node.position, node.module, node.feature, value=0.0))
+            self.push_edit(Edit(node.position, *node.feature_key, value=0.0))
 
     def action_scale(self) -> None:
         if (node := self._current_feature()) is not None:
@@ -404,4 +404,4 @@ class TreeScreen(Screen):
 
 def scaled(node: Node, factor: float | None) -> Edit | None:
     """The edit that scales feature ``node`` by ``factor`` (None: the prompt was cancelled)."""
-    return None if factor is None else Edit(node.position, node.module, node.feature, scale=factor)
+    return None if factor is None else Edit(node.position, *node.feature_key, scale=factor)

@@ -123,9 +123,11 @@ class ContributorTree(Tree[Item]):
 
     def show_loading(self, tree_node: TreeNode[Item]) -> None:
         """A "computing…" row under a node whose contributors are still on their way."""
-        loading = tree_node.data.branch.expansion is None and not tree_node.children
+        item = tree_node.data
+        assert item is not None and item.branch is not None
+        loading = item.branch.expansion is None and not tree_node.children
         if loading and any(node is tree_node for node in self.nodes_below(self.root)):  # not reloaded away
-            tree_node.add_leaf(Text("computing…", "italic"), Item(tree_node.data.path, kind="loading"))
+            tree_node.add_leaf(Text("computing…", "italic"), Item(item.path, kind="loading"))
 
     def _add_level(self, parent: TreeNode[Item], expansion: Expansion, path: tuple[str, ...]) -> None:
         for branch in expansion.branches:
@@ -224,8 +226,8 @@ class ContributorTree(Tree[Item]):
             for branch in expansion.branches:
                 here = (*path, branch.node.id)
                 tree_node = self.find(here)
-                keep = branch.expansion is not None and tree_node is not None and tree_node.is_expanded
-                branches.append(replace(branch, expansion=prune(branch.expansion, here) if keep else None))
+                kept = branch.expansion if tree_node is not None and tree_node.is_expanded else None
+                branches.append(replace(branch, expansion=prune(kept, here) if kept is not None else None))
             return replace(expansion, branches=branches)
 
         return prune(self.expansion, ())

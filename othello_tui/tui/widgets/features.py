@@ -45,11 +45,11 @@ def row_text(row: Row, expanded: bool, width: int = 0) -> tuple[tuple[str, str],
             (f"  {row.count} active", "plain"),
         )
     feature = row.feature
-    pieces = (("  ", "plain"), (f"{feature.feature_id:<8}", "id"))
     if feature.before is None:
-        pieces += ((f"{feature.activation:6.2f}", "plain"),)
+        value = (f"{feature.activation:6.2f}", "plain")
     else:  # an intervention changed it: before → after, as the contributor tree shows it
-        pieces += ((f"{feature.before:6.2f}→{feature.activation:.2f}", "changed"),)
+        value = (f"{feature.before:6.2f}→{feature.activation:.2f}", "changed")
+    pieces = (("  ", "plain"), (f"{feature.feature_id:<8}", "id"), value)
     if not feature.label:
         return pieces
     label = f" {feature.label}"
@@ -74,7 +74,7 @@ def _same_place(rows: list[Row], old: Row, fallback: int) -> int:
 class FeatureList(CursorList):
     BINDINGS = [
         Binding("enter", "select", "open", id="features.select"),
-        Binding("space", "toggle", "expand or collapse module", show=False, id="features.toggle"),
+        Binding("space", "toggle_module", "expand or collapse module", show=False, id="features.toggle"),
     ]
 
     class Open(Message):
@@ -128,9 +128,9 @@ class FeatureList(CursorList):
         if row is not None and row.feature is not None:
             self.post_message(self.Open(row.feature))
         else:
-            self.action_toggle()
+            self.action_toggle_module()
 
-    def action_toggle(self) -> None:
+    def action_toggle_module(self) -> None:
         row = self.current
         if row is not None:
             self.expanded ^= {row.module}

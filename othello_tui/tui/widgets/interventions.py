@@ -19,7 +19,7 @@ def edit_note(edit: Edit | BeliefEdit) -> str:
     return f"{edit.text} (ablated)" if edit.value == 0 else edit.text
 
 
-def edits_text(edits: Sequence[Edit]) -> Text:
+def edits_text(edits: Sequence[Edit | BeliefEdit]) -> Text:
     """A heading and one line per edit (empty text without edits)."""
     text = Text()
     if edits:
@@ -33,7 +33,7 @@ class InterventionList(Widget):
     InterventionList { height: auto; }
     """
 
-    edits: reactive[tuple[Edit, ...]] = reactive((), layout=True)
+    edits: reactive[tuple[Edit | BeliefEdit, ...]] = reactive((), layout=True)
 
     def render(self) -> Text:
         return edits_text(self.edits) if self.edits else Text("No interventions (a ablates, x scales)", "dim")

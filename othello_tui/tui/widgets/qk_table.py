@@ -25,7 +25,7 @@ class QKTable(DataTable):
     def show_expansion(self, expansion: Expansion, labels: LabelOf | None) -> None:
         self.clear()  # the rows: columns made anew would keep their first widths
         for rank, branch in enumerate(expansion.branches, start=1):
-            query, key = branch.node.parts
+            query, key = branch.node.pair_parts
             names = [label for node in (query, key) if (label := node_label(node, labels)) is not None]
             self.add_row(str(rank), query.id, key.id, signed(branch.contribution), " · ".join(names))
         self.add_row("", Text("… others", "dim"), "", signed(expansion.rest), Text("pairs not shown", "dim"))
