@@ -99,14 +99,21 @@ def test_torchrun_trains_writes_from_rank_0_and_resumes(tiny_weights, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 
     def torchrun(*args: str, processes: int = RANKS) -> subprocess.CompletedProcess:
-        command = [TORCHRUN, "--nproc-per-node", str(processes), "--master-port", str(_free_port())]
-        return subprocess.run(
-            [*command, "-m", "othello_tui", *common, *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        for attempt in range(2):
+            command = [TORCHRUN, "--nproc-per-node", str(processes), "--master-port", str(_free_port())]
+            done = subprocess.run(
+                [*command, "-m", "othello_tui", *common, *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            # torch 2.13's gloo sometimes aborts a rank at interpreter exit, after all the work
+            # (rank 0 has written; about 1 run in 8 on a loaded 2-core machine, also before the
+            # process group was destroyed on exit): once more, then it counts
+            if done.returncode == 0 or "terminate called without an active exception" not in done.stderr:
+                break
+        return done
 
     first = torchrun("--tokens", "3000")
     assert first.returncode == 0, first.stderr[-3000:]

@@ -212,45 +212,45 @@ def train_dictionaries_command(
 
     distributed.use_local_gpu(device)
     model = load_model_or_fail(weights, device)
-    distributed.init(model.device)
-    if minutes is not None and minutes <= 0:
-        minutes = None
-    module_list = _modules(modules, model.cfg.n_layers)
-    k, module_k = _k_setting(k_setting, module_list)
-    prefixes = _prefixes(matryoshka, d_sae)
-    try:
-        cfg = DictionaryTrainConfig(
-            modules=tuple(module_list),
-            architecture=architecture,
-            d_sae=d_sae,
-            k=k,
-            module_k=module_k,
-            matryoshka=prefixes,
-            activations=str(activations) if activations else None,
-            l1_coefficient=l1_coefficient,
-            l0_coefficient=l0_coefficient,
-            tokens=tokens,
-            minutes=minutes,
-            batch_tokens=batch_tokens,
-            lr=lr,
-            seed=seed,
-            threads=threads,
-            extra={"command": " ".join(["othello-tui", *sys.argv[1:]])},
+    with distributed.process_group(model.device):
+        if minutes is not None and minutes <= 0:
+            minutes = None
+        module_list = _modules(modules, model.cfg.n_layers)
+        k, module_k = _k_setting(k_setting, module_list)
+        prefixes = _prefixes(matryoshka, d_sae)
+        try:
+            cfg = DictionaryTrainConfig(
+                modules=tuple(module_list),
+                architecture=architecture,
+                d_sae=d_sae,
+                k=k,
+                module_k=module_k,
+                matryoshka=prefixes,
+                activations=str(activations) if activations else None,
+                l1_coefficient=l1_coefficient,
+                l0_coefficient=l0_coefficient,
+                tokens=tokens,
+                minutes=minutes,
+                batch_tokens=batch_tokens,
+                lr=lr,
+                seed=seed,
+                threads=threads,
+                extra={"command": " ".join(["othello-tui", *sys.argv[1:]])},
+            )
+        except ValueError as error:
+            raise click.ClickException(str(error)) from None
+        out_dir = out_dir or weights / "dictionaries"
+        try:
+            training = train_dictionaries(model, cfg, out_dir, checkpoint, resume=resume)
+        except WeightsError as error:
+            raise click.ClickException(str(error)) from None
+        summary = ", ".join(
+            f"{m} FVU {v['fvu']:.4f} L0 {v['l0']:.1f}" for m, v in training["final_running"].items()
         )
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
-    out_dir = out_dir or weights / "dictionaries"
-    try:
-        training = train_dictionaries(model, cfg, out_dir, checkpoint, resume=resume)
-    except WeightsError as error:
-        raise click.ClickException(str(error)) from None
-    summary = ", ".join(
-        f"{m} FVU {v['fvu']:.4f} L0 {v['l0']:.1f}" for m, v in training["final_running"].items()
-    )
-    if distributed.rank() == 0:
-        click.echo(
-            f"wrote {len(cfg.modules)} dictionaries to {out_dir} after {training['tokens']:,} tokens each ({summary})"
-        )
+        if distributed.rank() == 0:
+            click.echo(
+                f"wrote {len(cfg.modules)} dictionaries to {out_dir} after {training['tokens']:,} tokens each ({summary})"
+            )
 
 
 COLUMNS = (

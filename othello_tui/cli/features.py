@@ -207,31 +207,31 @@ def _build_across_ranks(model, dictionaries, settings, path: Path, progress_line
     from othello_tui.features.merge import merge_caches
     from othello_tui.features.shard import Shard
 
-    distributed.init(model.device)
-    rank, world = distributed.rank(), distributed.size()
-    try:
-        shard = Shard(rank, world)
-        shard.games(settings.n_games, settings.batch_games)
-    except ValueError as error:
-        raise click.ClickException(f"torchrun with {world} processes: {error}") from None
-    shards = [path.with_name(f".{path.name}.shard-{i}-of-{world}") for i in range(world)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with _progress(progress_lines) if rank == 0 else nullcontext(None) as progress:
-            build_cache(
-                model, dictionaries, settings.n_games, settings.seed, settings.top_k, shards[rank],
-                progress=progress, shard=shard,
-            )  # fmt: skip
-        distributed.barrier()
+    with distributed.process_group(model.device):
+        rank, world = distributed.rank(), distributed.size()
+        try:
+            shard = Shard(rank, world)
+            shard.games(settings.n_games, settings.batch_games)
+        except ValueError as error:
+            raise click.ClickException(f"torchrun with {world} processes: {error}") from None
+        shards = [path.with_name(f".{path.name}.shard-{i}-of-{world}") for i in range(world)]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with _progress(progress_lines) if rank == 0 else nullcontext(None) as progress:
+                build_cache(
+                    model, dictionaries, settings.n_games, settings.seed, settings.top_k, shards[rank],
+                    progress=progress, shard=shard,
+                )  # fmt: skip
+            distributed.barrier()
+            if rank == 0:
+                with _progress(progress_lines) as progress:
+                    merge_caches(shards, model, dictionaries, path, progress=progress)
+            distributed.barrier()  # the shards stay until the merge is done
+        finally:
+            shards[rank].unlink(missing_ok=True)
         if rank == 0:
-            with _progress(progress_lines) as progress:
-                merge_caches(shards, model, dictionaries, path, progress=progress)
-        distributed.barrier()  # the shards stay until the merge is done
-    finally:
-        shards[rank].unlink(missing_ok=True)
-    if rank == 0:
-        click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) from {world} processes")
-        _print_label_summary(open_cache(path))
+            click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB) from {world} processes")
+            _print_label_summary(open_cache(path))
 
 
 @cache_group.command("merge")

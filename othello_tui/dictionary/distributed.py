@@ -10,6 +10,8 @@ trains exactly as it always did. gloo on CPU, nccl on CUDA.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
@@ -25,6 +27,20 @@ def init(device: torch.device) -> None:
     """Join the process group (once) with the backend for ``device``."""
     if launched() and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+@contextmanager
+def process_group(device: torch.device) -> Iterator[None]:
+    """Within: the process group joined (see :func:`init`). After: left, so that no rank's
+    backend threads outlive the interpreter: a rank that left early while rank 0 still wrote
+    could abort at exit with "terminate called without an active exception")."""
+    init(device)
+    try:
+        yield
+        barrier()  # every rank leaves together, after rank 0 has written
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def rank() -> int:

@@ -199,6 +199,8 @@ class FeatureLibrary:
                 report(self.build_status)
 
             status = replace(build.run(progress), stage=request.stage, final=last)
+            if status.state == "detached":
+                return status  # the app is closing: build_status keeps the last progress seen
             if status.state == "done":
                 try:
                     engine.use_cache(request.out)
