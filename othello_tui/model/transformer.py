@@ -122,7 +122,8 @@ class Unembed(nn.Module):
 
 
 class OthelloGPT(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, init: bool = True):
+        """``init=False`` leaves the weight matrices uninitialised, for weights loaded next."""
         super().__init__()
         self.cfg = cfg
         self.embed, self.pos_embed = Embed(cfg), PosEmbed(cfg)
@@ -130,7 +131,8 @@ class OthelloGPT(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_final = LayerNorm(cfg)
         self.unembed = Unembed(cfg)
-        self.reset_parameters()
+        if init:
+            self.reset_parameters()
 
     def reset_parameters(self, seed: int | None = None) -> None:
         """GPT-2 style: N(0, 0.02), residual-writing matrices scaled by 1/sqrt(2·n_layers)."""
