@@ -94,7 +94,7 @@ class CircuitsBackend:
             raise CircuitsUnavailableError(why)
         with self._model_lock:
             trace = self._engine().trace(squares)
-        self._traces.put(squares, trace)
+        self._traces.put(squares[: trace.n_positions], trace)  # the moves the model read
         return trace
 
     def tree(
