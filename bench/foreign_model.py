@@ -13,11 +13,12 @@ its own dictionaries. Rows:
 - load + first analysis: a fresh process (torch already imported) loads the app's engine (model,
   dictionaries, probes, the digests that find a feature cache) and analyses one game, what the
   app does before the first screen with predictions and features (median of ``--runs``);
-- key step: a move played in play mode, a game the analysis cache has not seen: one forward pass
-  over it plus the session's view of the position (p50 / p95 over ``--keys`` keys);
+- key step: a step (←/→) through an analysed game (the session's view, the analysis cached),
+  and a move played in play mode, a game the analysis cache has not seen: one forward pass over it
+  plus the view (p50 / p95; ``--keys`` moves played);
 - one attribution: DLA, ADC (MLP feature), OV (attention feature) and QK, median over targets;
-- ``trace --depth 2``: the whole ``othello-tui trace`` command (Python and torch start-up
-  included) and the tree alone in process (medians of ``--runs``).
+- ``trace --depth 2``: the whole ``othello-tui trace`` command, the Python + torch start-up
+  every command pays, and the tree alone in process (medians of ``--runs``).
 """
 
 from __future__ import annotations
@@ -125,11 +126,25 @@ def load_seconds(weights: Path, runs: int) -> float:
     return median_of(runs, once)
 
 
-def key_steps_ms(weights: Path, keys: int) -> tuple[float, float]:
+def percentiles(times: list[float]) -> tuple[float, float]:
+    times = sorted(times)
+    return statistics.median(times), times[int(0.95 * (len(times) - 1))]
+
+
+def key_steps_ms(weights: Path, keys: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(p50, p95) of a step (←/→) through an analysed game, and of a move played (a new game)."""
     from othello_tui.tui.session import Session
 
     session = Session.from_weights(weights, device="cpu", build=False)
     session.load()
+    game = Game.from_squares(game_squares(2))
+    session.analyse(game)
+    steps = []
+    for n in list(range(1, 59)) * 2:
+        start = time.perf_counter()
+        session.analyse(game)  # what the app asks before each screen: the cache answers
+        session.view(game, n)
+        steps.append((time.perf_counter() - start) * 1000)
     times = []
     for index in range(keys):
         squares = game_squares(index)
@@ -139,8 +154,7 @@ def key_steps_ms(weights: Path, keys: int) -> tuple[float, float]:
         session.analyse(game)
         assert session.view(game, n).probs is not None
         times.append((time.perf_counter() - start) * 1000)
-    times.sort()
-    return statistics.median(times), times[int(0.95 * (len(times) - 1))]
+    return percentiles(steps), percentiles(times)
 
 
 def attribution_ms(weights: Path) -> dict[str, float]:
@@ -191,7 +205,12 @@ def trace_seconds(weights: Path, runs: int) -> tuple[float, float]:
         trace.expand(target, 2, 8)
         return time.perf_counter() - start
 
-    return whole, median_of(runs, tree)
+    def start_up() -> float:  # what every command pays before it loads anything
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import torch, othello_tui.cli"], check=True, cwd=ROOT)
+        return time.perf_counter() - start
+
+    return whole, median_of(runs, start_up), median_of(runs, tree)
 
 
 def main() -> None:
@@ -210,16 +229,18 @@ def main() -> None:
         public = write_public_model(Path(folder), args.d_sae, args.k)
         rows = {}
         for name, weights in (("shipped (weights/)", ROOT / "weights"), ("public config (random)", public)):
-            steps = key_steps_ms(weights, args.keys)
+            step, move = key_steps_ms(weights, args.keys)
+            whole, start_up, tree = trace_seconds(weights, args.runs)
             rows[name] = {
                 "load + first analysis (s)": f"{load_seconds(weights, args.runs):.2f}",
-                "key step p50 / p95 (ms)": f"{steps[0]:.0f} / {steps[1]:.0f}",
+                "step ←/→ p50 / p95 (ms)": f"{step[0]:.2f} / {step[1]:.2f}",
+                "move played p50 / p95 (ms)": f"{move[0]:.0f} / {move[1]:.0f}",
                 "one attribution DLA/ADC/OV/QK (ms)": " / ".join(
                     f"{v:.1f}" for v in attribution_ms(weights).values()
                 ),
-                "trace --depth 2: command / tree (s)": " / ".join(
-                    f"{v:.2f}" for v in trace_seconds(weights, args.runs)
-                ),
+                "trace --depth 2: command (s)": f"{whole:.2f}",
+                "  of which python + torch import (s)": f"{start_up:.2f}",
+                "  the depth-2 tree alone (ms)": f"{1000 * tree:.1f}",
             }
     names = list(rows)
     print(f"{'':38}" + "".join(f"{n:>26}" for n in names))
