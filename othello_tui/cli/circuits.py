@@ -42,7 +42,7 @@ def position_in(game, position: int | None, n_ctx: int | None = None) -> int:
         raise click.ClickException(
             f"--pos {given} is outside the game: {n} moves, positions 0…{n - 1} (or −{n}…−1 from the end)"
         )
-    if position >= read:
+    if n_ctx is not None and position >= n_ctx:
         raise click.ClickException(
             f"--pos {given}: the model reads {n_ctx} moves (n_ctx), positions 0…{n_ctx - 1}"
         )

@@ -3,11 +3,15 @@ of a traceback when they are missing or do not fit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from othello_tui.cli.groups import DEFAULT_WEIGHTS
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 WEIGHTS_HELP = (
     "Model: our weights folder, or one TransformerLens checkpoint file (.safetensors, .pth, .pt; its"
@@ -16,11 +20,11 @@ WEIGHTS_HELP = (
 )
 
 
-def weights_option(help: str = WEIGHTS_HELP):
+def weights_option(help: str = WEIGHTS_HELP) -> Callable[[F], F]:
     """``--weights PATH`` (a folder or a checkpoint file) and ``--config FILE`` (parameters
     ``weights`` and ``config_file``)."""
 
-    def decorate(function):
+    def decorate(function: F) -> F:
         function = click.option(
             "--config",
             "config_file",

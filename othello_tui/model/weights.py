@@ -23,16 +23,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from othello_tui.model.config import ModelConfig
-from othello_tui.model.errors import WeightsError
+from othello_tui.model.errors import WeightsError as WeightsError  # re-exported: its home is errors.py
 from othello_tui.model.tl_checkpoint import checkpoint_config, our_state, read_checkpoint
 from othello_tui.model.transformer import OthelloGPT
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 MODEL_STEM = "othello_gpt"
 TRAIN_HINT = "train them with `othello-tui train model` (or pass --weights DIR)"
-
-
-__all__ = ["WeightsError"]  # re-exported: it lives in errors.py so tl_checkpoint.py can raise it
 
 
 def weights_home(weights: Path) -> Path:
