@@ -315,3 +315,24 @@ def test_logits_equal_transformerlens(public_file):
     model, _ = load_model(public_file)
     tokens = torch.from_numpy(game_tokens()[:59])[None]
     torch.testing.assert_close(model(tokens), tl_model(tokens), rtol=1e-5, atol=1e-5)
+
+
+def test_the_app_opens_the_public_file_says_the_config_was_inferred_and_steps_to_move_60(public_file):
+    from othello_tui.tui.app import make_app
+    from othello_tui.tui.session import Session
+    from tests.test_tui_app import run, settle
+
+    game = Game.from_squares(TOKEN_TO_SQUARE[game_tokens()].tolist())
+    app = make_app(Session.from_weights(public_file, device="cpu", build=False), game, 0)
+
+    async def scenario(pilot):
+        assert any("inferred" in str(n.message) for n in app._notifications)
+        await pilot.press("end")  # move 60: the model reads 59
+        await settle(app, pilot)
+        view = app.main_screen.current_view
+        assert view.n_moves == 60 and view.probs is None and "first 59 moves" in view.predictions_note
+        await pilot.press("left")
+        await settle(app, pilot)
+        assert app.main_screen.current_view.probs is not None
+
+    run(app, scenario)

@@ -54,11 +54,6 @@ def weights_home(weights: Path) -> Path:
 def load_model_or_fail(weights: Path, device: str = "auto", config: Path | None = None):
     """The model in ``weights`` (a folder or a checkpoint file, ``config`` its config JSON) on
     ``device`` (auto, cpu or cuda); a config inferred from the tensor shapes is said on stderr."""
-    return load_model_with_meta_or_fail(weights, device, config)[0]
-
-
-def load_model_with_meta_or_fail(weights: Path, device: str = "auto", config: Path | None = None):
-    """(model, its metadata): :func:`load_model_or_fail` that also gives the model card."""
     from othello_tui.model.device import resolve_device
     from othello_tui.model.weights import WeightsError, load_model
 
@@ -68,7 +63,7 @@ def load_model_with_meta_or_fail(weights: Path, device: str = "auto", config: Pa
         raise click.ClickException(str(error)) from None
     if meta.get("note"):
         click.echo(f"note: {meta['note']}", err=True)
-    return model, meta
+    return model
 
 
 def load_model_and_dictionaries_or_fail(
