@@ -201,11 +201,16 @@ def test_inactive_features_are_clear_errors(weights, trace):
         assert result.exit_code == 1 and f"L1M{inactive} is not active at position 11" in result.output
 
 
-def test_missing_dictionaries_are_a_clear_error(tmp_path, weights):
+def test_without_dictionaries_modules_are_whole_nodes(tmp_path, weights):
+    """A model with no dictionaries folder (a checkpoint just downloaded) still traces logits,
+    each module one node, and says so; a feature target is then a clear error."""
     for name in ("othello_gpt.safetensors", "othello_gpt.json"):
         shutil.copy(weights / name, tmp_path / name)
     result = run(tmp_path, "trace", "--moves", MOVES, "--target", "logit:e-1")
-    assert result.exit_code == 1 and "no dictionaries" in result.output
+    assert result.exit_code == 0, result.output
+    assert "no dictionaries" in result.stderr and "L1M " in result.stdout
+    result = run(tmp_path, "trace", "--moves", MOVES, "--target", "feature:L0A1")
+    assert result.exit_code == 1 and "no dictionary loaded for L0A" in result.output
 
 
 def test_an_intervention_whose_logits_overflow_is_refused(trace):

@@ -99,7 +99,7 @@ def test_torchrun_trains_writes_from_rank_0_and_resumes(tiny_weights, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 
     def torchrun(*args: str, processes: int = RANKS) -> subprocess.CompletedProcess:
-        for attempt in range(2):
+        for _ in range(2):
             command = [TORCHRUN, "--nproc-per-node", str(processes), "--master-port", str(_free_port())]
             done = subprocess.run(
                 [*command, "-m", "othello_tui", *common, *args],

@@ -91,6 +91,11 @@ class GameTrace:
         return self.cache[f"{ln}.hook_scale"]
 
     def check_position(self, position: int) -> None:
+        if position >= self.model.cfg.n_ctx:
+            raise CircuitError(
+                f"position {position}: the model reads {self.model.cfg.n_ctx} moves (n_ctx), "
+                f"positions 0…{self.model.cfg.n_ctx - 1}"
+            )
         if not 0 <= position < self.n_positions:
             raise CircuitError(
                 f"position {position} is outside this game (positions 0…{self.n_positions - 1})"

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
 from othello_tui.cli import output
 from othello_tui.cli.circuits import POS_HELP, position_in
 from othello_tui.cli.game_args import chosen_game, game_options
-from othello_tui.cli.groups import DEFAULT_WEIGHTS, main
-from othello_tui.cli.loading import load_model_or_fail, load_probes_or_fail
+from othello_tui.cli.groups import main
+from othello_tui.cli.loading import WEIGHTS_HELP, load_model_or_fail, load_probes_or_fail, weights_option
 
 CLASSES = ("mine", "theirs", "empty")
 LAYER_HELP = "Probe site: embed, or the residual stream after block L (0…5, or L0…L5). [default: L3]"
@@ -40,11 +39,8 @@ def _cells(classes, probs, mover: int) -> list[str]:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print JSON: per square the truth and the probabilities."
 )
-@click.option(
-    "--weights", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WEIGHTS, show_default=True,
-    help="Model weights folder; the probes live beside the model.",
-)  # fmt: skip
-def board_command(moves, game_index, seed, position, layer, as_json, weights) -> None:
+@weights_option(WEIGHTS_HELP)
+def board_command(moves, game_index, seed, position, layer, as_json, weights, config_file) -> None:
     """The board after a move, and what the mine/theirs probe reads from the residual stream there.
 
     Mine is the colour of the player who just moved. Believed discs are drawn in real colours;
@@ -58,8 +54,9 @@ def board_command(moves, game_index, seed, position, layer, as_json, weights) ->
     from othello_tui.probes.families import mine_theirs_classes, parse_site, site_label
 
     game = chosen_game(moves, game_index, seed)
-    position = position_in(game, position)
-    model = load_model_or_fail(weights)
+    position_in(game, position)  # a bad --pos fails before the model loads
+    model = load_model_or_fail(weights, config=config_file)
+    position = position_in(game, position, model.cfg.n_ctx)
     probes = load_probes_or_fail(weights, model)
     try:
         site = parse_site(layer, len(probes.sites))

@@ -10,7 +10,7 @@ import click
 from othello_tui.circuits.edits import MARGIN  # plain data: --help stays free of torch
 from othello_tui.cli import output
 from othello_tui.cli.game_args import chosen_game, game_options
-from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_WEIGHTS, evaluate, main
+from othello_tui.cli.groups import DEFAULT_CACHE_DIR, evaluate, main
 from othello_tui.cli.loading import (
     cache_option,
     dictionaries_option,
@@ -18,51 +18,61 @@ from othello_tui.cli.loading import (
     load_model_and_dictionaries_or_fail,
     load_probes_or_fail,
     user_notes,
+    weights_option,
 )
 
 POS_HELP = (
     "Position, 0-based: position i holds move i+1 and predicts move i+2; negative counts from the end."
     " [default: the last move]"
 )
-WEIGHTS_HELP = "Folder with the model; dictionaries are read from its dictionaries/ subfolder."
-
-_WEIGHTS = click.option(
-    "--weights",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_WEIGHTS,
-    show_default=True,
-    help=WEIGHTS_HELP,
-)
+_WEIGHTS = weights_option()
 SHOWN_CHANGE = 5e-4  # the smallest probability change ``intervene`` lists
 
 
-def position_in(game, position: int | None) -> int:
-    """The position a command names in ``game``: the last move by default, counted from the end
-    when negative."""
+def position_in(game, position: int | None, n_ctx: int | None = None) -> int:
+    """The position a command names in ``game``: the last move by default (the last the model
+    reads, given its context of ``n_ctx`` moves), counted from the end when negative."""
     if not game.moves:
         raise click.ClickException("--moves is empty: give at least one move, e.g. --moves f-4")
     n = len(game.moves)
-    given = n - 1 if position is None else position
+    read = n if n_ctx is None else min(n, n_ctx)
+    given = read - 1 if position is None else position
     position = given + n if given < 0 else given  # negative counts from the end: -1 is the last move
     if not 0 <= position < n:
         raise click.ClickException(
             f"--pos {given} is outside the game: {n} moves, positions 0…{n - 1} (or −{n}…−1 from the end)"
         )
+    if n_ctx is not None and position >= n_ctx:
+        raise click.ClickException(
+            f"--pos {given}: the model reads {n_ctx} moves (n_ctx), positions 0…{n_ctx - 1}"
+        )
     return position
 
 
-def _open_trace(game, position: int | None, weights: Path, dictionaries: Path | None, probes: bool = False):
-    """(trace, position) for a game; the position defaults to the last move. With ``probes``, the
-    trace also reads the probes beside the model (for probe targets)."""
+def _open_trace(
+    game,
+    position: int | None,
+    weights: Path,
+    dictionaries: Path | None,
+    probes: bool = False,
+    config: Path | None = None,
+):
+    """(trace, position) for a game, up to the moves the model reads; the position defaults to
+    the last of them. With ``probes``, the trace also reads the probes beside the model (for
+    probe targets)."""
     from othello_tui.circuits.nodes import CircuitError
     from othello_tui.circuits.trace import GameTrace
     from othello_tui.game.squares import SQUARE_TO_TOKEN
 
-    position = position_in(game, position)
-    model, loaded = load_model_and_dictionaries_or_fail(weights, dictionaries=dictionaries)
+    if not game.moves:
+        position_in(game, position)  # the clear error, before the model loads
+    model, loaded = load_model_and_dictionaries_or_fail(
+        weights, dictionaries=dictionaries, config=config, required=False
+    )
+    position = position_in(game, position, model.cfg.n_ctx)
     found = load_probes_or_fail(weights, model) if probes else None
     try:
-        tokens = [int(SQUARE_TO_TOKEN[s]) for s in game.squares]
+        tokens = [int(SQUARE_TO_TOKEN[s]) for s in game.squares[: model.cfg.n_ctx]]
         return GameTrace(model, loaded, tokens, found), position
     except CircuitError as error:
         raise click.ClickException(str(error)) from None
@@ -151,6 +161,7 @@ def trace_command(
     as_dot,
     as_graph,
     weights,
+    config_file,
     dictionaries_dir,
     cache_file,
 ) -> None:
@@ -175,7 +186,7 @@ def trace_command(
         raise click.UsageError("--json, --dot and --graph exclude each other")
     game = chosen_game(moves, game_index, seed)
     trace, position = _open_trace(
-        game, position, weights, dictionaries_dir, probes=target_text.strip().startswith("probe:")
+        game, position, weights, dictionaries_dir, target_text.strip().startswith("probe:"), config_file
     )
     try:
         target = parse_target(target_text, position)
@@ -260,7 +271,17 @@ def _board_table(delta_V, title: str):
 @_WEIGHTS
 @dictionaries_option
 def intervene_command(
-    moves, game_index, seed, position, edits_text, beliefs_text, margin, watch, weights, dictionaries_dir
+    moves,
+    game_index,
+    seed,
+    position,
+    edits_text,
+    beliefs_text,
+    margin,
+    watch,
+    weights,
+    config_file,
+    dictionaries_dir,
 ) -> None:
     """Set features to new values, or edit what the probes read, rerun the model and show how the
     logits change.
@@ -278,7 +299,7 @@ def intervene_command(
     if not edits_text and not beliefs_text:
         raise click.UsageError("give at least one --set or --believe")
     game = chosen_game(moves, game_index, seed)
-    trace, position = _open_trace(game, position, weights, dictionaries_dir, probes=bool(beliefs_text))
+    trace, position = _open_trace(game, position, weights, dictionaries_dir, bool(beliefs_text), config_file)
     console = output.console(highlight=False)
     try:
         beliefs = [parse_belief(text, position, margin) for text in beliefs_text]
@@ -378,7 +399,7 @@ def _belief_report(trace, result, edit) -> str:
 @_WEIGHTS
 @dictionaries_option
 def ablate_command(
-    feature_id, scale, positions, n_games, seed, top, as_json, weights, dictionaries_dir
+    feature_id, scale, positions, n_games, seed, top, as_json, weights, config_file, dictionaries_dir
 ) -> None:
     """Scale a feature wherever it fires over many dataset games and measure the effect: top-1
     legality before and after, the mean KL of the next-move distribution (over the positions at or
@@ -404,7 +425,9 @@ def ablate_command(
         module, index = parse_feature(feature_id)
     except CircuitError as error:
         raise click.ClickException(str(error)) from None
-    model, dictionaries = load_model_and_dictionaries_or_fail(weights, dictionaries=dictionaries_dir)
+    model, dictionaries = load_model_and_dictionaries_or_fail(
+        weights, dictionaries=dictionaries_dir, config=config_file
+    )
     if module not in dictionaries or index >= dictionaries[module].cfg.d_sae:
         sizes = ", ".join(f"{m} 0…{d.cfg.d_sae - 1}" for m, d in dictionaries.items())
         raise click.ClickException(f"no feature {module}{index} in the dictionaries ({sizes})")
@@ -439,7 +462,9 @@ def ablate_command(
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @_WEIGHTS
 @dictionaries_option
-def eval_circuits_command(n_games, positions, top, seed, as_json, weights, dictionaries_dir) -> None:
+def eval_circuits_command(
+    n_games, positions, top, seed, as_json, weights, config_file, dictionaries_dir
+) -> None:
     """Faithfulness: each top contributor's DLA against the logit drop when ablating it.
 
     Drops are measured with every downstream module and LayerNorm scale frozen (should equal the
@@ -448,7 +473,9 @@ def eval_circuits_command(n_games, positions, top, seed, as_json, weights, dicti
     from othello_tui.circuits.faithfulness import faithfulness
     from othello_tui.model.evaluate import EVAL_SEED
 
-    model, dictionaries = load_model_and_dictionaries_or_fail(weights, dictionaries=dictionaries_dir)
+    model, dictionaries = load_model_and_dictionaries_or_fail(
+        weights, dictionaries=dictionaries_dir, config=config_file
+    )
     report = faithfulness(model, dictionaries, n_games, positions, top, EVAL_SEED if seed is None else seed)
     summary = report.summary()
     if as_json:

@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from othello_tui.cli import output
-from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_CHECKPOINTS, DEFAULT_WEIGHTS, evaluate, train
-from othello_tui.cli.loading import load_model_or_fail
+from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_CHECKPOINTS, evaluate, train
+from othello_tui.cli.loading import load_model_or_fail, weights_home, weights_option
 
 ARCHITECTURES = ("topk", "batchtopk", "standard", "jumprelu")
 
@@ -70,13 +70,7 @@ def _prefixes(value: str, d_sae: int) -> tuple[int, ...]:
 )
 @click.option("--modules", default=None, help="Comma-separated modules (default: all).")
 @click.option("--seed", type=click.IntRange(min=0), default=1, show_default=True, help="Seed of the games.")
-@click.option(
-    "--weights",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_WEIGHTS,
-    show_default=True,
-    help="Model weights folder.",
-)
+@weights_option()
 @click.option(
     "--out",
     "out_dir",
@@ -85,14 +79,14 @@ def _prefixes(value: str, d_sae: int) -> tuple[int, ...]:
     show_default=True,
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-def train_activations_command(tokens, modules, seed, weights, out_dir, device) -> None:
+def train_activations_command(tokens, modules, seed, weights, config_file, out_dir, device) -> None:
     """Store module outputs once (float16), so a sweep of dictionary recipes skips the model."""
     from rich.progress import Progress
 
     from othello_tui.dictionary.sae import hook_name_of
     from othello_tui.dictionary.store import write_store
 
-    model = load_model_or_fail(weights, device)
+    model = load_model_or_fail(weights, device, config_file)
     module_list = _modules(modules, model.cfg.n_layers)
     with Progress(console=output.console()) as bar:
         task = bar.add_task("module outputs", total=tokens)
@@ -156,19 +150,13 @@ def train_activations_command(tokens, modules, seed, weights, out_dir, device) -
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Torch CPU threads.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option(
-    "--weights",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_WEIGHTS,
-    show_default=True,
-    help="Model weights folder.",
-)
+@weights_option()
 @click.option(
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Output folder [default: WEIGHTS/dictionaries].",
+    help="Output folder [default: dictionaries/ of --weights: the folder, or beside the file].",
 )
 @click.option(
     "--checkpoint",
@@ -194,6 +182,7 @@ def train_dictionaries_command(
     threads,
     device,
     weights,
+    config_file,
     out_dir,
     checkpoint,
     resume,
@@ -211,7 +200,7 @@ def train_dictionaries_command(
     from othello_tui.model.weights import WeightsError
 
     distributed.use_local_gpu(device)
-    model = load_model_or_fail(weights, device)
+    model = load_model_or_fail(weights, device, config_file)
     with distributed.process_group(model.device):
         if minutes is not None and minutes <= 0:
             minutes = None
@@ -239,7 +228,7 @@ def train_dictionaries_command(
             )
         except ValueError as error:
             raise click.ClickException(str(error)) from None
-        out_dir = out_dir or weights / "dictionaries"
+        out_dir = out_dir or weights_home(weights) / "dictionaries"
         try:
             training = train_dictionaries(model, cfg, out_dir, checkpoint, resume=resume)
         except WeightsError as error:
@@ -280,13 +269,7 @@ MEANING_COLUMNS = (
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--modules", default=None, help="Comma-separated modules (default: every dictionary found).")
-@click.option(
-    "--weights",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_WEIGHTS,
-    show_default=True,
-    help="Model weights folder.",
-)
+@weights_option()
 @click.option(
     "--dictionaries",
     "dict_dir",
@@ -303,7 +286,9 @@ MEANING_COLUMNS = (
     help="Feature cache for the meaning metrics [default: the newest in cache/ for these weights].",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-def eval_dictionaries_command(n_games, as_json, modules, weights, dict_dir, save, cache_file, device) -> None:
+def eval_dictionaries_command(
+    n_games, as_json, modules, weights, config_file, dict_dir, save, cache_file, device
+) -> None:
     """Fidelity (spliced alone and all at once), reconstruction, sparsity, board-state metrics and,
     from the feature cache, meaning (labelled mass, top-k monosemantic share, density)."""
     from rich.table import Table
@@ -313,8 +298,8 @@ def eval_dictionaries_command(n_games, as_json, modules, weights, dict_dir, save
     from othello_tui.dictionary.io import load_dictionaries, save_dictionary
     from othello_tui.model.weights import WeightsError, read_json
 
-    model = load_model_or_fail(weights, device)
-    dict_dir = dict_dir or weights / "dictionaries"
+    model = load_model_or_fail(weights, device, config_file)
+    dict_dir = dict_dir or weights_home(weights) / "dictionaries"
     try:
         dictionaries = load_dictionaries(
             dict_dir, model, _modules(modules, model.cfg.n_layers) if modules else None

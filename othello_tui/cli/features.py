@@ -14,23 +14,21 @@ import click
 
 from othello_tui.cli import output
 from othello_tui.cli.game_args import chosen_game, game_options
-from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_WEIGHTS, evaluate, main
+from othello_tui.cli.groups import DEFAULT_CACHE_DIR, evaluate, main
 from othello_tui.cli.loading import (
     cache_option,
     dictionaries_option,
     find_feature_cache,
     load_model_and_dictionaries_or_fail,
     user_notes,
+    weights_option,
 )
 
-_WEIGHTS = click.option(
-    "--weights", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WEIGHTS, show_default=True,
-    help="Model folder; dictionaries are read from its dictionaries/ subfolder.",
-)  # fmt: skip
+_WEIGHTS = weights_option()
 _CACHE = cache_option("Cache file to read")
 
 
-def _open(cache_file: Path | None, weights: Path, dictionaries: Path | None):
+def _open(cache_file: Path | None, weights: Path, dictionaries: Path | None, config: Path | None = None):
     """The cache named by ``--cache``, else the newest one in cache/ built for ``--weights`` (and
     ``--dictionaries``)."""
     from othello_tui.features import CacheError, open_cache
@@ -40,10 +38,10 @@ def _open(cache_file: Path | None, weights: Path, dictionaries: Path | None):
             cache = open_cache(cache_file)
         except CacheError as error:
             raise click.ClickException(str(error)) from None
-        if (mismatch := _built_for_other_weights(cache, weights, dictionaries)) is not None:
+        if (mismatch := _built_for_other_weights(cache, weights, dictionaries, config)) is not None:
             click.echo(f"Warning: {mismatch}", err=True)
         return cache
-    loaded = load_model_and_dictionaries_or_fail(weights, dictionaries=dictionaries)
+    loaded = load_model_and_dictionaries_or_fail(weights, dictionaries=dictionaries, config=config)
     cache, _ = find_feature_cache(None, *loaded, DEFAULT_CACHE_DIR)
     if cache is None:
         others = (
@@ -57,16 +55,18 @@ def _open(cache_file: Path | None, weights: Path, dictionaries: Path | None):
     return cache
 
 
-def _built_for_other_weights(cache, weights: Path, dictionaries_dir: Path | None) -> str | None:
+def _built_for_other_weights(
+    cache, weights: Path, dictionaries_dir: Path | None, config: Path | None = None
+) -> str | None:
     """Why ``cache`` does not describe the model and dictionaries in ``weights`` (None: it does,
     or there are no weights there to compare with: the cache still describes its own)."""
     from othello_tui.dictionary.io import load_dictionaries
     from othello_tui.features import dictionaries_hash
-    from othello_tui.model.weights import WeightsError, load_model, model_fingerprint
+    from othello_tui.model.weights import WeightsError, load_model, model_fingerprint, weights_home
 
     try:
-        model, _ = load_model(weights, "cpu")
-        dictionaries = load_dictionaries(dictionaries_dir or weights / "dictionaries", model)
+        model, _ = load_model(weights, "cpu", config)
+        dictionaries = load_dictionaries(dictionaries_dir or weights_home(weights) / "dictionaries", model)
     except WeightsError:
         return None
     for what, built, now in (
@@ -136,6 +136,7 @@ def cache_build(
     top_k: int,
     seed: int,
     weights: Path,
+    config_file: Path | None,
     dictionaries_dir: Path | None,
     out: Path | None,
     device: str,
@@ -173,7 +174,7 @@ def cache_build(
     from othello_tui.dictionary import distributed
 
     distributed.use_local_gpu(device)
-    model, dictionaries = load_model_and_dictionaries_or_fail(weights, device, dictionaries_dir)
+    model, dictionaries = load_model_and_dictionaries_or_fail(weights, device, dictionaries_dir, config_file)
     settings = BuildSettings(n_games, seed, top_k)
     model_digest, dictionaries_digest = model_fingerprint(model), dictionaries_hash(dictionaries)
     path = out or cache_path(DEFAULT_CACHE_DIR, model_digest, dictionaries_digest, settings)
@@ -247,7 +248,12 @@ def _build_across_ranks(model, dictionaries, settings, path: Path, progress_line
 @dictionaries_option
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 def cache_merge(
-    shards: tuple[Path, ...], out: Path | None, weights: Path, dictionaries_dir: Path | None, device: str
+    shards: tuple[Path, ...],
+    out: Path | None,
+    weights: Path,
+    config_file: Path | None,
+    dictionaries_dir: Path | None,
+    device: str,
 ) -> None:
     """Join the N shard files of `cache build --shard i/N` into the cache one build writes.
 
@@ -260,7 +266,7 @@ def cache_merge(
     from othello_tui.features.merge import MergeError, merge_caches, shard_settings
     from othello_tui.model.weights import model_fingerprint
 
-    model, dictionaries = load_model_and_dictionaries_or_fail(weights, device, dictionaries_dir)
+    model, dictionaries = load_model_and_dictionaries_or_fail(weights, device, dictionaries_dir, config_file)
     try:
         if out is None:
             digests = model_fingerprint(model), dictionaries_hash(dictionaries)
@@ -391,6 +397,7 @@ def feature(
     seed: int,
     cache_file: Path | None,
     weights: Path,
+    config_file: Path | None,
     dictionaries_dir: Path | None,
 ) -> None:
     """Show what a feature such as L2M845 responds to.
@@ -405,7 +412,7 @@ def feature(
     from othello_tui.features.render import feature_view
     from othello_tui.game.squares import square_name
 
-    cache = _open(cache_file, weights, dictionaries_dir)
+    cache = _open(cache_file, weights, dictionaries_dir, config_file)
     try:
         stats = cache.feature(feature_id)
     except (FeatureIdError, CacheError) as error:
@@ -416,7 +423,7 @@ def feature(
     along = (
         None
         if game is None
-        else _activations_along(game, stats.module, stats.index, weights, dictionaries_dir)
+        else _activations_along(game, stats.module, stats.index, weights, dictionaries_dir, config_file)
     )
     if as_json:
         data = stats.to_dict()
@@ -442,18 +449,21 @@ def feature(
 
 
 def _activations_along(
-    game, module: str, index: int, weights: Path, dictionaries_dir: Path | None
+    game, module: str, index: int, weights: Path, dictionaries_dir: Path | None, config: Path | None
 ) -> list[float]:
-    """The feature's activation at every position of ``game``, from the model in ``weights``."""
+    """The feature's activation at every position of ``game`` the model reads (its first
+    ``n_ctx`` moves), from the model in ``weights``."""
     from othello_tui.circuits.trace import GameTrace
     from othello_tui.game.squares import SQUARE_TO_TOKEN
 
     if not game.moves:
         raise click.ClickException("--moves is empty: give at least one move, e.g. --moves f-4")
-    model, dictionaries = load_model_and_dictionaries_or_fail(weights, dictionaries=dictionaries_dir)
+    model, dictionaries = load_model_and_dictionaries_or_fail(
+        weights, dictionaries=dictionaries_dir, config=config
+    )
     if module not in dictionaries or index >= dictionaries[module].cfg.d_sae:
         raise click.ClickException(f"the dictionaries in {weights} have no feature {module}{index}")
-    trace = GameTrace(model, dictionaries, [int(SQUARE_TO_TOKEN[s]) for s in game.squares])
+    trace = GameTrace(model, dictionaries, [int(SQUARE_TO_TOKEN[s]) for s in game.squares[: model.cfg.n_ctx]])
     return [round(float(a), 6) for a in trace.activations[module][:, index].tolist()]
 
 
@@ -462,11 +472,17 @@ def _activations_along(
 @_WEIGHTS
 @dictionaries_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def eval_labels(cache_file: Path | None, weights: Path, dictionaries_dir: Path | None, as_json: bool) -> None:
+def eval_labels(
+    cache_file: Path | None,
+    weights: Path,
+    config_file: Path | None,
+    dictionaries_dir: Path | None,
+    as_json: bool,
+) -> None:
     """Per module: alive features, labelled ones, and the share labelled with F1 ≥ 0.8."""
     from othello_tui.features import CacheError
 
-    cache = _open(cache_file, weights, dictionaries_dir)
+    cache = _open(cache_file, weights, dictionaries_dir, config_file)
     try:
         if as_json:
             meaning = cache.meaning_summary()

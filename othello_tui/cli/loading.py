@@ -9,36 +9,94 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from othello_tui.cli.groups import DEFAULT_WEIGHTS
+
 if TYPE_CHECKING:
     from othello_tui.dictionary.sae import Dictionary
     from othello_tui.model.transformer import OthelloGPT
 
 F = TypeVar("F", bound=Callable[..., Any])  # a command function, before click.command
 
+WEIGHTS_HELP = (
+    "Model: our weights folder, or one TransformerLens checkpoint file (.safetensors, .pth, .pt; its"
+    " config in the .json of the same name beside it, or --config, else inferred). Dictionaries and"
+    " probes live in the folder, or for a file in the folder of its name beside it."
+)
 
-def load_model_or_fail(weights: Path, device: str = "auto") -> OthelloGPT:
-    """The model in ``weights`` on ``device`` (auto, cpu or cuda)."""
+
+def weights_option(help: str = WEIGHTS_HELP) -> Callable[[F], F]:
+    """``--weights PATH`` (a folder or a checkpoint file) and ``--config FILE`` (parameters
+    ``weights`` and ``config_file``)."""
+
+    def decorate(function: F) -> F:
+        function = click.option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            default=None,
+            help='HookedTransformerConfig JSON (bare or under "config") for a --weights checkpoint '
+            "file, instead of the one beside it.",
+        )(function)
+        return click.option(
+            "--weights",
+            type=click.Path(path_type=Path),
+            default=DEFAULT_WEIGHTS,
+            show_default=True,
+            help=help,
+        )(function)
+
+    return decorate
+
+
+def weights_home(weights: Path) -> Path:
+    """Where the dictionaries and probes of ``weights`` live (the folder, or beside a file)."""
+    from othello_tui.model.weights import weights_home
+
+    return weights_home(weights)
+
+
+def load_model_or_fail(weights: Path, device: str = "auto", config: Path | None = None) -> OthelloGPT:
+    """The model in ``weights`` (a folder or a checkpoint file, ``config`` its config JSON) on
+    ``device`` (auto, cpu or cuda); a config inferred from the tensor shapes is said on stderr."""
     from othello_tui.model.device import resolve_device
     from othello_tui.model.weights import WeightsError, load_model
 
     try:
-        model, _ = load_model(weights, resolve_device(device))
+        model, meta = load_model(weights, resolve_device(device), config)
     except (WeightsError, ValueError) as error:
         raise click.ClickException(str(error)) from None
+    if meta.get("note"):
+        click.echo(f"note: {meta['note']}", err=True)
     return model
 
 
 def load_model_and_dictionaries_or_fail(
-    weights: Path, device: str = "auto", dictionaries: Path | None = None
+    weights: Path,
+    device: str = "auto",
+    dictionaries: Path | None = None,
+    config: Path | None = None,
+    required: bool = True,
 ) -> tuple[OthelloGPT, dict[str, Dictionary]]:
     """(model, dictionaries): the model in ``weights`` and the dictionaries in ``dictionaries``
-    (default ``weights/dictionaries``), ours or SAELens folders."""
+    (default ``dictionaries/`` in :func:`weights_home`), ours or SAELens folders. Unless
+    ``required``, a model with no default dictionaries folder (a checkpoint just downloaded) has
+    none: its modules are whole nodes, and stderr says so."""
     from othello_tui.dictionary.io import load_dictionaries
     from othello_tui.model.weights import WeightsError
 
-    model = load_model_or_fail(weights, device)
+    model = load_model_or_fail(weights, device, config)
+    default = weights_home(weights) / "dictionaries"
+    if not required and dictionaries is None and not default.is_dir():
+        click.echo(
+            f"note: no dictionaries in {default}: every module is one node"
+            " (`othello-tui train dictionaries` makes them)",
+            err=True,
+        )
+        return model, {}
     try:
-        loaded = load_dictionaries(weights / "dictionaries" if dictionaries is None else dictionaries, model)
+        loaded = load_dictionaries(
+            weights_home(weights) / "dictionaries" if dictionaries is None else dictionaries, model
+        )
     except WeightsError as error:
         raise click.ClickException(str(error)) from None
     return model, {module: d.to(model.device) for module, d in loaded.items()}
@@ -58,12 +116,12 @@ def dictionaries_option(function: F) -> F:
 
 
 def load_probes_or_fail(weights: Path, model):
-    """The probes beside the model in ``weights``, on the model's device."""
+    """The probes beside the model in ``weights`` (in :func:`weights_home`), on the model's device."""
     from othello_tui.model.weights import WeightsError
     from othello_tui.probes.io import load_probes
 
     try:
-        probes, _ = load_probes(weights, model)
+        probes, _ = load_probes(weights_home(weights), model)
     except WeightsError as error:
         raise click.ClickException(str(error)) from None
     return probes.to(model.device)

@@ -9,7 +9,7 @@ import click
 
 from othello_tui.cli import output
 from othello_tui.cli.groups import DEFAULT_CHECKPOINTS, DEFAULT_WEIGHTS, evaluate, train
-from othello_tui.cli.loading import load_model_or_fail
+from othello_tui.cli.loading import load_model_or_fail, weights_option
 
 
 @train.command("model")
@@ -114,24 +114,28 @@ def default_checkpoint(out_dir: Path) -> Path:
     default=None,
     help="Game seed (default: the held-out evaluation seed).",
 )
-@click.option(
-    "--weights", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WEIGHTS, show_default=True
-)
+@weights_option()
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-@click.option("--record", is_flag=True, help="Also store the metrics in the weights' JSON (the model card).")
-def eval_model_command(games, seed, weights, device, as_json, record) -> None:
+@click.option(
+    "--record", is_flag=True, help="Also store the metrics in the weights folder's JSON (the model card)."
+)
+def eval_model_command(games, seed, weights, config_file, device, as_json, record) -> None:
     """Top-1 legality, legal-set F1, loss against its floor, and legality by move number."""
     import json
 
     from othello_tui.model.evaluate import EVAL_SEED, evaluate_model
     from othello_tui.model.weights import MODEL_STEM, atomic_write_text, read_json
 
-    model = load_model_or_fail(weights, device)
-    meta = read_json(weights / f"{MODEL_STEM}.json")
+    if record and Path(weights).is_file():
+        raise click.UsageError(
+            f"--record writes the model card of a weights folder; {weights} is a checkpoint file"
+        )
+    model = load_model_or_fail(weights, device, config_file)
     seed = EVAL_SEED if seed is None else seed
     metrics = evaluate_model(model, games, seed).to_dict() | {"games": games, "seed": seed}
     if record:
+        meta = read_json(weights / f"{MODEL_STEM}.json")
         meta["metrics"] = metrics
         atomic_write_text(weights / f"{MODEL_STEM}.json", json.dumps(meta, indent=2) + "\n")
         click.echo(f"Recorded these metrics in {weights / f'{MODEL_STEM}.json'} (the model card).", err=True)

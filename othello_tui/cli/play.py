@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 
 from othello_tui.cli.game_args import check_one_game, chosen_game, game_options
-from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_WEIGHTS, main
-from othello_tui.cli.loading import dictionaries_option
+from othello_tui.cli.groups import DEFAULT_CACHE_DIR, main
+from othello_tui.cli.loading import dictionaries_option, weights_option
 
 _OPTIONS = (
     game_options(
@@ -20,13 +20,7 @@ _OPTIONS = (
         seed_help="Seed of the dataset games (n, g, and --game-index).",
     ),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
-    click.option(
-        "--weights",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=DEFAULT_WEIGHTS,
-        show_default=True,
-        help="Model folder (dictionaries in DIR/dictionaries).",
-    ),
+    weights_option(),
     dictionaries_option,
     click.option(
         "--cache",
@@ -44,7 +38,7 @@ _OPTIONS = (
 
 def play_options(command: Callable) -> Callable:
     """The options of ``play`` (``moves``, ``game_index``, ``seed``, ``device``, ``weights``,
-    ``dictionaries_dir``, ``cache``, ``no_build``), on ``command`` too."""
+    ``config_file``, ``dictionaries_dir``, ``cache``, ``no_build``), on ``command`` too."""
     for option in reversed(_OPTIONS):
         command = option(command)
     return command
@@ -63,6 +57,7 @@ def play_arguments(
     seed: int,
     device: str,
     weights: Path,
+    config_file: Path | None,
     dictionaries_dir: Path | None,
     cache: Path | None,
     no_build: bool,
@@ -73,6 +68,8 @@ def play_arguments(
         arguments += ["--moves", moves]
     if game_index is not None:
         arguments += ["--game-index", str(game_index)]
+    if config_file is not None:
+        arguments += ["--config", str(Path(config_file).resolve())]
     if dictionaries_dir is not None:
         arguments += ["--dictionaries", str(Path(dictionaries_dir).resolve())]
     if cache is not None:
@@ -97,6 +94,7 @@ def play(
     seed: int,
     device: str,
     weights: Path,
+    config_file: Path | None,
     dictionaries_dir: Path | None,
     cache: Path | None,
     no_build: bool,
@@ -127,6 +125,7 @@ def play(
     session = Session.from_weights(
         weights,
         device=device,
+        config=config_file,
         dictionaries=dictionaries_dir,
         cache=cache,
         cache_dir=DEFAULT_CACHE_DIR,

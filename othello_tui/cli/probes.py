@@ -9,13 +9,18 @@ from pathlib import Path
 import click
 
 from othello_tui.cli import output
-from othello_tui.cli.groups import DEFAULT_WEIGHTS, evaluate, train
-from othello_tui.cli.loading import cache_option, find_feature_cache, load_model_or_fail, load_probes_or_fail
+from othello_tui.cli.groups import evaluate, train
+from othello_tui.cli.loading import (
+    WEIGHTS_HELP,
+    cache_option,
+    find_feature_cache,
+    load_model_or_fail,
+    load_probes_or_fail,
+    weights_home,
+    weights_option,
+)
 
-WEIGHTS_OPTION = click.option(
-    "--weights", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_WEIGHTS, show_default=True,
-    help="Model weights folder (the probes live beside the model).",
-)  # fmt: skip
+WEIGHTS_OPTION = weights_option(WEIGHTS_HELP)
 DEVICE_OPTION = click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 
 
@@ -53,17 +58,18 @@ DEVICE_OPTION = click.option("--device", default="auto", show_default=True, help
 @WEIGHTS_OPTION
 @DEVICE_OPTION
 def train_probes_command(
-    games, positions, batch_tokens, lr, seed, eval_games, threads, weights, device
+    games, positions, batch_tokens, lr, seed, eval_games, threads, weights, config_file, device
 ) -> None:
     """Linear probes on the residual stream after the embeddings and after every block, for the
     board relative to the mover, the board in colours, flipped discs and legal next moves.
-    Writes WEIGHTS/probes.safetensors and WEIGHTS/probes.json."""
+    Writes probes.safetensors and probes.json in the weights folder (for a checkpoint file, in
+    the folder of its name beside it)."""
     from othello_tui.model.weights import model_fingerprint
     from othello_tui.probes.evaluate import PROBE_EVAL_SEED, evaluate_probes
     from othello_tui.probes.io import probe_paths, save_probes
     from othello_tui.probes.train import ProbeTrainConfig, train_probes
 
-    model = load_model_or_fail(weights, device)
+    model = load_model_or_fail(weights, device, config_file)
     try:
         cfg = ProbeTrainConfig(
             games=games,
@@ -83,10 +89,10 @@ def train_probes_command(
         "training": training,
         "metrics": {"games": eval_games, "seed": PROBE_EVAL_SEED, **metrics.to_dict()},
     }
-    save_probes(probes.cpu(), weights, info)
+    save_probes(probes.cpu(), weights_home(weights), info)
     best = metrics.mean("mine_theirs").max()
     click.echo(
-        f"wrote {probe_paths(weights)[0]} after {training['games']:,} games ({training['wall_minutes']} min); "
+        f"wrote {probe_paths(weights_home(weights))[0]} after {training['games']:,} games ({training['wall_minutes']} min); "
         f"mine/theirs accuracy at the best site {best:.2%} on {eval_games:,} held-out games"
     )
 
@@ -102,7 +108,7 @@ def train_probes_command(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @WEIGHTS_OPTION
 @DEVICE_OPTION
-def eval_probes_command(games, seed, as_json, weights, device) -> None:
+def eval_probes_command(games, seed, as_json, weights, config_file, device) -> None:
     """Probe accuracy per site and family on held-out games: mean over squares and the worst square
     (squares whose label never changes are left out), beside the majority-class share."""
     from othello_tui.model.evaluate import EVAL_SEED
@@ -110,7 +116,7 @@ def eval_probes_command(games, seed, as_json, weights, device) -> None:
 
     if seed is not None and seed < EVAL_SEED:
         raise click.ClickException(f"evaluation seeds start at {EVAL_SEED}; lower seeds are for training")
-    model = load_model_or_fail(weights, device)
+    model = load_model_or_fail(weights, device, config_file)
     probes = load_probes_or_fail(weights, model)
     seed = PROBE_EVAL_SEED if seed is None else seed
     result = evaluate_probes(model, probes, games, seed)
@@ -200,7 +206,9 @@ def _heatmap(result):
 )
 @WEIGHTS_OPTION
 @DEVICE_OPTION
-def eval_rediscovery_command(dict_dir, min_cos, top, min_f1, cache_file, as_json, weights, device) -> None:
+def eval_rediscovery_command(
+    dict_dir, min_cos, top, min_f1, cache_file, as_json, weights, config_file, device
+) -> None:
     """How many probe directions some dictionary feature rediscovers: for each module, the probe
     directions of the site it writes into that some feature's decoder row aligns with (|cos| ≥
     --min-cos) or that some feature classifies (F1 ≥ --min-f1 on the probed property over the
@@ -209,10 +217,10 @@ def eval_rediscovery_command(dict_dir, min_cos, top, min_f1, cache_file, as_json
     from othello_tui.model.weights import WeightsError
     from othello_tui.probes.alignment import ProbeAligner, rediscovery_counts
 
-    model = load_model_or_fail(weights, device)
+    model = load_model_or_fail(weights, device, config_file)
     probes = load_probes_or_fail(weights, model)
     try:
-        dictionaries = load_dictionaries(dict_dir or weights / "dictionaries", model)
+        dictionaries = load_dictionaries(dict_dir or weights_home(weights) / "dictionaries", model)
     except WeightsError as error:
         raise click.ClickException(str(error)) from None
     cache, note = find_feature_cache(cache_file, model, dictionaries)

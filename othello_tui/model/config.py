@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+#: LayerNorm with weights, or TransformerLens's ``LNPre`` (weights folded into the next layer):
+#: the model always has LayerNorm parameters, an LNPre checkpoint loads with γ = 1 and β = 0
+NORMALIZATIONS = ("LN", "LNPre")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -16,7 +20,7 @@ class ModelConfig:
     d_vocab_out: int = 61
     n_ctx: int = 60
     act_fn: str = "gelu"  # exact (erf) GELU; TransformerLens calls the tanh approximation "gelu_new"
-    normalization_type: str = "LN"
+    normalization_type: str = "LN"  # or "LNPre" (a TransformerLens checkpoint: γ = 1, β = 0)
     positional_embedding_type: str = "standard"
     eps: float = 1e-5
     attn_only: bool = False
@@ -32,10 +36,10 @@ class ModelConfig:
         """Build from a dict that may hold other TransformerLens fields (ignored)."""
         known = {f.name for f in fields(cls)}
         config = cls(**{k: v for k, v in data.items() if k in known})
-        if config.act_fn != "gelu" or config.normalization_type != "LN":
+        if config.act_fn != "gelu" or config.normalization_type not in NORMALIZATIONS:
             raise ValueError(
                 f"unsupported model: act_fn={config.act_fn!r}, "
-                f"normalization_type={config.normalization_type!r} (expected 'gelu', 'LN')"
+                f"normalization_type={config.normalization_type!r} (expected 'gelu', 'LN' or 'LNPre')"
             )
         return config
 

@@ -139,7 +139,8 @@ class Unembed(nn.Module):
 
 
 class OthelloGPT(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, init: bool = True):
+        """``init=False`` leaves the weight matrices uninitialised, for weights loaded next."""
         super().__init__()
         self.cfg = cfg
         self.embed, self.pos_embed = Embed(cfg), PosEmbed(cfg)
@@ -147,7 +148,8 @@ class OthelloGPT(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.ln_final = LayerNorm(cfg)
         self.unembed = Unembed(cfg)
-        self.reset_parameters()
+        if init:
+            self.reset_parameters()
 
     def block(self, layer: int) -> Block:
         """``blocks[layer]`` typed as a :class:`Block` (``nn.ModuleList`` items are plain Modules)."""

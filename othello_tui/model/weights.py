@@ -1,4 +1,7 @@
-"""Model weights on disk: ``othello_gpt.safetensors`` (TransformerLens names and shapes) and
+"""Model weights on disk: a folder of ours, or one TransformerLens checkpoint file
+(``tl_checkpoint.py``: ``.safetensors``/``.pth``/``.pt`` with its config beside it).
+
+Our folder: ``othello_gpt.safetensors`` (TransformerLens names and shapes) and
 ``othello_gpt.json`` (``{"config": HookedTransformerConfig fields, "training": …, "metrics": …}``).
 
 A TransformerLens 2.x/3.x user loads them with no conversion code::
@@ -20,6 +23,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from othello_tui.model.config import ModelConfig
+from othello_tui.model.errors import WeightsError as WeightsError  # re-exported: its home is errors.py
+from othello_tui.model.tl_checkpoint import checkpoint_config, our_state, read_checkpoint
 from othello_tui.model.transformer import OthelloGPT
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
@@ -27,8 +32,12 @@ MODEL_STEM = "othello_gpt"
 TRAIN_HINT = "train them with `othello-tui train model` (or pass --weights DIR)"
 
 
-class WeightsError(RuntimeError):
-    """Weights that are missing, truncated or do not match the model they claim to be."""
+def weights_home(weights: Path) -> Path:
+    """The folder that holds what belongs to the model in ``weights`` (its ``dictionaries/``,
+    probes, model card): the weights folder itself, or, for a single checkpoint file, the folder
+    named after it beside it (``synthetic_model.pth`` → ``synthetic_model/``)."""
+    weights = Path(weights)
+    return weights.with_suffix("") if weights.is_file() else weights
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -78,9 +87,17 @@ def save_model(model: OthelloGPT, directory: Path, info: dict | None = None) -> 
     atomic_write_text(directory / f"{MODEL_STEM}.json", json.dumps(meta, indent=2) + "\n")
 
 
-def load_state_dict(model: OthelloGPT, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load a TransformerLens-keyed state dict, naming every missing or mismatched tensor."""
+def load_state_dict(
+    model: OthelloGPT, state: dict[str, torch.Tensor], source: str, strict: bool = False
+) -> None:
+    """Load a TransformerLens-keyed state dict, naming every missing or mismatched tensor (and,
+    when ``strict``, every tensor the model has no place for)."""
     expected = model.state_dict_tl()
+    if strict and (unknown := sorted(set(state) - set(expected))):
+        raise WeightsError(
+            f"{source} has tensors othello-tui's GPT has no place for (an unsupported architecture): "
+            f"{', '.join(unknown[:3])}{' …' if len(unknown) > 3 else ''}"
+        )
     missing = sorted(set(expected) - set(state))
     wrong = [
         f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
@@ -97,9 +114,20 @@ def load_state_dict(model: OthelloGPT, state: dict[str, torch.Tensor], source: s
             value.copy_(state[name])
 
 
-def load_model(directory: Path = WEIGHTS_DIR, device: str | torch.device = "cpu") -> tuple[OthelloGPT, dict]:
-    """The model and its JSON metadata; :class:`WeightsError` with a hint when anything is off."""
+def load_model(
+    directory: Path = WEIGHTS_DIR, device: str | torch.device = "cpu", config: Path | None = None
+) -> tuple[OthelloGPT, dict]:
+    """The model and its JSON metadata; :class:`WeightsError` with a hint when anything is off.
+    ``directory`` is our weights folder or one TransformerLens checkpoint file (with ``config``,
+    a JSON of its config; see :func:`load_checkpoint_file`)."""
     directory = Path(directory)
+    if directory.is_file():
+        return load_checkpoint_file(directory, device, config)
+    if config is not None:
+        raise WeightsError(
+            f"--config is for a single checkpoint file; {directory} is a folder (its config is "
+            f"{MODEL_STEM}.json there)"
+        )
     tensors_path, meta_path = directory / f"{MODEL_STEM}.safetensors", directory / f"{MODEL_STEM}.json"
     if not tensors_path.exists() or not meta_path.exists():
         raise WeightsError(f"no model weights in {directory}; {TRAIN_HINT}")
@@ -110,4 +138,17 @@ def load_model(directory: Path = WEIGHTS_DIR, device: str | torch.device = "cpu"
         raise WeightsError(f"{meta_path} has no usable model config ({error})") from None
     model = OthelloGPT(cfg)
     load_state_dict(model, read_tensors(tensors_path), str(tensors_path))
+    return model.to(device).eval(), meta
+
+
+def load_checkpoint_file(
+    path: Path, device: str | torch.device = "cpu", config: Path | None = None
+) -> tuple[OthelloGPT, dict]:
+    """The model in a TransformerLens state-dict file and its metadata: ``{"config", "source",
+    "config_source", "note"}``, where ``note`` (or None) says that the config was inferred."""
+    state = read_checkpoint(path)
+    cfg, config_source, note = checkpoint_config(path, state, config)
+    model = OthelloGPT(cfg, init=False)
+    load_state_dict(model, our_state(state, cfg, path), str(path), strict=True)
+    meta = {"config": cfg.to_dict(), "source": str(path), "config_source": config_source, "note": note}
     return model.to(device).eval(), meta

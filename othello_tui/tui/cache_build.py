@@ -37,7 +37,8 @@ POLL_SECONDS = 0.2  # how often the log is read for new progress lines
 @dataclass(frozen=True)
 class CacheRequest:
     """A feature cache that ``play`` would build: ``othello-tui cache build`` writing ``out``
-    for the model in ``weights`` (and its ``dictionaries/``) on ``device``."""
+    for the model in ``weights`` (and its ``dictionaries/``; ``config``: a checkpoint file's
+    config JSON) on ``device``."""
 
     weights: Path
     out: Path
@@ -45,6 +46,7 @@ class CacheRequest:
     n_games: int
     seed: int
     top_k: int
+    config: Path | None = None
     stage: str = ""  # what this build is among play's builds ("a first cache over 1,000 games")
 
     def argv(self) -> list[str]:
@@ -53,6 +55,8 @@ class CacheRequest:
         command = [sys.executable, "-m", "othello_tui", "cache", "build", "--progress-lines"]
         command += ["--weights", str(self.weights), "--device", self.device, "--out", str(self.out)]
         command += ["--games", str(self.n_games), "--seed", str(self.seed), "--top-k", str(self.top_k)]
+        if self.config is not None:
+            command += ["--config", str(self.config)]
         return [nice, "-n", str(NICENESS), *command] if nice else command
 
     @property

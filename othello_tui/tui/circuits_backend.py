@@ -115,7 +115,7 @@ class CircuitsBackend:
         engine = self._tracing_engine()
         with self._model_lock:
             trace = engine.trace(squares)
-        self._traces.put(squares, trace)
+        self._traces.put(squares[: trace.n_positions], trace)  # the moves the model read
         return trace
 
     def tree(

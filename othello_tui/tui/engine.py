@@ -29,7 +29,7 @@ from othello_tui.features import (
 from othello_tui.game.squares import tokens_of
 from othello_tui.model.device import resolve_device
 from othello_tui.model.transformer import OthelloGPT
-from othello_tui.model.weights import WeightsError, load_model, model_fingerprint
+from othello_tui.model.weights import WeightsError, load_model, model_fingerprint, weights_home
 from othello_tui.probes.beliefs import belief_probs
 from othello_tui.probes.io import load_probes
 from othello_tui.probes.linear import LinearProbes
@@ -54,8 +54,11 @@ class ModelEngine:
         cache_requests: tuple[CacheRequest, ...] = (),
         probes: LinearProbes | None = None,
         probes_note: str | None = None,
+        model_note: str | None = None,
     ):
         self.model = model.eval()
+        self.model_note = model_note  # e.g. that the model's config was inferred from its tensors
+        self.n_ctx = model.cfg.n_ctx  # moves the model reads: a game is analysed up to there
         self.probes, self.probes_note = probes, probes_note
         self.dictionaries = dictionaries
         self.modules = tuple(m for m in module_names(model.cfg.n_layers) if m in dictionaries)
@@ -81,9 +84,10 @@ class ModelEngine:
 
     @torch.no_grad()
     def analyse(self, squares: Sequence[int]) -> GameAnalysis:
-        """Probabilities and activations at every position; the model is causal, so position t
-        is exactly what a pass over the first t+1 moves alone would give."""
-        tokens_1T = torch.from_numpy(tokens_of(squares))[None].to(self.model.device)
+        """Probabilities and activations at every position the model reads (the first ``n_ctx``
+        moves); the model is causal, so position t is exactly what a pass over the first t+1 moves
+        alone would give."""
+        tokens_1T = torch.from_numpy(tokens_of(squares[: self.n_ctx]))[None].to(self.model.device)
         hooks = {m: hook_name_of(m) for m in self.modules}
         sites = self.probes.sites if self.probes is not None else ()
         logits_1TV, cache = self.model.run_with_cache(tokens_1T, names=[*hooks.values(), *sites])
@@ -103,8 +107,9 @@ class ModelEngine:
 
     def trace(self, squares: Sequence[int]) -> GameTrace:
         """The game's forward pass kept whole and split into nodes, for attributions and
-        interventions (a few MB per game: the circuits backend caches a handful)."""
-        return GameTrace(self.model, self.dictionaries, tokens_of(squares), self.probes)
+        interventions (a few MB per game: the circuits backend caches a handful), up to the moves
+        the model reads."""
+        return GameTrace(self.model, self.dictionaries, tokens_of(squares[: self.n_ctx]), self.probes)
 
 
 def load_engine(
@@ -114,9 +119,11 @@ def load_engine(
     cache: Path | None = None,
     cache_dir: Path | None = None,
     build_settings: BuildSettings | None = None,
+    config: Path | None = None,
 ) -> ModelEngine:
-    """The model from ``weights``; when present, the dictionaries from ``dictionaries`` (default
-    ``<weights>/dictionaries``) and the feature cache ``cache`` (default: the newest cache in
+    """The model from ``weights`` (a folder, or a checkpoint file with its ``config`` JSON); when
+    present, the dictionaries from ``dictionaries`` (default ``dictionaries/`` of
+    :func:`weights_home`) and the feature cache ``cache`` (default: the newest cache in
     ``cache_dir`` built for these weights, the full one first). Missing dictionaries or labels are
     not errors: the engine carries a note saying why they are missing, and, when ``cache_dir``
     lacks the full cache for the dictionaries of ``weights`` (``build_settings``, default those of
@@ -132,19 +139,20 @@ def load_engine(
         # that needs one can take seconds; with one it stays near 70 ms.
         torch.set_num_threads(1)
     try:
-        model, _ = load_model(Path(weights), device)
+        model, meta = load_model(Path(weights), device, config)
     except WeightsError as error:
         raise ModelUnavailableError(str(error)) from None
-    default_directory = Path(weights) / DICTIONARIES_SUBDIR
+    default_directory = weights_home(weights) / DICTIONARIES_SUBDIR
     directory = Path(dictionaries) if dictionaries else default_directory
     found, note = _load_dictionaries(directory, model)
-    probes, probes_note = _load_probes(Path(weights), model)
+    probes, probes_note = _load_probes(weights_home(weights), model)
     engine = ModelEngine(
         model,
         {m: d.to(device).eval() for m, d in found.items()},
         note,
         probes=probes,
         probes_note=probes_note,
+        model_note=meta.get("note"),
     )
     if not found:
         return engine
@@ -158,7 +166,7 @@ def load_engine(
     buildable = directory.resolve() == default_directory.resolve()
     if cache is None and cache_dir is not None and path != full and buildable:
         engine.cache_requests = _requests(
-            Path(weights), device, cache_dir, digests, settings, first=path is None
+            Path(weights), device, cache_dir, digests, settings, config, first=path is None
         )
     if path is None:
         engine.labels_note = "No labels: no feature cache for these weights (`othello-tui cache build`)."
@@ -176,6 +184,7 @@ def _requests(
     cache_dir: Path,
     digests: tuple[str, str],
     settings: BuildSettings,
+    config: Path | None,
     first: bool,
 ) -> tuple[CacheRequest, ...]:
     """The builds ``play`` runs for a missing cache: with ``first``, a first cache over
@@ -187,13 +196,14 @@ def _requests(
         settings.n_games,
         settings.seed,
         settings.top_k,
+        config,
     )
     if not first or settings.n_games <= FIRST_CACHE_GAMES:
         return (full,)
     small = replace(settings, n_games=FIRST_CACHE_GAMES)
     quick = CacheRequest(
         weights, cache_path(cache_dir, *digests, small), device, small.n_games, small.seed, small.top_k,
-        f"a first cache over {small.n_games:,} games",
+        config, f"a first cache over {small.n_games:,} games",
     )  # fmt: skip
     later = f"the full cache over {settings.n_games:,} games (the first one's labels meanwhile)"
     return quick, replace(full, stage=later)

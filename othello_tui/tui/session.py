@@ -65,6 +65,9 @@ if TYPE_CHECKING:
 
 TOP_PREDICTIONS = 8
 NO_INPUT_NOTE = "The model predicts from move 2 on: it reads the moves, and none is played yet."
+BEYOND_CONTEXT_NOTE = (
+    "The model reads the first {n_ctx} moves (n_ctx {n_ctx}): nothing to show after move {n_ctx}."
+)
 LOADING_NOTE = "Loading the model…"
 
 
@@ -117,9 +120,11 @@ class Session:
         build: bool = True,
         build_settings: BuildSettings | None = None,
         notes_dir: Path | None = None,
+        config: Path | None = None,
     ) -> Session:
-        """A session that loads ``<weights>`` (and ``<weights>/dictionaries``, and the feature
-        cache ``cache`` or the newest one for these weights in ``cache_dir``) when asked. With
+        """A session that loads ``<weights>`` (a folder, or a checkpoint file with its ``config``
+        JSON; and their ``dictionaries/``, and the feature cache ``cache`` or the newest one for
+        these weights in ``cache_dir``) when asked. With
         ``build``, a missing cache is built in ``cache_dir`` in the background (with
         ``build_settings``, default those of ``othello-tui cache build``). The user's notes on
         features are kept in ``notes_dir`` (None: no notes)."""
@@ -127,7 +132,7 @@ class Session:
         def load() -> Engine:
             from othello_tui.tui.engine import load_engine
 
-            return load_engine(weights, device, dictionaries, cache, cache_dir, build_settings)
+            return load_engine(weights, device, dictionaries, cache, cache_dir, build_settings, config)
 
         return cls(load, seed=seed, auto_build=build, notes_dir=notes_dir)
 
@@ -136,6 +141,16 @@ class Session:
     @property
     def model_ready(self) -> bool:
         return self._engine is not None
+
+    @property
+    def model_note(self) -> str | None:
+        """What the app should say about the model once it has loaded (an inferred config)."""
+        return getattr(self._engine, "model_note", None)
+
+    def _read(self, n_moves: int) -> int:
+        """Of the first ``n_moves`` moves, how many the model reads (its context: ``n_ctx``)."""
+        n_ctx = getattr(self._engine, "n_ctx", None)
+        return n_moves if n_ctx is None else min(n_moves, n_ctx)
 
     @property
     def n_features(self) -> dict[str, int]:
@@ -176,10 +191,11 @@ class Session:
         rerun it with its interventions (if any) unless that is cached too."""
         if self._engine is None or not game.moves:
             return
-        if not self._cache.find(game.squares, len(game.moves)):
+        if not self._cache.find(game.squares, self._read(len(game.moves))):
             with self._engine_lock:
                 analysis = self._engine.analyse(game.squares)
-            self._cache.put(game.squares, _score(game, analysis))
+            # keyed by the moves it covers: a model of n_ctx 59 reads 59 of a 60-move game
+            self._cache.put(game.squares[: len(analysis.probs_TV)], _score(game, analysis))
         if self.circuits.edits(game.squares) and self.circuits.outcome(game.squares) is None:
             self.circuits.run_edits(game.squares)
 
@@ -197,7 +213,7 @@ class Session:
         """The model's most probable legal move after ``n_moves`` moves (None: no model, no
         input yet, or no legal move)."""
         prefix = game.truncated(n_moves)
-        if n_moves == 0 or prefix.over or self._engine is None:
+        if n_moves == 0 or prefix.over or self._engine is None or self._read(n_moves) < n_moves:
             return None
         self.analyse(prefix)
         probs = self.view(prefix, n_moves).probs
@@ -260,7 +276,7 @@ class Session:
             after = outcome.acts_after if outcome is not None and outcome.first_position <= t else None
             features = self._features_at(entry.analysis, t, after)
         missing = entry is None or (bool(edits) and outcome is None)
-        pending = bool(n_moves) and missing and self._engine is not None
+        pending = bool(n_moves) and missing and self._engine is not None and self._read(n_moves) == n_moves
         return PositionView(
             n_moves=n_moves,
             n_total=len(game.moves),
@@ -289,7 +305,7 @@ class Session:
         """Where feature ``index`` of ``module`` fires in the analysed part of ``game`` (empty
         when not analysed). A cached analysis can belong to a longer game sharing the prefix:
         only the moves it shares with ``game`` count."""
-        span = len(game.moves)
+        span = self._read(len(game.moves))
         entry = self._cache.find(game.squares, span) if span else None
         if entry is None and n_moves:
             span, entry = n_moves, self._cache.find(game.squares, n_moves)
@@ -326,6 +342,8 @@ class Session:
             return self.model_error
         if self._engine is None:
             return LOADING_NOTE
+        if self._read(n_moves) < n_moves:
+            return BEYOND_CONTEXT_NOTE.format(n_ctx=self._read(n_moves))
         return None if analysed else "Running the model…"
 
     def _beliefs_note(self, n_moves: int, analysed: bool) -> str | None:

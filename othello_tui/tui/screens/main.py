@@ -225,6 +225,8 @@ class MainScreen(PlayKeys, CircuitKeys):  # a Screen, with the play keys and the
         if message.error:
             self.say(message.error, "No model: ")
             self.notify(message.error, title="No model", severity="error", timeout=10)
+        if self.session.model_note:
+            self.notify(self.session.model_note, title="Model config", severity="warning", timeout=15)
         if self.session.notes_error:
             self.notify(self.session.notes_error, title="Notes not loaded", severity="error", timeout=10)
         if self.session.library.build_wanted:
