@@ -17,6 +17,7 @@ from othello_tui.tui.idle_gc import CHECK_EVERY_SECONDS, IdleCollector
 from othello_tui.tui.messages import ModelLoaded, OpenFeature, ShowGame
 from othello_tui.tui.screens.attention import AttentionScreen
 from othello_tui.tui.screens.feature import FeatureScreen
+from othello_tui.tui.screens.graph import GraphScreen
 from othello_tui.tui.screens.help import HelpScreen
 from othello_tui.tui.screens.main import MainScreen
 from othello_tui.tui.screens.tree import TreeScreen
@@ -93,6 +94,7 @@ class OthelloApp(App):
                         ("Top examples", ExampleList.BINDINGS),
                         ("Contributor tree (t)", [*ContributorTree.BINDINGS, *TreeScreen.BINDINGS]),
                         ("Attention view (w)", AttentionScreen.BINDINGS),
+                        ("Attribution graph (G in the tree)", GraphScreen.BINDINGS),
                         ("Everywhere", OthelloApp.BINDINGS),
                     ]
                 )

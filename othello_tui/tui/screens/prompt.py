@@ -44,6 +44,14 @@ def parse_factor(text: str) -> float:
     return factor
 
 
+def parse_share(text: str) -> float:
+    """A share between 0 and 1 (a node threshold); ``ValueError`` with a readable message otherwise."""
+    share = parse_factor(text)
+    if not 0 < share <= 1:
+        raise ValueError("a share lies between 0 (exclusive) and 1, e.g. 0.8")
+    return share
+
+
 def parse_threshold(text: str) -> float:
     """A non-negative number; 0 for an empty input (no threshold: |contribution| ≥ 0 keeps all).
     Never None, which is the prompt's answer to Escape (the threshold stays as it was)."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 
 from rich.text import Text
 from textual import work
@@ -23,22 +22,19 @@ from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.events import Resize
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Static, Tree
 from textual.widgets.tree import TreeNode
 
 from othello_tui.circuits.edits import Edit
-from othello_tui.circuits.graph_json import trace_graph
 from othello_tui.circuits.nodes import CircuitError, Node, Target
-from othello_tui.circuits.provenance import Provenance
 from othello_tui.circuits.tree import Expansion
 from othello_tui.game.rules import Game
 from othello_tui.tui.circuits_backend import CircuitsUnavailableError, Outcome
-from othello_tui.tui.exports import shown_depth, tree_files, write_files
 from othello_tui.tui.messages import OpenFeature
 from othello_tui.tui.screens.note import edit_note
-from othello_tui.tui.screens.prompt import PromptScreen, parse_factor, parse_folder, parse_threshold
+from othello_tui.tui.screens.prompt import PromptScreen, parse_factor, parse_threshold
 from othello_tui.tui.screens.tree_keys import TREE_KEYS
+from othello_tui.tui.screens.tree_outputs import TreeOutputs
 from othello_tui.tui.session import Session
 from othello_tui.tui.widgets.board import Board
 from othello_tui.tui.widgets.contributor_tree import ContributorTree, Item
@@ -56,7 +52,7 @@ NOTES = (
 )
 
 
-class TreeScreen(Screen):
+class TreeScreen(TreeOutputs):
     DEFAULT_CSS = """
     TreeScreen { layout: vertical; }
     #tree-title { height: 1; padding: 0 1; background: $panel; text-style: bold; }
@@ -90,11 +86,6 @@ class TreeScreen(Screen):
         def __init__(self, outcome: Outcome | None):
             super().__init__()
             self.outcome = outcome
-
-    class Exported(Message):
-        def __init__(self, paths: list[Path], error: str | None = None):
-            super().__init__()
-            self.paths, self.error = paths, error
 
     def __init__(
         self,
@@ -153,10 +144,6 @@ class TreeScreen(Screen):
         )  # fmt: skip
 
     # -- state down -------------------------------------------------------------------------------
-
-    @property
-    def squares(self) -> list[int]:
-        return self.game.squares
 
     def reload(self, open_paths: set[tuple[str, ...]] | None = None) -> None:
         """Fetch the whole tree (again: new top or threshold), with the feature nodes at
@@ -226,25 +213,6 @@ class TreeScreen(Screen):
     def load_values(self, watch: list[str]) -> None:
         self.post_message(self.ValuesLoaded(self.session.circuits.run_edits(self.squares, watch)))
 
-    @work(thread=True, exclusive=True, group="tree-export")
-    def write_exports(self, folder: Path, expansion: Expansion, svg: str, edits: tuple[str, ...]) -> None:
-        target, index = expansion.target, self.game_index
-        try:
-            weights = self.session.circuits.identity()  # hashes every weight: here, not on the loop
-            provenance = Provenance(
-                self.game.text, target.position, target.spec, self.top, self.threshold, shown_depth(expansion),
-                *weights, edits, self.session.seed if index is not None else None, index,
-            )  # fmt: skip
-            trace = self.session.circuits.trace(self.squares, target.position + 1)
-            labels = self.session.labels
-            graph = trace_graph(trace, expansion, provenance, labels, self.top)
-            files = tree_files(expansion, labels, svg, provenance, graph, self.session.note_of)
-            self.post_message(self.Exported(write_files(folder, *files)))
-        except CircuitsUnavailableError as error:
-            self.post_message(self.Exported([], str(error)))
-        except OSError as error:
-            self.post_message(self.Exported([], f"{error.strerror or error}: {error.filename or folder}"))
-
     def on_tree_screen_loaded(self, message: Loaded) -> None:
         if message.expansion is None:
             self.say(message.error or "nothing to show", "No tree: ")
@@ -280,12 +248,6 @@ class TreeScreen(Screen):
         tree.changed = dict(outcome.features)
         tree.relabel()
         self.show_board(self._board_position)
-
-    def on_tree_screen_exported(self, message: Exported) -> None:
-        if message.error is not None:
-            self.say(message.error, "Not exported: ")
-        else:
-            self.say(", ".join(str(path) for path in message.paths), "Exported: ")
 
     # -- tree events ------------------------------------------------------------------------------
 
@@ -383,23 +345,6 @@ class TreeScreen(Screen):
         count = self.session.circuits.clear_edits()
         self.say(f"Cleared {count} intervention(s)." if count else "No interventions to clear.")
         self.show_edits()
-
-    def action_export(self) -> None:
-        if self.contributors.expansion is None:
-            self.say("Nothing to export yet: the tree is still being computed.")
-            return
-        prompt = PromptScreen("Export the tree to the folder (empty: ./exports)", "exports", parse_folder)
-        self.app.push_screen(prompt, self.export_to)
-
-    def export_to(self, folder: Path | None) -> None:
-        expansion = self.contributors.shown()
-        if folder is None or expansion is None:
-            return
-        svg = self.app.export_screenshot(
-            title=f"othello-tui · {expansion.target.spec} at P{expansion.target.position}"
-        )
-        edits = tuple(edit.text for edit in self.session.circuits.edits(self.squares))
-        self.write_exports(folder, expansion, svg, edits)
 
 
 def scaled(node: Node, factor: float | None) -> Edit | None:

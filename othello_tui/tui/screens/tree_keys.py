@@ -69,4 +69,12 @@ TREE_KEYS = [
         tooltip="write the tree (JSON, attribution graph, DOT) and the screen (SVG) to a folder",
         id="tree.export",
     ),
+    Binding(
+        "G",
+        "graph",
+        "graph",
+        show=False,
+        tooltip="the tree merged into an attribution graph: nodes by influence, links in and out",
+        id="tree.graph",
+    ),
 ]
