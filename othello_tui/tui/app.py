@@ -94,7 +94,7 @@ class OthelloApp(App):
                         ("Top examples", ExampleList.BINDINGS),
                         ("Contributor tree (t)", [*ContributorTree.BINDINGS, *TreeScreen.BINDINGS]),
                         ("Attention view (w)", AttentionScreen.BINDINGS),
-                        ("Attribution graph (G in the tree)", GraphScreen.BINDINGS),
+                        ("Graph (G in a tree)", GraphScreen.BINDINGS),
                         ("Everywhere", OthelloApp.BINDINGS),
                     ]
                 )
