@@ -27,9 +27,9 @@ NODE_KINDS = ("embed", "pos", "feature", "bias", "error", "output", "param", "pa
 TARGET_KINDS = ("logit", "feature", "score", "probe")
 PROBE_CLASSES = ("mine", "theirs", "empty")  # the mine/theirs probe's classes, in its logit order
 
-_FEATURE_RE = re.compile(r"^(L\d+[AM])(\d+)$")
+_FEATURE_RE = re.compile(r"^(L\d+[AMR])(\d+)$")
 _HEAD_RE = re.compile(r"^L(\d+)H(\d+)$")
-_NODE_RE = re.compile(r"^P(\d+)(L\d+[AM])(\d+)$")
+_NODE_RE = re.compile(r"^P(\d+)(L\d+[AMR])(\d+)$")
 _PROBE_RE = re.compile(r"^(embed|L\d+):([^:]+):(mine|theirs|empty)-(mine|theirs|empty)$")
 
 

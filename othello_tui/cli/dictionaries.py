@@ -16,11 +16,13 @@ ARCHITECTURES = ("topk", "batchtopk", "standard", "jumprelu")
 
 
 def _modules(value: str | None, n_layers: int) -> list[str]:
-    from othello_tui.dictionary.sae import module_names
+    """The named dictionaries bottom to top: module outputs (``L0A`` … ``L5M``, the default) or
+    residual-stream dictionaries (``L0R`` … ``L5R``)."""
+    from othello_tui.dictionary.sae import module_names, residual_names
 
-    known = module_names(n_layers)
+    known = module_names(n_layers) + residual_names(n_layers)
     if value is None:
-        return known
+        return module_names(n_layers)
     wanted = [m.strip().upper() for m in value.split(",") if m.strip()]
     unknown = [m for m in wanted if m not in known]
     if unknown:
@@ -28,6 +30,20 @@ def _modules(value: str | None, n_layers: int) -> list[str]:
             f"unknown module(s) {', '.join(unknown)}; this model has {', '.join(known)}"
         )
     return sorted(set(wanted), key=known.index)
+
+
+def _default_folder(modules: list[str], weights: Path) -> Path:
+    """``WEIGHTS/residual`` for residual-stream dictionaries, ``WEIGHTS/dictionaries`` for module
+    outputs; one run trains one kind, so the two folders never mix (DESIGN.md §2)."""
+    from othello_tui.dictionary.sae import is_residual
+
+    residual = [m for m in modules if is_residual(m)]
+    if residual and len(residual) < len(modules):
+        raise click.UsageError(
+            f"train residual-stream dictionaries ({', '.join(residual)}) in a run of their own: they "
+            "are saved to WEIGHTS/residual, the module outputs to WEIGHTS/dictionaries"
+        )
+    return weights / ("residual" if residual else "dictionaries")
 
 
 def _k_setting(value: str, modules: list[str]) -> tuple[int, dict[str, int]]:
@@ -104,7 +120,12 @@ def train_activations_command(tokens, modules, seed, weights, out_dir, device) -
 
 
 @train.command("dictionaries")
-@click.option("--modules", default=None, help="Comma-separated modules, e.g. L0A,L3M (default: all).")
+@click.option(
+    "--modules",
+    default=None,
+    help="Comma-separated modules, e.g. L0A,L3M (default: L0A … L5M), or residual-stream "
+    "dictionaries L0R … L5R in a run of their own.",
+)
 @click.option("--architecture", type=click.Choice(ARCHITECTURES), default="topk", show_default=True)
 @click.option(
     "--k",
@@ -168,7 +189,7 @@ def train_activations_command(tokens, modules, seed, weights, out_dir, device) -
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Output folder [default: WEIGHTS/dictionaries].",
+    help="Output folder [default: WEIGHTS/dictionaries; WEIGHTS/residual for L0R … L5R].",
 )
 @click.option(
     "--checkpoint",
@@ -239,7 +260,7 @@ def train_dictionaries_command(
         )
     except ValueError as error:
         raise click.ClickException(str(error)) from None
-    out_dir = out_dir or weights / "dictionaries"
+    out_dir = out_dir or _default_folder(module_list, weights)
     try:
         training = train_dictionaries(model, cfg, out_dir, checkpoint, resume=resume)
     except WeightsError as error:

@@ -1,0 +1,99 @@
+"""Residual-stream dictionaries in circuits (DESIGN.md §2, §3.9): ``feature:L1R5`` targets are the
+feature's pre-activation on the residual after block l, exactly decomposed over the nodes at that
+position below it; the dictionaries are readouts, never nodes of the decomposition."""
+
+from __future__ import annotations
+
+import pytest
+
+from othello_tui.circuits.nodes import CircuitError, Target, parse_feature_node, parse_target
+from othello_tui.circuits.trace import GameTrace
+from othello_tui.game.generator import generate_games
+from othello_tui.game.squares import tokens_of
+
+
+@pytest.fixture(scope="module")
+def squares():
+    return [int(s) for s in generate_games(1, seed=5).squares[0] if s >= 0][:30]
+
+
+@pytest.fixture(scope="module")
+def trace(tiny_model, tiny_dictionaries, tiny_residual, squares):
+    return GameTrace(tiny_model, {**tiny_dictionaries, **tiny_residual}, tokens_of(squares))
+
+
+def test_residual_feature_ids_parse():
+    assert parse_target("feature:L3R512", 7) == Target("feature", 7, module="L3R", feature=512)
+    assert parse_target("feature:L3R512", 7).id == "P7L3R512"
+    assert parse_feature_node("P7L3R512") == (7, "L3R", 512)
+    with pytest.raises(CircuitError):
+        parse_target("feature:L3X512", 7)
+
+
+def test_residual_dictionaries_never_enter_the_decomposition(trace, tiny_model, tiny_dictionaries, squares):
+    plain = GameTrace(tiny_model, tiny_dictionaries, tokens_of(squares))
+    assert set(trace.dictionaries) == set(tiny_dictionaries) and set(trace.residual) == {"L0R", "L1R"}
+    assert len(trace.decomposition.vectors_ND) == len(plain.decomposition.vectors_ND)
+    assert (trace.decomposition.vectors_ND == plain.decomposition.vectors_ND).all()
+    assert not any(
+        trace.decomposition.node(r).module == "L1R" for r in range(len(trace.decomposition.vectors_ND))
+    )
+
+
+@pytest.mark.parametrize("module", ["L0R", "L1R"])
+def test_value_is_the_pre_activation_on_the_cached_residual_and_contributions_sum_to_it(
+    trace, tiny_model, tiny_residual, module
+):
+    """Independent: run the model once more, read blocks.l.hook_resid_post, apply the encoder."""
+    dictionary = tiny_residual[module]
+    hook = f"blocks.{module[1]}.hook_resid_post"
+    _, cache = tiny_model.run_with_cache(trace.tokens_T[None], [hook])
+    for position in (0, 12, 29):
+        r_D = cache[hook][0, position]
+        for feature in (0, 7, 47):
+            h = (r_D - dictionary.b_dec) @ dictionary.W_enc[:, feature] + dictionary.b_enc[feature]
+            expected = float(h.detach())
+            target = Target("feature", position, module=module, feature=feature)
+            value = trace.target_value(target)
+            assert value == pytest.approx(expected, rel=1e-5, abs=1e-6)
+            attribution = trace.contributions(target)
+            assert abs(attribution.sum() - value) <= 1e-5 * max(1.0, abs(value))
+
+
+def test_contributors_are_the_nodes_at_the_position_up_to_the_layer_and_the_bias(trace):
+    attribution = trace.contributions(Target("feature", 9, module="L0R", feature=3))
+    nodes = [attribution.node_at(n) for n in range(len(attribution.values_N))]
+    assert {node.position for node in nodes} == {9}
+    assert {node.module for node in nodes if node.module} == {"L0A", "L0M"}
+    assert nodes[0].id == "P9embed" and nodes[-1].id == "P9L0R.b_enc"
+    top = trace.contributions(Target("feature", 9, module="L1R", feature=3))
+    assert {top.node_at(n).module for n in range(len(top.values_N))} >= {"L0A", "L0M", "L1A", "L1M"}
+
+
+def test_a_residual_tree_expands_module_features_below_it(trace):
+    expansion = trace.expand(Target("feature", 20, module="L1R", feature=5), depth=2, top=None)
+    assert expansion.total == pytest.approx(expansion.value, rel=1e-5, abs=1e-5)
+    expanded = [b for b in expansion.branches if b.expansion is not None]
+    assert expanded and all(b.expansion.target.module in ("L0A", "L0M", "L1A", "L1M") for b in expanded)
+
+
+def test_residual_features_have_activations_but_are_no_nodes(trace, tiny_residual):
+    active = trace.active_features(12, "L1R")
+    assert len(active) == tiny_residual["L1R"].cfg.k
+    feature, value = active[0]
+    assert trace.activation(12, "L1R", feature) == pytest.approx(value)
+    assert value == pytest.approx(float(trace.pre_activation(12, "L1R", feature)))
+    with pytest.raises(CircuitError, match="readout, not a node"):
+        trace.feature_node(12, "L1R", feature)
+
+
+def test_clear_errors_for_missing_or_foreign_residual_dictionaries(
+    tiny_model, tiny_dictionaries, trace, squares
+):
+    plain = GameTrace(tiny_model, tiny_dictionaries, tokens_of(squares))
+    with pytest.raises(CircuitError, match="no residual-stream dictionary loaded for L1R"):
+        plain.target_value(Target("feature", 3, module="L1R", feature=0))
+    with pytest.raises(CircuitError, match="2-layer model"):
+        trace.target_value(Target("feature", 3, module="L5R", feature=0))
+    with pytest.raises(CircuitError, match="features 0…47"):
+        trace.target_value(Target("feature", 3, module="L1R", feature=48))
