@@ -97,3 +97,32 @@ def test_clear_errors_for_missing_or_foreign_residual_dictionaries(
         trace.target_value(Target("feature", 3, module="L5R", feature=0))
     with pytest.raises(CircuitError, match="features 0…47"):
         trace.target_value(Target("feature", 3, module="L1R", feature=48))
+
+
+def test_trace_command_explains_a_residual_feature(
+    residual_weights_dir, tiny_model, tiny_dictionaries, tiny_residual
+):
+    """`trace --target feature:L1R5` reads WEIGHTS/residual; its JSON contributions sum to the value."""
+    import json
+
+    from click.testing import CliRunner
+
+    from othello_tui.cli import main
+    from othello_tui.game.squares import square_name
+
+    squares = [int(s) for s in generate_games(1, seed=3).squares[0][:20]]
+    moves = " ".join(square_name(s) for s in squares)
+    args = ["trace", "--moves", moves, "--pos", "12", "--target", "feature:L1R5", "--top", "100", "--json"]
+    result = CliRunner().invoke(main, [*args, "--weights", str(residual_weights_dir)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    trace = GameTrace(tiny_model, {**tiny_dictionaries, **tiny_residual}, tokens_of(squares))
+    value = trace.target_value(Target("feature", 12, module="L1R", feature=5))
+    assert data["target"]["id"] == "P12L1R5"
+    assert data["target"]["value"] == pytest.approx(value, rel=1e-5, abs=1e-6)
+    assert data["sum"] == pytest.approx(value, rel=1e-5, abs=1e-5)
+    shown = sum(c["value"] for c in data["contributions"]) + data["rest"]
+    assert shown == pytest.approx(value, rel=1e-4, abs=1e-5)
+    assert "P12L1R.b_enc" in {c["node"] for c in data["contributions"]}
+    missing = CliRunner().invoke(main, [*args[:-1], "--weights", str(residual_weights_dir.parent)])
+    assert missing.exit_code != 0

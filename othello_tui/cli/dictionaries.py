@@ -313,7 +313,13 @@ MEANING_COLUMNS = (
     "dict_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Dictionary folder [default: WEIGHTS/dictionaries].",
+    help="Dictionary folder [default: WEIGHTS/dictionaries; WEIGHTS/residual with --residual].",
+)
+@click.option(
+    "--residual",
+    is_flag=True,
+    help="Evaluate the residual-stream dictionaries (L0R … L5R, WEIGHTS/residual): each spliced "
+    "alone in place of blocks.l.hook_resid_post (they are readouts: never all at once).",
 )
 @click.option("--save", is_flag=True, help="Also write the metrics into each dictionary's JSON file.")
 @click.option(
@@ -324,32 +330,49 @@ MEANING_COLUMNS = (
     help="Feature cache for the meaning metrics [default: the newest in cache/ for these weights].",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-def eval_dictionaries_command(n_games, as_json, modules, weights, dict_dir, save, cache_file, device) -> None:
+def eval_dictionaries_command(
+    n_games, as_json, modules, weights, dict_dir, residual, save, cache_file, device
+) -> None:
     """Fidelity (spliced alone and all at once), reconstruction, sparsity, board-state metrics and,
     from the feature cache, meaning (labelled mass, top-k monosemantic share, density)."""
     from rich.table import Table
 
     from othello_tui.cli.loading import find_feature_cache
     from othello_tui.dictionary.evaluate import evaluate_dictionaries, evaluate_replacement
-    from othello_tui.dictionary.io import load_dictionaries, save_dictionary
+    from othello_tui.dictionary.io import load_dictionaries, load_residual, save_dictionary
+    from othello_tui.dictionary.sae import is_residual
     from othello_tui.model.weights import WeightsError, read_json
 
     model = load_model_or_fail(weights, device)
-    dict_dir = dict_dir or weights / "dictionaries"
+    module_list = _modules(modules, model.cfg.n_layers) if modules else None
+    residual = residual or (module_list is not None and all(is_residual(m) for m in module_list))
+    dict_dir = dict_dir or (weights / "residual" if residual else _default_folder(module_list or [], weights))
     try:
-        dictionaries = load_dictionaries(
-            dict_dir, model, _modules(modules, model.cfg.n_layers) if modules else None
-        )
+        dictionaries = load_dictionaries(dict_dir, model, module_list)
+        # the feature cache covers the module-output and the residual dictionaries together
+        # (`cache build` reads --dictionaries and WEIGHTS/residual)
+        if not residual:
+            covered = {**dictionaries, **load_residual(weights, model)}
+        elif (weights / "dictionaries").is_dir():
+            covered = {**load_dictionaries(weights / "dictionaries", model), **dictionaries}
+        else:
+            covered = dictionaries
     except WeightsError as error:
         raise click.ClickException(str(error)) from None
+    if residual != all(is_residual(m) for m in dictionaries):
+        raise click.UsageError(
+            f"{dict_dir} mixes module-output and residual-stream dictionaries, or --residual names "
+            "module outputs; evaluate each kind in a run of its own"
+        )
     if save and (foreign := [m for m in dictionaries if not (dict_dir / f"{m}.json").is_file()]):
         raise click.UsageError(
             f"--save writes the metrics into our {{module}}.json files; {', '.join(foreign)} came from "
             "SAELens folders"
         )
     results = evaluate_dictionaries(model, dictionaries, n_games)
-    results["replacement"] = evaluate_replacement(model, dictionaries, n_games)
-    cache, note = find_feature_cache(cache_file, model, dictionaries) if not modules else (None, None)
+    if not residual:  # residual dictionaries are readouts: each spliced alone, never all at once
+        results["replacement"] = evaluate_replacement(model, dictionaries, n_games)
+    cache, note = find_feature_cache(cache_file, model, covered) if not modules else (None, None)
     if cache is not None:
         for module, meaning in cache.meaning_summary().items():
             if module in results["modules"]:
@@ -362,7 +385,7 @@ def eval_dictionaries_command(n_games, as_json, modules, weights, dict_dir, save
                 "games": n_games,
                 "seed": results["seed"],
                 "model_legal_top1": results["model"]["legal_top1"],
-                "all_spliced": results["replacement"],
+                **({} if residual else {"all_spliced": results["replacement"]}),
                 **({"meaning_cache": cache.path.name} if cache is not None else {}),
             }
             save_dictionary(dictionary.cpu(), dict_dir, {**meta, "metrics": metrics})
@@ -381,11 +404,14 @@ def eval_dictionaries_command(n_games, as_json, modules, weights, dict_dir, save
         table.add_column(title, justify="right")
     for module, metrics in results["modules"].items():
         table.add_row(module, *(fmt.format(metrics[key]) for _, key, fmt in columns))
-    replacement = results["replacement"]
-    table.caption = (
-        f"all {len(dictionaries)} spliced at once: top-1 legal {replacement['legal_top1']:.2%} "
-        f"(−{replacement['legal_drop']:.2f} points), KL {replacement['kl']:.4f}"
-        + (f" · meaning from {cache.path.name}" if cache is not None else f" · {note or ''}")
-    )
+    meaning = f"meaning from {cache.path.name}" if cache is not None else note or ""
+    if residual:
+        table.caption = f"residual-stream dictionaries, each spliced alone in place of resid_post · {meaning}"
+    else:
+        replacement = results["replacement"]
+        table.caption = (
+            f"all {len(dictionaries)} spliced at once: top-1 legal {replacement['legal_top1']:.2%} "
+            f"(−{replacement['legal_drop']:.2f} points), KL {replacement['kl']:.4f} · {meaning}"
+        )
     console = output.console()
     console.print(table)

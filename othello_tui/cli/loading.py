@@ -32,13 +32,16 @@ def load_model_and_dictionaries_or_fail(
     weights: Path, device: str = "auto", dictionaries: Path | None = None
 ) -> tuple[OthelloGPT, dict[str, Dictionary]]:
     """(model, dictionaries): the model in ``weights`` and the dictionaries in ``dictionaries``
-    (default ``weights/dictionaries``), ours or SAELens folders."""
-    from othello_tui.dictionary.io import load_dictionaries
+    (default ``weights/dictionaries``), ours or SAELens folders, plus the residual-stream
+    dictionaries of ``weights/residual`` when that folder exists (readouts: a
+    :class:`~othello_tui.circuits.trace.GameTrace` keeps them out of its decomposition)."""
+    from othello_tui.dictionary.io import load_dictionaries, load_residual
     from othello_tui.model.weights import WeightsError
 
     model = load_model_or_fail(weights, device)
     try:
         loaded = load_dictionaries(weights / "dictionaries" if dictionaries is None else dictionaries, model)
+        loaded.update(load_residual(weights, model))
     except WeightsError as error:
         raise click.ClickException(str(error)) from None
     return model, {module: d.to(model.device) for module, d in loaded.items()}
