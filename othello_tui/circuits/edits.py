@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from othello_tui.circuits.nodes import PROBE_CLASSES, CircuitError, parse_feature_node
+from othello_tui.circuits.nodes import PROBE_CLASSES, CircuitError, parse_feature_node, readout_note
 from othello_tui.game.squares import SquareError, parse_square, square_name
 
 if TYPE_CHECKING:
@@ -30,6 +30,10 @@ class Edit:
     feature: int
     value: float | None = None
     scale: float | None = None
+
+    def __post_init__(self) -> None:
+        if (why := readout_note(f"{self.module}{self.feature}")) is not None:
+            raise CircuitError(why)
 
     @property
     def node_id(self) -> str:

@@ -37,6 +37,18 @@ class CircuitError(ValueError):
     """A target, node or edit that does not exist in this model, game or dictionary set."""
 
 
+def readout_note(feature_id: str) -> str | None:
+    """Why ``L3R512`` (a residual-stream dictionary's feature) cannot be a node or an edit, or None
+    for a module feature (DESIGN.md §2: residual dictionaries are readouts, not nodes)."""
+    module = _FEATURE_RE.match(feature_id)
+    if module is None or not module[1].endswith("R"):
+        return None
+    return (
+        f"{feature_id} is a residual-stream readout, not a node (DESIGN.md §2): it can be a target "
+        f"(feature:{feature_id}), not a contributor or an edit; a belief edit moves the residual"
+    )
+
+
 @dataclass(frozen=True)
 class Node:
     """A contributor. ``module``/``feature`` are set for dictionary nodes; ``parts`` for pairs."""

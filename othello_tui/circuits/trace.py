@@ -19,7 +19,7 @@ from torch import Tensor
 
 from othello_tui.circuits import attribution
 from othello_tui.circuits.decomposition import decompose
-from othello_tui.circuits.nodes import CircuitError, Node, Target, parse_feature_node
+from othello_tui.circuits.nodes import CircuitError, Node, Target, parse_feature_node, readout_note
 from othello_tui.circuits.tree import Expansion, expand
 from othello_tui.dictionary.sae import Dictionary, hook_name_of, is_residual, module_names, residual_names
 from othello_tui.model.transformer import OthelloGPT
@@ -30,10 +30,6 @@ _ATTRIBUTIONS = {
     "score": attribution.attention_score,
     "probe": attribution.probe_logit,
 }
-_NOT_A_NODE = (
-    "{feature} is a residual-stream readout, not a node (DESIGN.md §2): it can be a target "
-    "(feature:{feature}), not a contributor or an edit"
-)
 
 
 def hook_names(n_layers: int) -> list[str]:
@@ -219,7 +215,7 @@ class GameTrace:
         self.check_position(position)
         self.check_feature(module, feature)
         if is_residual(module):
-            raise CircuitError(_NOT_A_NODE.format(feature=f"{module}{feature}"))
+            raise CircuitError(readout_note(f"{module}{feature}"))
         row = self.decomposition.find_feature(position, module, feature)
         if row is None:
             h = float(self.pre_activation(position, module, feature))
