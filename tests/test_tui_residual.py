@@ -47,3 +47,38 @@ def test_t_on_a_residual_feature_opens_its_exact_tree(tiny_model, merged):
         assert check_sums(tree) >= 1
 
     run(app, scenario)
+
+
+def test_a_residual_feature_page_is_described_as_a_readout():
+    from othello_tui.tui.screens.feature import describe
+
+    assert describe("L3R512") == "feature 512 of L3R, a readout of the residual stream after block 3"
+    assert describe("L2M845") == "feature 845 of L2M, the MLP output of layer 2"
+
+
+def test_the_palette_opens_a_residual_feature_page_with_its_cache_statistics(
+    tiny_model, merged, tmp_path_factory
+):
+    from test_tui_feature_screen import page_loaded, palette
+
+    from othello_tui.features import build_cache, open_cache
+
+    path = build_cache(
+        tiny_model, merged, 40, 0, 8, tmp_path_factory.mktemp("rcache") / "f.h5", batch_games=20
+    )
+    cache = open_cache(path)
+    engine = ModelEngine(tiny_model, merged, feature_cache=cache)
+    app = app_on(engine, GAME)
+
+    async def scenario(pilot):
+        await palette(pilot, "l1r7")
+        await pilot.press("enter")
+        page = await page_loaded(app, pilot)
+        stats = cache.feature("L1R7")
+        shown = shows(app, page)
+        assert page.feature_id == "L1R7" and "a readout of the residual stream after block 1" in shown
+        assert f"fires on {stats.frequency:.3%} of {stats.n_tokens:,} tokens" in shown
+        activation = engine.analyse(GAME.squares).acts["L1R"][11, 7]
+        assert (f"here: {activation:.3g}" if activation else "here: not active") in shown
+
+    run(app, scenario)

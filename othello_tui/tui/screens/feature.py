@@ -63,6 +63,8 @@ def describe(feature_id: str) -> str:
     if match is None:
         return "not a feature id"
     module, layer, kind, index = match.groups()
+    if kind == "R":
+        return f"feature {index} of {module}, a readout of the residual stream after block {layer}"
     return f"feature {index} of {module}, the {MODULE_KINDS[kind]} of layer {layer}"
 
 
