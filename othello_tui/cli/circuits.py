@@ -247,7 +247,8 @@ def _board_table(delta_V, title: str):
     "beliefs_text",
     multiple=True,
     help="L3:e-4=theirs: at --pos, push the residual stream after block 3 along the mine/theirs "
-    "probe until it reads e-4 as theirs (embed: the embeddings; classes mine, theirs, empty); repeatable.",
+    "probe until it reads e-4 as theirs (embed: the embeddings; classes mine, theirs, empty); "
+    "L3:e-4=theirs@L3R512 pushes along that residual feature's decoder row instead; repeatable.",
 )
 @click.option(
     "--margin",
