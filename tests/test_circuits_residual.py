@@ -126,3 +126,33 @@ def test_trace_command_explains_a_residual_feature(
     assert "P12L1R.b_enc" in {c["node"] for c in data["contributions"]}
     missing = CliRunner().invoke(main, [*args[:-1], "--weights", str(residual_weights_dir.parent)])
     assert missing.exit_code != 0
+
+
+def test_residual_targets_are_exact_on_the_shipped_weights():
+    """The shipped model with its module and residual dictionaries (float32): every residual
+    target's contributions sum to its value, and the value is the encoder on resid_post."""
+    import numpy as np
+    import torch
+
+    from othello_tui.dictionary.io import load_dictionaries, load_residual
+    from othello_tui.model.weights import WEIGHTS_DIR, load_model
+
+    if not (WEIGHTS_DIR / "residual").is_dir() or not (WEIGHTS_DIR / "dictionaries").is_dir():
+        pytest.skip("no shipped residual dictionaries in weights/ yet")
+    model, _ = load_model(WEIGHTS_DIR)
+    residual = load_residual(WEIGHTS_DIR, model)
+    dictionaries = {**load_dictionaries(WEIGHTS_DIR / "dictionaries", model), **residual}
+    rng = np.random.default_rng(3)
+    games = generate_games(2, seed=21)
+    for tokens, length in zip(games.tokens, games.lengths, strict=True):
+        trace = GameTrace(model, dictionaries, tokens[: min(int(length), 59)].astype(np.int64))
+        for module, dictionary in residual.items():
+            position = int(rng.integers(trace.n_positions))
+            r_D = trace.cache[f"blocks.{module[1]}.hook_resid_post"][position]
+            for feature in rng.integers(dictionary.cfg.d_sae, size=3).tolist():
+                attribution = trace.contributions(Target("feature", position, module=module, feature=feature))
+                with torch.no_grad():
+                    expected = float(dictionary.pre_acts(r_D[None])[0, feature])
+                assert attribution.value == pytest.approx(expected, rel=1e-5, abs=1e-5)
+                scale = max(abs(attribution.value), float(attribution.values_N.abs().sum()))
+                assert abs(attribution.sum() - attribution.value) <= 1e-5 * scale
