@@ -82,3 +82,30 @@ def test_the_palette_opens_a_residual_feature_page_with_its_cache_statistics(
         assert (f"here: {activation:.3g}" if activation else "here: not active") in shown
 
     run(app, scenario)
+
+
+def test_after_an_edit_residual_features_read_the_rerun(tiny_model, merged):
+    """An ablation's rerun re-encodes resid_post: L1R's activations after it are those of the
+    edited residual stream, so the panel shows how the readouts moved."""
+    import threading
+
+    import torch
+
+    from othello_tui.circuits.edits import Edit
+    from othello_tui.circuits.intervention import intervene
+    from othello_tui.tui.circuits_backend import CircuitsBackend
+
+    engine = ModelEngine(tiny_model, merged)
+    backend = CircuitsBackend(lambda: engine, threading.Lock())
+    trace = GameTrace(tiny_model, merged, tokens_of(GAME.squares))
+    feature, _ = trace.active_features(5, "L0M")[0]
+    edit = Edit(5, "L0M", feature, value=0.0)
+    backend.add_edit(GAME.squares, edit)
+    outcome = backend.run_edits(GAME.squares)
+    assert set(outcome.acts_after) == set(merged)
+    hook = "blocks.1.hook_resid_post"
+    after_TD = intervene(trace, [edit], keep=[hook]).kept[hook]
+    expected = merged["L1R"].encode(after_TD).detach().numpy()
+    assert outcome.acts_after["L1R"] == pytest.approx(expected, abs=1e-5)
+    assert (outcome.acts_after["L1R"][:5] == trace.activations["L1R"][:5].detach().numpy()).all()
+    assert not torch.allclose(torch.from_numpy(outcome.acts_after["L1R"][5]), trace.activations["L1R"][5])

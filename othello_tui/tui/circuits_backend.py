@@ -190,10 +190,10 @@ class CircuitsBackend:
         engine = self._tracing_engine()
         probes = getattr(engine, "probes", None)  # a test's stub engine may have no probes attribute
         sites = probes.sites if probes is not None else ()
-        outputs = [hook_name_of(module) for module in trace.dictionaries]
+        outputs = [hook_name_of(module) for module in trace.all_dictionaries]
         with self._model_lock:
-            result = intervene(trace, edits, watch, keep=[*sites, *outputs])
-            acts = activations_after(trace, edits, result.kept, trace.dictionaries)
+            result = intervene(trace, edits, watch, keep=list(dict.fromkeys([*sites, *outputs])))
+            acts = activations_after(trace, edits, result.kept, trace.all_dictionaries)
         T = len(squares)
         before_TV, after_TV = (x[:T].float().cpu() for x in (result.logits_before_TV, result.logits_after_TV))
         outcome = Outcome(
