@@ -404,14 +404,14 @@ def eval_dictionaries_command(
         table.add_column(title, justify="right")
     for module, metrics in results["modules"].items():
         table.add_row(module, *(fmt.format(metrics[key]) for _, key, fmt in columns))
-    meaning = f"meaning from {cache.path.name}" if cache is not None else note or ""
+    meaning = f" · meaning from {cache.path.name}" if cache is not None else f" · {note}" if note else ""
     if residual:
-        table.caption = f"residual-stream dictionaries, each spliced alone in place of resid_post · {meaning}"
+        table.caption = f"residual-stream dictionaries, each spliced alone in place of resid_post{meaning}"
     else:
         replacement = results["replacement"]
         table.caption = (
             f"all {len(dictionaries)} spliced at once: top-1 legal {replacement['legal_top1']:.2%} "
-            f"(−{replacement['legal_drop']:.2f} points), KL {replacement['kl']:.4f} · {meaning}"
+            f"(−{replacement['legal_drop']:.2f} points), KL {replacement['kl']:.4f}{meaning}"
         )
     console = output.console()
     console.print(table)
