@@ -61,6 +61,45 @@ def tiny_dictionaries(tiny_model):
     return random_dictionaries(tiny_model)
 
 
+def random_residual_dictionaries(model, d_sae: int = 48) -> dict:
+    """Random residual-stream dictionaries ``L0R`` … (top-k, ``d_sae`` features) for ``model``, with
+    ``b_enc`` shifted up so that a good share of features fire."""
+    from othello_tui.dictionary.sae import Dictionary, DictionaryConfig, hook_name_of, residual_names
+
+    generator = torch.Generator().manual_seed(1)
+    dictionaries = {}
+    for module in residual_names(model.cfg.n_layers):
+        cfg = DictionaryConfig(module, hook_name_of(module), "topk", d_in=model.cfg.d_model, d_sae=d_sae, k=6)
+        dictionary = Dictionary(cfg)
+        dictionary.reset_parameters(generator)
+        with torch.no_grad():
+            dictionary.b_enc.normal_(0.5, 0.1, generator=generator)
+            dictionary.b_dec.normal_(0.0, 0.1, generator=generator)
+        dictionaries[module] = dictionary.eval()
+    return dictionaries
+
+
+@pytest.fixture(scope="session")
+def tiny_residual(tiny_model):
+    """Residual-stream dictionaries ``L0R``, ``L1R`` for the tiny model (readouts, not nodes)."""
+    return random_residual_dictionaries(tiny_model)
+
+
+@pytest.fixture(scope="session")
+def residual_weights_dir(weights_dir, tiny_model, tiny_residual, tmp_path_factory) -> Path:
+    """``weights_dir`` plus ``residual/`` with the tiny residual-stream dictionaries."""
+    import shutil
+
+    from othello_tui.dictionary.io import save_dictionary
+    from othello_tui.model.weights import model_fingerprint
+
+    out = tmp_path_factory.mktemp("residual_weights")
+    shutil.copytree(weights_dir, out, dirs_exist_ok=True)
+    for dictionary in tiny_residual.values():
+        save_dictionary(dictionary, out / "residual", {"model_fingerprint": model_fingerprint(tiny_model)})
+    return out
+
+
 @pytest.fixture(scope="session")
 def weights_dir(tiny_weights, tiny_model, tiny_dictionaries, tmp_path_factory) -> Path:
     """The tiny model with its dictionaries saved beside it, as `train dictionaries` would."""

@@ -95,3 +95,52 @@ def test_clear_messages(tmp_path, tiny_weights):
         main, ["eval", "dictionaries", "--weights", str(tiny_weights), "--dictionaries", str(tmp_path)]
     )
     assert result.exit_code != 0 and "othello-tui train dictionaries" in result.output
+
+
+def test_residual_dictionaries_train_into_weights_residual_and_evaluate(tmp_path, tiny_weights):
+    import shutil
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for path in tiny_weights.glob("othello_gpt.*"):
+        shutil.copy(path, weights)
+    runner = CliRunner()
+    common = [
+        "train",
+        "dictionaries",
+        "--weights",
+        str(weights),
+        "--checkpoint",
+        str(tmp_path / "c.safetensors"),
+    ]
+    small = ["--d-sae", "64", "--k", "8", "--batch", "256", "--threads", "1", "--tokens", "3000"]
+    mixed = runner.invoke(main, [*common, "--modules", "L0A,L1R", *small])
+    assert mixed.exit_code != 0 and "in a run of their own" in mixed.output
+    result = runner.invoke(main, [*common, "--modules", "l1r,L0R", "--architecture", "batchtopk", *small])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (weights / "residual").iterdir()) == [
+        "L0R.json",
+        "L0R.safetensors",
+        "L1R.json",
+        "L1R.safetensors",
+    ]
+    assert not (weights / "dictionaries").exists()
+    meta = json.loads((weights / "residual" / "L1R.json").read_text())
+    assert meta["hook_name"] == "blocks.1.hook_resid_post" and meta["training"]["command"].startswith(
+        "othello-tui"
+    )
+
+    result = runner.invoke(
+        main, ["eval", "dictionaries", "--weights", str(weights), "--residual", "--games", "20", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert set(report["modules"]) == {"L0R", "L1R"} and "replacement" not in report
+    for metrics in report["modules"].values():
+        assert 0 <= metrics["board_reconstruction"] <= 1 and 0 <= metrics["coverage"] <= 1
+        assert metrics["spliced_kl"] >= 0 and metrics["l0"] > 0
+    table = runner.invoke(
+        main, ["eval", "dictionaries", "--weights", str(weights), "--modules", "L1R", "--games", "20"]
+    )
+    assert table.exit_code == 0, table.output
+    assert "L1R" in table.output and "each spliced alone" in table.output

@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from othello_tui.dictionary.sae import Dictionary, hook_name_of, module_names
+from othello_tui.circuits.nodes import CircuitError
+from othello_tui.dictionary.sae import Dictionary, hook_name_of, is_residual, module_names
 from othello_tui.game.generator import iter_games
 from othello_tui.game.squares import TOKEN_TO_SQUARE, square_name
 from othello_tui.model.targets import model_inputs
@@ -72,6 +73,11 @@ def ablate_feature(
 ) -> AblationReport:
     """Scale feature ``feature`` of ``module`` by ``scale`` (0 ablates) wherever it fires (or at
     ``position`` only) in games 0…n_games−1 of ``seed``; ``progress(done, total)`` per batch."""
+    if is_residual(module):
+        raise CircuitError(
+            f"{module}{feature} is a residual-stream readout (DESIGN.md §2): ablating it is not an "
+            "intervention of this model; ablate a module feature (L{l}A, L{l}M) instead"
+        )
     order = [m for m in module_names(model.cfg.n_layers) if m in dictionaries]
     above = order[order.index(module) + 1 :]
     target_hook, d_D = hook_name_of(module), dictionaries[module].W_dec[feature]

@@ -136,6 +136,20 @@ def probe_logit(trace: Traced, target: Target) -> Attribution:
     return _linear_attribution(trace, target, rows, contributions_N, params, trace.target_value(target))
 
 
+def residual_feature(trace: Traced, target: Target, dictionary: Dictionary) -> Attribution:
+    """A residual-stream feature's pre-activation (§3.9), the same linear readout as a probe:
+    ``h_Y = W_enc[:,Y]·(r_i − b_dec) + b_enc[Y] = Σ_v W_enc[:,Y]·v + (b_enc[Y] − W_enc[:,Y]·b_dec)``
+    over every node v at position i in levels up to L{l}M (no LayerNorm in between); the constant
+    is the bias node ``P{i}L{l}R.b_enc``. The dictionary is a readout: it is no node itself."""
+    module, feature = target.feature_key
+    decomposition = trace.decomposition
+    w_enc_D = dictionary.W_enc[:, feature]
+    rows = decomposition.rows_at(target.position, decomposition.levels_below(f"L{module[1:-1]}M") + 1)
+    contributions_N = decomposition.vectors_ND[rows] @ w_enc_D
+    params = {f"{module}.b_enc": dictionary.b_enc[feature] - dictionary.b_dec @ w_enc_D}
+    return _linear_attribution(trace, target, rows, contributions_N, params, trace.target_value(target))
+
+
 def _encoder_constant(trace: Traced, target: Target) -> tuple[Tensor, dict[str, Tensor]]:
     """Feature Y's encoder column and its constant ``b_enc[Y] − W_enc[:,Y]·b_dec`` (§3.4)."""
     module, feature = target.feature_key

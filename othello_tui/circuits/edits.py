@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from othello_tui.circuits.nodes import PROBE_CLASSES, CircuitError, parse_feature_node
+from othello_tui.circuits.nodes import PROBE_CLASSES, CircuitError, parse_feature_node, readout_note
 from othello_tui.game.squares import SquareError, parse_square, square_name
 
 if TYPE_CHECKING:
@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 #: beyond this an activation (float32, at most ~1e38) times a decoder row only overflows
 MAX_EDIT_NUMBER = 1e6
 _EDIT_RE = re.compile(r"^\s*([^=*\s]+)\s*([=*])\s*(\S+)\s*$")  # node and number checked apart
-_BELIEF_RE = re.compile(r"^\s*(embed|L\d+):([a-hA-H]-?\d)\s*=\s*(mine|theirs|empty)\s*$")
+_BELIEF_RE = re.compile(
+    r"^\s*(embed|L\d+):([a-hA-H]-?\d)\s*=\s*(mine|theirs|empty)\s*(?:@\s*(L\d+R\d+))?\s*$", re.IGNORECASE
+)
 MARGIN = 32.0  # logit lead of the new class after a belief edit: 80% success after block 3 (bench/beliefs.py)
 
 
@@ -30,6 +32,10 @@ class Edit:
     feature: int
     value: float | None = None
     scale: float | None = None
+
+    def __post_init__(self) -> None:
+        if (why := readout_note(f"{self.module}{self.feature}")) is not None:
+            raise CircuitError(why)
 
     @property
     def node_id(self) -> str:
@@ -79,19 +85,23 @@ class BeliefEdit:
     """Make the mine/theirs probe at ``site`` (0 the embeddings, l + 1 after block l) read class
     ``to`` (0 mine, 1 theirs, 2 empty) at ``square``, at ``position``: the residual stream there is
     pushed along the probe's class difference until ``to`` leads every other class by ``margin``
-    logits (Li et al. 2023; DESIGN.md §3.9), and the layers above rerun."""
+    logits (Li et al. 2023; DESIGN.md §3.9), and the layers above rerun. With ``along`` (a
+    residual-stream feature of that site, ``"L3R512"``) the push follows that feature's decoder
+    row instead: the smallest multiple of it that gives the lead, if one does."""
 
     position: int
     site: int
     square: int
     to: int
     margin: float = MARGIN
+    along: str | None = None
 
     @property
     def spec(self) -> str:
-        """The form ``--believe`` reads: ``L3:e-4=theirs``."""
+        """The form ``--believe`` reads: ``L3:e-4=theirs``, ``L3:e-4=theirs@L3R512``."""
         site = "embed" if self.site == 0 else f"L{self.site - 1}"
-        return f"{site}:{square_name(self.square)}={PROBE_CLASSES[self.to]}"
+        along = f"@{self.along}" if self.along else ""
+        return f"{site}:{square_name(self.square)}={PROBE_CLASSES[self.to]}{along}"
 
     @property
     def node_id(self) -> str:
@@ -104,15 +114,23 @@ class BeliefEdit:
 
 
 def parse_belief(text: str, position: int, margin: float = MARGIN) -> BeliefEdit:
-    """``"L3:e-4=theirs"`` at ``position``: after block 3, make e-4 read theirs."""
+    """``"L3:e-4=theirs"`` at ``position``: after block 3, make e-4 read theirs;
+    ``"L3:e-4=theirs@L3R512"``: by pushing along L3R512's decoder row."""
     match = _BELIEF_RE.match(text)
     if match is None:
         raise CircuitError(
-            f"belief edit {text!r}: expected <embed|L<layer>>:<square>=<mine|theirs|empty>, e.g. L3:e-4=theirs"
+            f"belief edit {text!r}: expected <embed|L<layer>>:<square>=<mine|theirs|empty>[@L<layer>R<feature>], "
+            "e.g. L3:e-4=theirs or L3:e-4=theirs@L3R512"
+        )
+    along = match[4].upper() if match[4] else None
+    if along is not None and (match[1] == "embed" or along.partition("R")[0] != match[1].upper()):
+        raise CircuitError(
+            f"belief edit {text!r}: {along} does not read the residual stream at {match[1]} (a push "
+            f"along a residual feature needs one of that site, e.g. {match[1]}:{match[2]}={match[3]}@{match[1]}R0)"
         )
     try:
         square = parse_square(match[2])
     except SquareError as error:
         raise CircuitError(f"belief edit {text!r}: {error}") from None
     site = 0 if match[1] == "embed" else int(match[1][1:]) + 1
-    return BeliefEdit(position, site, square, PROBE_CLASSES.index(match[3]), margin)
+    return BeliefEdit(position, site, square, PROBE_CLASSES.index(match[3]), margin, along)

@@ -155,7 +155,8 @@ def activations_after(
     basis. (Re-encoding the edited output would move them a little, since the encoder is not the
     decoder's exact inverse.) Whole [T, D] outputs are encoded, as the trace did, so unchanged
     outputs give identical bits."""
-    after = {module: trace.dictionaries[module].encode(outputs[hook_name_of(module)]) for module in modules}
+    dictionaries = trace.all_dictionaries  # residual-stream readouts too: they read the rerun's resid_post
+    after = {module: dictionaries[module].encode(outputs[hook_name_of(module)]) for module in modules}
     feature_edits = [edit for edit in edits if isinstance(edit, Edit) and edit.module in after]
     for edit in feature_edits:
         after[edit.module][edit.position] = trace.activations[edit.module][edit.position]

@@ -27,14 +27,26 @@ NODE_KINDS = ("embed", "pos", "feature", "bias", "error", "output", "param", "pa
 TARGET_KINDS = ("logit", "feature", "score", "probe")
 PROBE_CLASSES = ("mine", "theirs", "empty")  # the mine/theirs probe's classes, in its logit order
 
-_FEATURE_RE = re.compile(r"^(L\d+[AM])(\d+)$")
+_FEATURE_RE = re.compile(r"^(L\d+[AMR])(\d+)$")
 _HEAD_RE = re.compile(r"^L(\d+)H(\d+)$")
-_NODE_RE = re.compile(r"^P(\d+)(L\d+[AM])(\d+)$")
+_NODE_RE = re.compile(r"^P(\d+)(L\d+[AMR])(\d+)$")
 _PROBE_RE = re.compile(r"^(embed|L\d+):([^:]+):(mine|theirs|empty)-(mine|theirs|empty)$")
 
 
 class CircuitError(ValueError):
     """A target, node or edit that does not exist in this model, game or dictionary set."""
+
+
+def readout_note(feature_id: str) -> str | None:
+    """Why ``L3R512`` (a residual-stream dictionary's feature) cannot be a node or an edit, or None
+    for a module feature (DESIGN.md §2: residual dictionaries are readouts, not nodes)."""
+    module = _FEATURE_RE.match(feature_id)
+    if module is None or not module[1].endswith("R"):
+        return None
+    return (
+        f"{feature_id} is a residual-stream readout, not a node (DESIGN.md §2): it can be a target "
+        f"(feature:{feature_id}), not a contributor or an edit; a belief edit moves the residual"
+    )
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from torch import Tensor
 
 from othello_tui.circuits import attribution
 from othello_tui.circuits.decomposition import decompose
-from othello_tui.circuits.nodes import CircuitError, Node, Target, parse_feature_node
+from othello_tui.circuits.nodes import CircuitError, Node, Target, parse_feature_node, readout_note
 from othello_tui.circuits.tree import Expansion, expand
-from othello_tui.dictionary.sae import Dictionary, hook_name_of, module_names
+from othello_tui.dictionary.sae import Dictionary, hook_name_of, is_residual, module_names, residual_names
 from othello_tui.model.transformer import OthelloGPT
 from othello_tui.probes.linear import LinearProbes
 
@@ -48,6 +48,9 @@ class GameTrace:
     (and, for probe targets, the probes on its residual stream).
 
     Modules without a dictionary enter the decomposition as one node (their whole output).
+    Residual-stream dictionaries (``L3R``) among ``dictionaries`` are readouts only: they never
+    enter the decomposition (``self.dictionaries`` holds the module-output ones, ``self.residual``
+    them), and their features are targets (§3.9), never nodes.
     """
 
     @torch.no_grad()
@@ -58,10 +61,13 @@ class GameTrace:
         tokens: Sequence[int] | Tensor | np.ndarray,
         probes: LinearProbes | None = None,
     ):
-        self.model, self.dictionaries, self.probes = model, dict(dictionaries), probes
+        self.model, self.probes = model, probes
+        self.dictionaries = {m: d for m, d in dictionaries.items() if not is_residual(m)}
+        self.residual = {m: d for m, d in dictionaries.items() if is_residual(m)}
         self.modules = module_names(model.cfg.n_layers)
-        for module, dictionary in self.dictionaries.items():
-            if module not in self.modules:
+        known = self.modules + residual_names(model.cfg.n_layers)
+        for module, dictionary in dictionaries.items():
+            if module not in known:
                 raise CircuitError(f"dictionary {module} does not fit a {model.cfg.n_layers}-layer model")
             if dictionary.cfg.d_in != model.cfg.d_model:
                 raise CircuitError(
@@ -71,7 +77,9 @@ class GameTrace:
         if not 0 < len(self.tokens_T) <= model.cfg.n_ctx:
             raise CircuitError(f"a game of {len(self.tokens_T)} tokens (the model reads 1…{model.cfg.n_ctx})")
         sites = list(probes.sites) if probes is not None else []
-        logits_BTV, cache = model.run_with_cache(self.tokens_T[None], hook_names(model.cfg.n_layers) + sites)
+        readouts = [hook_name_of(module) for module in self.residual]
+        names = list(dict.fromkeys(hook_names(model.cfg.n_layers) + sites + readouts))
+        logits_BTV, cache = model.run_with_cache(self.tokens_T[None], names)
         self.logits_TV = logits_BTV[0]
         self.cache: dict[str, Tensor] = {}
         for name, value in cache.items():
@@ -81,6 +89,13 @@ class GameTrace:
         self.decomposition, self.activations = decompose(
             self.cache["hook_embed"], self.cache["hook_pos_embed"], outputs, self.dictionaries
         )
+        for module, dictionary in self.residual.items():  # readouts: activations, never nodes
+            self.activations[module] = dictionary.encode(self.cache[hook_name_of(module)])
+
+    @property
+    def all_dictionaries(self) -> dict[str, Dictionary]:
+        """Module-output and residual-stream dictionaries together (what a feature cache covers)."""
+        return {**self.dictionaries, **self.residual}
 
     @property
     def n_positions(self) -> int:
@@ -102,13 +117,32 @@ class GameTrace:
             )
 
     def check_feature(self, module: str, feature: int) -> Dictionary:
+        if is_residual(module):
+            return self._check_residual(module, feature)
         if module not in self.modules:
             raise CircuitError(
                 f"no module {module} in a {self.model.cfg.n_layers}-layer model ({self.modules[0]}…{self.modules[-1]})"
             )
         if module not in self.dictionaries:
             raise CircuitError(f"no dictionary loaded for {module}")
-        dictionary = self.dictionaries[module]
+        return self._check_index(module, self.dictionaries[module], feature)
+
+    def _check_residual(self, module: str, feature: int) -> Dictionary:
+        names = residual_names(self.model.cfg.n_layers)
+        if module not in names:
+            raise CircuitError(
+                f"no residual-stream dictionary {module} in a {self.model.cfg.n_layers}-layer model "
+                f"({names[0]}…{names[-1]})"
+            )
+        if module not in self.residual:
+            raise CircuitError(
+                f"no residual-stream dictionary loaded for {module} (weights/residual; train it with "
+                f"`othello-tui train dictionaries --modules {module}`)"
+            )
+        return self._check_index(module, self.residual[module], feature)
+
+    @staticmethod
+    def _check_index(module: str, dictionary: Dictionary, feature: int) -> Dictionary:
         if not 0 <= feature < dictionary.cfg.d_sae:
             raise CircuitError(f"{module} has features 0…{dictionary.cfg.d_sae - 1}, not {feature}")
         return dictionary
@@ -160,8 +194,9 @@ class GameTrace:
 
     @torch.no_grad()
     def pre_activation(self, position: int, module: str, feature: int) -> Tensor:
-        """``h = W_enc[:,Y]·(out − b_dec) + b_enc[Y]`` on the real module output (a 0-d tensor)."""
-        dictionary = self.dictionaries[module]
+        """``h = W_enc[:,Y]·(out − b_dec) + b_enc[Y]`` on the real module output, or on the
+        residual stream after block l for a residual-stream dictionary (a 0-d tensor)."""
+        dictionary = self.check_feature(module, feature)
         return dictionary.pre_acts(self.cache[hook_name_of(module)][position])[feature]
 
     def attention_pattern(self, position: int) -> Tensor:
@@ -184,6 +219,8 @@ class GameTrace:
         """The node of an active feature; :class:`CircuitError` when it is inactive there."""
         self.check_position(position)
         self.check_feature(module, feature)
+        if is_residual(module):
+            raise CircuitError(readout_note(f"{module}{feature}"))
         row = self.decomposition.find_feature(position, module, feature)
         if row is None:
             h = float(self.pre_activation(position, module, feature))
@@ -219,6 +256,8 @@ class GameTrace:
         self.check(target)
         if target.kind == "feature":
             module, _ = target.feature_key
+            if is_residual(module):
+                return attribution.residual_feature(self, target, self.residual[module])
             kind = attribution.attention_feature if module.endswith("A") else attribution.mlp_feature
             return kind(self, target)
         return _ATTRIBUTIONS[target.kind](self, target)

@@ -122,8 +122,9 @@ def rich_tree(expansion, label_of=None):
     "--target",
     "target_text",
     required=True,
-    help="logit:e-1, feature:L2M845, score:L3H2:14 (key position 14) or probe:L3:e-4:mine-theirs "
-    "(the mine/theirs probe's mine-minus-theirs logit at e-4 after block 3; embed for the embeddings).",
+    help="logit:e-1, feature:L2M845, score:L3H2:14 (key position 14), probe:L3:e-4:mine-theirs "
+    "(the mine/theirs probe's mine-minus-theirs logit at e-4 after block 3; embed for the embeddings) "
+    "or feature:L3R512 (a residual-stream feature's pre-activation, active or not).",
 )
 @click.option(
     "--depth", type=click.IntRange(1, 12), default=1, show_default=True, help="Levels of features to expand."
@@ -169,7 +170,9 @@ def trace_command(
 
     Nodes: P7L1M379 (feature 379 of L1M at position 7), P6pos, P2embed, P7L1M.error, P7L1M.bias,
     and bias parameters such as P7blocks.1.ln2.b. A probe target reads the residual stream itself:
-    its contributors are the nodes at that position below the probe, exactly (no LayerNorm).
+    its contributors are the nodes at that position below the probe, exactly (no LayerNorm); so
+    does a residual-stream feature (feature:L3R512, from WEIGHTS/residual), with its encoder
+    constant as the bias node P7L3R.b_enc.
     Attention features are explained from nodes at
     every earlier position (OV); MLP features with the gate frozen (ADC: a lower feature that
     suppresses neurons is not seen, since a suppressed neuron's gate is already near 0).
@@ -179,6 +182,7 @@ def trace_command(
     from othello_tui.circuits.graph_json import trace_graph
     from othello_tui.circuits.nodes import CircuitError, parse_target
     from othello_tui.circuits.provenance import Provenance
+    from othello_tui.dictionary.sae import is_residual
     from othello_tui.features import dictionaries_hash
     from othello_tui.model.weights import model_fingerprint
 
@@ -190,15 +194,15 @@ def trace_command(
     )
     try:
         target = parse_target(target_text, position)
-        if target.kind == "feature":
+        if target.kind == "feature" and not is_residual(target.feature_key[0]):
             trace.feature_node(position, target.module, target.feature)  # inactive: a clear error
         expansion = trace.expand(target, depth, top, threshold)
     except CircuitError as error:
         raise click.ClickException(str(error)) from None
-    cache, _ = find_feature_cache(cache_file, trace.model, trace.dictionaries)
+    cache, _ = find_feature_cache(cache_file, trace.model, trace.all_dictionaries)
     label_of = cache.label if cache else None
-    hashed = dictionaries_hash(trace.dictionaries)
-    notes = user_notes(hashed, DEFAULT_CACHE_DIR) if trace.dictionaries else None
+    hashed = dictionaries_hash(trace.all_dictionaries)
+    notes = user_notes(hashed, DEFAULT_CACHE_DIR) if trace.all_dictionaries else None
     note_of = notes.note_of if notes is not None else None
     label_of = notes.labels(label_of) if notes is not None else label_of  # the user's label first, ✎
     if as_json or as_dot or as_graph:
@@ -254,7 +258,8 @@ def _board_table(delta_V, title: str):
     "beliefs_text",
     multiple=True,
     help="L3:e-4=theirs: at --pos, push the residual stream after block 3 along the mine/theirs "
-    "probe until it reads e-4 as theirs (embed: the embeddings; classes mine, theirs, empty); repeatable.",
+    "probe until it reads e-4 as theirs (embed: the embeddings; classes mine, theirs, empty); "
+    "L3:e-4=theirs@L3R512 pushes along that residual feature's decoder row instead; repeatable.",
 )
 @click.option(
     "--margin",

@@ -16,11 +16,13 @@ ARCHITECTURES = ("topk", "batchtopk", "standard", "jumprelu")
 
 
 def _modules(value: str | None, n_layers: int) -> list[str]:
-    from othello_tui.dictionary.sae import module_names
+    """The named dictionaries bottom to top: module outputs (``L0A`` … ``L5M``, the default) or
+    residual-stream dictionaries (``L0R`` … ``L5R``)."""
+    from othello_tui.dictionary.sae import module_names, residual_names
 
-    known = module_names(n_layers)
+    known = module_names(n_layers) + residual_names(n_layers)
     if value is None:
-        return known
+        return module_names(n_layers)
     wanted = [m.strip().upper() for m in value.split(",") if m.strip()]
     unknown = [m for m in wanted if m not in known]
     if unknown:
@@ -28,6 +30,20 @@ def _modules(value: str | None, n_layers: int) -> list[str]:
             f"unknown module(s) {', '.join(unknown)}; this model has {', '.join(known)}"
         )
     return sorted(set(wanted), key=known.index)
+
+
+def _default_folder(modules: list[str], weights: Path) -> Path:
+    """``WEIGHTS/residual`` for residual-stream dictionaries, ``WEIGHTS/dictionaries`` for module
+    outputs; one run trains one kind, so the two folders never mix (DESIGN.md §2)."""
+    from othello_tui.dictionary.sae import is_residual
+
+    residual = [m for m in modules if is_residual(m)]
+    if residual and len(residual) < len(modules):
+        raise click.UsageError(
+            f"train residual-stream dictionaries ({', '.join(residual)}) in a run of their own: they "
+            "are saved to WEIGHTS/residual, the module outputs to WEIGHTS/dictionaries"
+        )
+    return weights_home(weights) / ("residual" if residual else "dictionaries")
 
 
 def _k_setting(value: str, modules: list[str]) -> tuple[int, dict[str, int]]:
@@ -98,7 +114,12 @@ def train_activations_command(tokens, modules, seed, weights, config_file, out_d
 
 
 @train.command("dictionaries")
-@click.option("--modules", default=None, help="Comma-separated modules, e.g. L0A,L3M (default: all).")
+@click.option(
+    "--modules",
+    default=None,
+    help="Comma-separated modules, e.g. L0A,L3M (default: L0A … L5M), or residual-stream "
+    "dictionaries L0R … L5R in a run of their own.",
+)
 @click.option("--architecture", type=click.Choice(ARCHITECTURES), default="topk", show_default=True)
 @click.option(
     "--k",
@@ -156,7 +177,7 @@ def train_activations_command(tokens, modules, seed, weights, config_file, out_d
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Output folder [default: dictionaries/ of --weights: the folder, or beside the file].",
+    help="Output folder [default: dictionaries/ of --weights (the folder, or beside the file); residual/ for L0R … L5R].",
 )
 @click.option(
     "--checkpoint",
@@ -228,7 +249,7 @@ def train_dictionaries_command(
             )
         except ValueError as error:
             raise click.ClickException(str(error)) from None
-        out_dir = out_dir or weights_home(weights) / "dictionaries"
+        out_dir = out_dir or _default_folder(module_list, weights)
         try:
             training = train_dictionaries(model, cfg, out_dir, checkpoint, resume=resume)
         except WeightsError as error:
@@ -275,7 +296,13 @@ MEANING_COLUMNS = (
     "dict_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Dictionary folder [default: WEIGHTS/dictionaries].",
+    help="Dictionary folder [default: WEIGHTS/dictionaries; WEIGHTS/residual with --residual].",
+)
+@click.option(
+    "--residual",
+    is_flag=True,
+    help="Evaluate the residual-stream dictionaries (L0R … L5R, WEIGHTS/residual): each spliced "
+    "alone in place of blocks.l.hook_resid_post (they are readouts: never all at once).",
 )
 @click.option("--save", is_flag=True, help="Also write the metrics into each dictionary's JSON file.")
 @click.option(
@@ -287,7 +314,7 @@ MEANING_COLUMNS = (
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 def eval_dictionaries_command(
-    n_games, as_json, modules, weights, config_file, dict_dir, save, cache_file, device
+    n_games, as_json, modules, weights, config_file, dict_dir, residual, save, cache_file, device
 ) -> None:
     """Fidelity (spliced alone and all at once), reconstruction, sparsity, board-state metrics and,
     from the feature cache, meaning (labelled mass, top-k monosemantic share, density)."""
@@ -295,25 +322,42 @@ def eval_dictionaries_command(
 
     from othello_tui.cli.loading import find_feature_cache
     from othello_tui.dictionary.evaluate import evaluate_dictionaries, evaluate_replacement
-    from othello_tui.dictionary.io import load_dictionaries, save_dictionary
+    from othello_tui.dictionary.io import load_dictionaries, load_residual, save_dictionary
+    from othello_tui.dictionary.sae import is_residual
     from othello_tui.model.weights import WeightsError, read_json
 
     model = load_model_or_fail(weights, device, config_file)
-    dict_dir = dict_dir or weights_home(weights) / "dictionaries"
+    module_list = _modules(modules, model.cfg.n_layers) if modules else None
+    residual = residual or (module_list is not None and all(is_residual(m) for m in module_list))
+    dict_dir = dict_dir or (
+        weights_home(weights) / "residual" if residual else _default_folder(module_list or [], weights)
+    )
     try:
-        dictionaries = load_dictionaries(
-            dict_dir, model, _modules(modules, model.cfg.n_layers) if modules else None
-        )
+        dictionaries = load_dictionaries(dict_dir, model, module_list)
+        # the feature cache covers the module-output and the residual dictionaries together
+        # (`cache build` reads --dictionaries and WEIGHTS/residual)
+        if not residual:
+            covered = {**dictionaries, **load_residual(weights, model)}
+        elif (weights / "dictionaries").is_dir():
+            covered = {**load_dictionaries(weights / "dictionaries", model), **dictionaries}
+        else:
+            covered = dictionaries
     except WeightsError as error:
         raise click.ClickException(str(error)) from None
+    if residual != all(is_residual(m) for m in dictionaries):
+        raise click.UsageError(
+            f"{dict_dir} mixes module-output and residual-stream dictionaries, or --residual names "
+            "module outputs; evaluate each kind in a run of its own"
+        )
     if save and (foreign := [m for m in dictionaries if not (dict_dir / f"{m}.json").is_file()]):
         raise click.UsageError(
             f"--save writes the metrics into our {{module}}.json files; {', '.join(foreign)} came from "
             "SAELens folders"
         )
     results = evaluate_dictionaries(model, dictionaries, n_games)
-    results["replacement"] = evaluate_replacement(model, dictionaries, n_games)
-    cache, note = find_feature_cache(cache_file, model, dictionaries) if not modules else (None, None)
+    if not residual:  # residual dictionaries are readouts: each spliced alone, never all at once
+        results["replacement"] = evaluate_replacement(model, dictionaries, n_games)
+    cache, note = find_feature_cache(cache_file, model, covered) if not modules else (None, None)
     if cache is not None:
         for module, meaning in cache.meaning_summary().items():
             if module in results["modules"]:
@@ -326,7 +370,7 @@ def eval_dictionaries_command(
                 "games": n_games,
                 "seed": results["seed"],
                 "model_legal_top1": results["model"]["legal_top1"],
-                "all_spliced": results["replacement"],
+                **({} if residual else {"all_spliced": results["replacement"]}),
                 **({"meaning_cache": cache.path.name} if cache is not None else {}),
             }
             save_dictionary(dictionary.cpu(), dict_dir, {**meta, "metrics": metrics})
@@ -345,11 +389,14 @@ def eval_dictionaries_command(
         table.add_column(title, justify="right")
     for module, metrics in results["modules"].items():
         table.add_row(module, *(fmt.format(metrics[key]) for _, key, fmt in columns))
-    replacement = results["replacement"]
-    table.caption = (
-        f"all {len(dictionaries)} spliced at once: top-1 legal {replacement['legal_top1']:.2%} "
-        f"(−{replacement['legal_drop']:.2f} points), KL {replacement['kl']:.4f}"
-        + (f" · meaning from {cache.path.name}" if cache is not None else f" · {note or ''}")
-    )
+    meaning = f" · meaning from {cache.path.name}" if cache is not None else f" · {note}" if note else ""
+    if residual:
+        table.caption = f"residual-stream dictionaries, each spliced alone in place of resid_post{meaning}"
+    else:
+        replacement = results["replacement"]
+        table.caption = (
+            f"all {len(dictionaries)} spliced at once: top-1 legal {replacement['legal_top1']:.2%} "
+            f"(−{replacement['legal_drop']:.2f} points), KL {replacement['kl']:.4f}{meaning}"
+        )
     console = output.console()
     console.print(table)

@@ -60,13 +60,14 @@ def _built_for_other_weights(
 ) -> str | None:
     """Why ``cache`` does not describe the model and dictionaries in ``weights`` (None: it does,
     or there are no weights there to compare with: the cache still describes its own)."""
-    from othello_tui.dictionary.io import load_dictionaries
+    from othello_tui.dictionary.io import load_dictionaries, load_residual
     from othello_tui.features import dictionaries_hash
     from othello_tui.model.weights import WeightsError, load_model, model_fingerprint, weights_home
 
     try:
         model, _ = load_model(weights, "cpu", config)
         dictionaries = load_dictionaries(dictionaries_dir or weights_home(weights) / "dictionaries", model)
+        dictionaries.update(load_residual(weights_home(weights), model))
     except WeightsError:
         return None
     for what, built, now in (

@@ -78,10 +78,12 @@ def load_model_and_dictionaries_or_fail(
     required: bool = True,
 ) -> tuple[OthelloGPT, dict[str, Dictionary]]:
     """(model, dictionaries): the model in ``weights`` and the dictionaries in ``dictionaries``
-    (default ``dictionaries/`` in :func:`weights_home`), ours or SAELens folders. Unless
+    (default ``dictionaries/`` in :func:`weights_home`), ours or SAELens folders, plus the
+    residual-stream dictionaries of ``residual/`` there when that folder exists (readouts: a
+    :class:`~othello_tui.circuits.trace.GameTrace` keeps them out of its decomposition). Unless
     ``required``, a model with no default dictionaries folder (a checkpoint just downloaded) has
     none: its modules are whole nodes, and stderr says so."""
-    from othello_tui.dictionary.io import load_dictionaries
+    from othello_tui.dictionary.io import load_dictionaries, load_residual
     from othello_tui.model.weights import WeightsError
 
     model = load_model_or_fail(weights, device, config)
@@ -97,6 +99,7 @@ def load_model_and_dictionaries_or_fail(
         loaded = load_dictionaries(
             weights_home(weights) / "dictionaries" if dictionaries is None else dictionaries, model
         )
+        loaded.update(load_residual(weights_home(weights), model))
     except WeightsError as error:
         raise click.ClickException(str(error)) from None
     return model, {module: d.to(model.device) for module, d in loaded.items()}

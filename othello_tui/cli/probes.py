@@ -213,7 +213,7 @@ def eval_rediscovery_command(
     directions of the site it writes into that some feature's decoder row aligns with (|cos| ≥
     --min-cos) or that some feature classifies (F1 ≥ --min-f1 on the probed property over the
     feature cache's tokens; needs `othello-tui cache build`)."""
-    from othello_tui.dictionary.io import load_dictionaries
+    from othello_tui.dictionary.io import load_dictionaries, load_residual
     from othello_tui.model.weights import WeightsError
     from othello_tui.probes.alignment import ProbeAligner, rediscovery_counts
 
@@ -221,6 +221,7 @@ def eval_rediscovery_command(
     probes = load_probes_or_fail(weights, model)
     try:
         dictionaries = load_dictionaries(dict_dir or weights_home(weights) / "dictionaries", model)
+        dictionaries.update(load_residual(weights_home(weights), model))
     except WeightsError as error:
         raise click.ClickException(str(error)) from None
     cache, note = find_feature_cache(cache_file, model, dictionaries)

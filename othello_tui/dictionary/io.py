@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from othello_tui.dictionary.sae import ARCHITECTURES, Dictionary, DictionaryConfig, hook_name_of
+from othello_tui.dictionary.sae import ARCHITECTURES, Dictionary, DictionaryConfig, hook_name_of, is_residual
 from othello_tui.model.transformer import OthelloGPT
 from othello_tui.model.weights import (
     WeightsError,
@@ -30,8 +30,9 @@ from othello_tui.model.weights import (
 )
 
 TRAIN_HINT = "train them with `othello-tui train dictionaries`"
-_MODULE_NAME = re.compile(r"L(\d+)([AM])")
-_HOOK_NAME = re.compile(r"blocks\.(\d+)\.hook_(attn|mlp)_out")
+RESIDUAL_SUBDIR = "residual"  # WEIGHTS/residual: the residual-stream dictionaries L0R … L5R
+_MODULE_NAME = re.compile(r"L(\d+)([AMR])")
+_HOOK_NAME = re.compile(r"blocks\.(\d+)\.hook_(attn_out|mlp_out|resid_post)")
 
 
 def _tensor_shapes(cfg: DictionaryConfig) -> dict[str, tuple[int, ...]]:
@@ -120,9 +121,10 @@ def _build(cfg: DictionaryConfig, tensors: dict[str, torch.Tensor], path: Path) 
 
 
 def module_of_hook(hook_name: str) -> str | None:
-    """``"blocks.3.hook_mlp_out" -> "L3M"``; None for a hook that is no module output."""
+    """``"blocks.3.hook_mlp_out" -> "L3M"``, ``"blocks.3.hook_resid_post" -> "L3R"``; None for a
+    hook that no dictionary of this app reads."""
     match = _HOOK_NAME.fullmatch(hook_name)
-    return None if match is None else f"L{match[1]}{'A' if match[2] == 'attn' else 'M'}"
+    return None if match is None else f"L{match[1]}{match[2][0].upper()}"
 
 
 def load_saelens(folder: Path, model: OthelloGPT | None = None) -> Dictionary:
@@ -140,7 +142,7 @@ def load_saelens(folder: Path, model: OthelloGPT | None = None) -> Dictionary:
     if module is None:
         raise WeightsError(
             f"{cfg_path}: hook {hook!r} is no module output this app reads "
-            "(blocks.<layer>.hook_attn_out or blocks.<layer>.hook_mlp_out)"
+            "(blocks.<layer>.hook_attn_out, hook_mlp_out or hook_resid_post)"
         )
     architecture = meta.get("architecture", "standard")
     unsupported = []
@@ -210,3 +212,20 @@ def load_dictionaries(
         module: theirs[module] if module in theirs else _load_one(directory, module, model, fingerprint)
         for module in modules
     }
+
+
+def load_residual(weights: Path, model: OthelloGPT | None = None) -> dict[str, Dictionary]:
+    """The residual-stream dictionaries (``L0R`` …) in ``weights/residual``, bottom to top; none
+    when that folder does not exist. They live apart from the module-output dictionaries, so
+    ``--dictionaries`` and the node decomposition never see them (DESIGN.md §2, §3.9). Raises
+    :class:`WeightsError` like :func:`load_dictionaries`, and for a module-output dictionary there."""
+    directory = Path(weights) / RESIDUAL_SUBDIR
+    if not directory.is_dir():
+        return {}
+    loaded = load_dictionaries(directory, model)
+    if wrong := [module for module in loaded if not is_residual(module)]:
+        raise WeightsError(
+            f"{directory} holds module-output dictionaries ({', '.join(wrong)}); they belong in "
+            f"{Path(weights) / 'dictionaries'}"
+        )
+    return loaded

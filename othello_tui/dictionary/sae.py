@@ -26,7 +26,7 @@ ARCHITECTURES = ("standard", "topk", "jumprelu")
 class DictionaryConfig:
     """SAELens-style config fields (plus the module name of this project)."""
 
-    module: str  # "L0A" … "L5M"
+    module: str  # "L0A" … "L5M", or a residual dictionary "L0R" … "L5R"
     hook_name: str  # TransformerLens hook, e.g. "blocks.0.hook_attn_out"
     architecture: str = "topk"
     d_in: int = 128
@@ -82,9 +82,22 @@ def module_names(n_layers: int = 6) -> list[str]:
 MODULES = module_names(6)
 
 
+def residual_names(n_layers: int = 6) -> list[str]:
+    """Residual-stream dictionaries bottom to top: ``L0R … L5R``, one per block's ``hook_resid_post``
+    (DESIGN.md §2). They are readouts, not nodes: the module-output decomposition never uses them."""
+    return [f"L{layer}R" for layer in range(n_layers)]
+
+
+def is_residual(module: str) -> bool:
+    """``"L3R"`` (a residual-stream dictionary) rather than ``"L3A"``/``"L3M"`` (a module output)."""
+    return module.endswith("R")
+
+
 def hook_name_of(module: str) -> str:
-    """``"L3M" -> "blocks.3.hook_mlp_out"``."""
+    """``"L3M" -> "blocks.3.hook_mlp_out"``, ``"L3R" -> "blocks.3.hook_resid_post"``."""
     layer, kind = int(module[1:-1]), module[-1]
+    if kind == "R":
+        return f"blocks.{layer}.hook_resid_post"
     return f"blocks.{layer}.hook_{'attn' if kind == 'A' else 'mlp'}_out"
 
 

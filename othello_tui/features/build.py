@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 import torch
 
-from othello_tui.dictionary.sae import Dictionary
+from othello_tui.dictionary.sae import Dictionary, is_residual
 from othello_tui.features.accumulate import HISTOGRAM_EDGES, ModuleStatistics
 from othello_tui.features.format import (
     FORMAT,
@@ -94,8 +94,10 @@ def build_cache(
 
 
 def sort_modules(dictionaries: Mapping[str, Dictionary]) -> dict[str, Dictionary]:
-    """Bottom module first (L0A, L0M, L1A, …): the cache's order."""
-    return {m: dictionaries[m] for m in sorted(dictionaries, key=lambda m: (int(m[1:-1]), m[-1]))}
+    """Bottom module first (L0A, L0M, L1A, …), then the residual-stream dictionaries (L0R, …):
+    the cache's order, the features panel's."""
+    order = sorted(dictionaries, key=lambda m: (is_residual(m), int(m[1:-1]), m[-1]))
+    return {m: dictionaries[m] for m in order}
 
 
 def create_tokens(f: h5py.File, n_games: int) -> h5py.Dataset:

@@ -41,7 +41,7 @@ from othello_tui.game.generator import N_MOVES
 BUILD_HINT = "build it with `othello-tui cache build`"
 REBUILD_HINT = "rebuild it with `othello-tui cache build`"
 _HEADER = ("cache_id", "model_fingerprint", "dictionaries_hash", "n_tokens", "seed", "top_k", "batch_games")
-_FEATURE_ID = re.compile(r"^(L\d+[AM])(\d+)$", re.IGNORECASE)
+_FEATURE_ID = re.compile(r"^(L\d+[AMR])(\d+)$", re.IGNORECASE)
 T = TypeVar("T")
 
 

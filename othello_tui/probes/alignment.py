@@ -48,7 +48,7 @@ from othello_tui.probes.linear import LinearProbes
 REDISCOVERY_COSINE = 0.7
 REDISCOVERY_F1 = 0.8
 _PREDICATE_KINDS = ("mine", "theirs", "empty", "flipped", "legal")  # readings named like predicates
-_FEATURE_ID = re.compile(r"(L\d+[AM])(\d+)")
+_FEATURE_ID = re.compile(r"(L\d+[AMR])(\d+)")
 
 
 @dataclass(frozen=True)

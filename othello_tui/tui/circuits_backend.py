@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 import numpy as np
 
 from othello_tui.circuits.edits import BeliefEdit, Edit
-from othello_tui.circuits.nodes import Node, Target
+from othello_tui.circuits.nodes import Node, Target, readout_note
 from othello_tui.circuits.tree import Expansion
 from othello_tui.tui.prefix_cache import PrefixCache
 
@@ -128,10 +128,12 @@ class CircuitsBackend:
     ) -> Expansion:
         """The target's contributors (the top ``top`` by |contribution|, those ≥ ``threshold``),
         and, again, those of every feature branch whose path is in ``open_paths``. A feature
-        target must be active (:class:`CircuitError` says so otherwise)."""
+        target must be active (:class:`CircuitError` says so otherwise), but for a residual-stream
+        feature's pre-activation, which is a readout, not a node."""
         trace = self.trace(squares, target.position + 1)
-        if target.kind == "feature":
-            trace.feature_node(target.position, *target.feature_key)
+        module, feature = target.feature_key if target.kind == "feature" else ("", 0)
+        if target.kind == "feature" and readout_note(f"{module}{feature}") is None:
+            trace.feature_node(target.position, module, feature)
         return _grow(trace, target, top, threshold, set(open_paths), ())
 
     def children(
@@ -188,10 +190,10 @@ class CircuitsBackend:
         engine = self._tracing_engine()
         probes = getattr(engine, "probes", None)  # a test's stub engine may have no probes attribute
         sites = probes.sites if probes is not None else ()
-        outputs = [hook_name_of(module) for module in trace.dictionaries]
+        outputs = [hook_name_of(module) for module in trace.all_dictionaries]
         with self._model_lock:
-            result = intervene(trace, edits, watch, keep=[*sites, *outputs])
-            acts = activations_after(trace, edits, result.kept, trace.dictionaries)
+            result = intervene(trace, edits, watch, keep=list(dict.fromkeys([*sites, *outputs])))
+            acts = activations_after(trace, edits, result.kept, trace.all_dictionaries)
         T = len(squares)
         before_TV, after_TV = (x[:T].float().cpu() for x in (result.logits_before_TV, result.logits_after_TV))
         outcome = Outcome(

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from othello_tui.circuits.trace import GameTrace
-from othello_tui.dictionary.sae import Dictionary, hook_name_of, module_names
+from othello_tui.dictionary.sae import Dictionary, hook_name_of, module_names, residual_names
 from othello_tui.features import (
     BuildSettings,
     CacheError,
@@ -42,7 +42,9 @@ FIRST_CACHE_GAMES = 1_000  # a first feature cache this big is built in about ha
 
 
 class ModelEngine:
-    """Runs the model over a game and encodes every module's output with its dictionary."""
+    """Runs the model over a game and encodes every module's output with its dictionary, and
+    the residual stream after each block with its residual-stream dictionary (``L0R`` …, after
+    ``L5M`` in :attr:`modules`; readouts: :meth:`trace` keeps them out of the decomposition)."""
 
     def __init__(
         self,
@@ -61,11 +63,13 @@ class ModelEngine:
         self.n_ctx = model.cfg.n_ctx  # moves the model reads: a game is analysed up to there
         self.probes, self.probes_note = probes, probes_note
         self.dictionaries = dictionaries
-        self.modules = tuple(m for m in module_names(model.cfg.n_layers) if m in dictionaries)
+        names = module_names(model.cfg.n_layers) + residual_names(model.cfg.n_layers)
+        self.modules = tuple(m for m in names if m in dictionaries)
         self.n_features = {m: dictionaries[m].cfg.d_sae for m in self.modules}
         self.features_note = features_note
         self.feature_cache, self.labels_note, self.cache_requests = feature_cache, labels_note, cache_requests
         self.labels: Labels | None = feature_cache.label if feature_cache else None
+        self.residual_note: str | None = None  # why weights/residual could not be read, if it could not
 
     @functools.cached_property
     def identity(self) -> tuple[str, str]:
@@ -145,6 +149,10 @@ def load_engine(
     default_directory = weights_home(weights) / DICTIONARIES_SUBDIR
     directory = Path(dictionaries) if dictionaries else default_directory
     found, note = _load_dictionaries(directory, model)
+    residual_note = None
+    if found:  # residual-stream dictionaries go with module ones: one feature cache covers both
+        residual, residual_note = _load_residual(weights_home(weights), model)
+        found = {**found, **residual}
     probes, probes_note = _load_probes(weights_home(weights), model)
     engine = ModelEngine(
         model,
@@ -154,6 +162,7 @@ def load_engine(
         probes_note=probes_note,
         model_note=meta.get("note"),
     )
+    engine.residual_note = residual_note
     if not found:
         return engine
     digests = model_fingerprint(model), dictionaries_hash(engine.dictionaries)
@@ -220,6 +229,17 @@ def _load_dictionaries(directory: Path, model: OthelloGPT) -> tuple[dict[str, Di
         return load_dictionaries(directory, model=model), None
     except WeightsError as error:
         return {}, f"No dictionaries: {error}"
+
+
+def _load_residual(weights: Path, model: OthelloGPT) -> tuple[dict[str, Dictionary], str | None]:
+    """The residual-stream dictionaries of ``weights/residual`` (none when it does not exist),
+    or none and why not (a broken folder must not cost the module dictionaries)."""
+    from othello_tui.dictionary.io import load_residual
+
+    try:
+        return load_residual(weights, model), None
+    except WeightsError as error:
+        return {}, f"No residual-stream dictionaries: {error}"
 
 
 def _load_probes(weights: Path, model: OthelloGPT) -> tuple[LinearProbes | None, str | None]:

@@ -24,7 +24,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from othello_tui.circuits.edits import BeliefEdit, Edit
-from othello_tui.circuits.nodes import Target
+from othello_tui.circuits.nodes import Target, readout_note
 from othello_tui.game.squares import SQUARE_TO_TOKEN, square_name
 from othello_tui.tui.screens.ablation import AblationPanel
 from othello_tui.tui.screens.attention import AttentionScreen
@@ -108,6 +108,8 @@ def feature_edit(
         return view
     if feature is None:
         return NO_FEATURE
+    if (why := readout_note(feature.feature_id)) is not None:
+        return why
     position = view.n_moves - 1
     if scale is None:
         return Edit(position, feature.module, feature.index, value=0.0)
@@ -236,6 +238,8 @@ class CircuitKeys(Screen):
         feature = self._cursor_feature()
         if feature is None:
             self.say(NO_FEATURE)
+        elif (why := readout_note(feature.feature_id)) is not None:
+            self.say(why)
         elif self._circuits_ready():
             self.app.push_screen(AblationPanel(self.session, feature.module, feature.index))
 

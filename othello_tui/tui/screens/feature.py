@@ -59,10 +59,12 @@ SHOWN_IN = {
 
 def describe(feature_id: str) -> str:
     """``"L2M845"`` -> ``"feature 845 of L2M, the MLP output of layer 2"``."""
-    match = re.fullmatch(r"(L(\d+)([AM]))(\d+)", feature_id)
+    match = re.fullmatch(r"(L(\d+)([AMR]))(\d+)", feature_id)
     if match is None:
         return "not a feature id"
     module, layer, kind, index = match.groups()
+    if kind == "R":
+        return f"feature {index} of {module}, a readout of the residual stream after block {layer}"
     return f"feature {index} of {module}, the {MODULE_KINDS[kind]} of layer {layer}"
 
 
