@@ -39,7 +39,7 @@ def main() -> None:
         loaded = time.perf_counter() - start
         library = session.library
         stages: list[tuple[str, float]] = []  # (stage, seconds since the start) as each build ends
-        began = {"at": time.perf_counter() - start}
+        began = time.perf_counter() - start
 
         def progress(status) -> None:
             if status.state == "done" and not status.final:
@@ -52,14 +52,14 @@ def main() -> None:
         print(f"first-run bench: {args.weights}, full cache {args.games:,} games, first cache "
               f"{engine_module.FIRST_CACHE_GAMES:,} games, empty cache folder")  # fmt: skip
         print(f"  model loaded            {loaded:7.1f} s")
-        previous = began["at"]
+        previous = began
         for stage, at in stages:
             print(f"  {stage:<60} ready at {at:7.1f} s (its build {at - previous:6.1f} s)")
             previous = at
         if len(stages) == 2:
             full_alone = stages[1][1] - stages[0][1]
             print(f"  labels after {stages[0][1]:.1f} s; one full build first (the previous behaviour): "
-                  f"{began['at'] + full_alone:.1f} s ({(began['at'] + full_alone) / stages[0][1]:.1f}× later)")  # fmt: skip
+                  f"{began + full_alone:.1f} s ({(began + full_alone) / stages[0][1]:.1f}× later)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -39,18 +39,21 @@ def tiny_model(tiny_weights):
     return model
 
 
-def random_dictionaries(model) -> dict:
-    """Random-but-plausible top-k dictionaries (64 features) for every module of ``model``."""
+def random_dictionaries(
+    model, modules: list[str] | None = None, d_sae: int = 64, k: int = 8, enc_mean: float = 0.0, seed: int = 0
+) -> dict:
+    """Random-but-plausible top-k dictionaries (``d_sae`` features) for ``modules`` of ``model``
+    (default: every module output); ``enc_mean`` shifts ``b_enc`` so that more features fire."""
     from othello_tui.dictionary.sae import Dictionary, DictionaryConfig, hook_name_of, module_names
 
-    generator = torch.Generator().manual_seed(0)
+    generator = torch.Generator().manual_seed(seed)
     dictionaries = {}
-    for module in module_names(model.cfg.n_layers):
-        cfg = DictionaryConfig(module, hook_name_of(module), "topk", d_in=model.cfg.d_model, d_sae=64, k=8)
+    for module in module_names(model.cfg.n_layers) if modules is None else modules:
+        cfg = DictionaryConfig(module, hook_name_of(module), "topk", d_in=model.cfg.d_model, d_sae=d_sae, k=k)
         dictionary = Dictionary(cfg)
         dictionary.reset_parameters(generator)
         with torch.no_grad():
-            dictionary.b_enc.normal_(0.0, 0.1, generator=generator)
+            dictionary.b_enc.normal_(enc_mean, 0.1, generator=generator)
             dictionary.b_dec.normal_(0.0, 0.1, generator=generator)
         dictionaries[module] = dictionary.eval()
     return dictionaries
@@ -64,19 +67,9 @@ def tiny_dictionaries(tiny_model):
 def random_residual_dictionaries(model, d_sae: int = 48) -> dict:
     """Random residual-stream dictionaries ``L0R`` … (top-k, ``d_sae`` features) for ``model``, with
     ``b_enc`` shifted up so that a good share of features fire."""
-    from othello_tui.dictionary.sae import Dictionary, DictionaryConfig, hook_name_of, residual_names
+    from othello_tui.dictionary.sae import residual_names
 
-    generator = torch.Generator().manual_seed(1)
-    dictionaries = {}
-    for module in residual_names(model.cfg.n_layers):
-        cfg = DictionaryConfig(module, hook_name_of(module), "topk", d_in=model.cfg.d_model, d_sae=d_sae, k=6)
-        dictionary = Dictionary(cfg)
-        dictionary.reset_parameters(generator)
-        with torch.no_grad():
-            dictionary.b_enc.normal_(0.5, 0.1, generator=generator)
-            dictionary.b_dec.normal_(0.0, 0.1, generator=generator)
-        dictionaries[module] = dictionary.eval()
-    return dictionaries
+    return random_dictionaries(model, residual_names(model.cfg.n_layers), d_sae, k=6, enc_mean=0.5, seed=1)
 
 
 @pytest.fixture(scope="session")
