@@ -135,6 +135,65 @@ def test_f_edits_the_belief_under_the_cursor_and_the_board_follows(tiny_model, t
     run(app, scenario)
 
 
+def test_F_flips_along_the_best_aligned_residual_feature(tiny_model, tiny_dictionaries, tiny_residual):
+    """``F`` pushes along the residual feature ``flip_features`` picks; the predictions are the
+    intervention's; a square no multiple of that row flips is refused and leaves the stack as it was."""
+    from othello_tui.circuits.belief_edit import belief_push
+    from othello_tui.circuits.edits import BeliefEdit
+    from othello_tui.circuits.intervention import intervene_batch
+    from othello_tui.circuits.nodes import CircuitError
+    from othello_tui.circuits.trace import GameTrace
+    from othello_tui.game.squares import TOKEN_TO_SQUARE, tokens_of
+    from othello_tui.probes.alignment import flip_features
+
+    dictionaries = {**tiny_dictionaries, **tiny_residual}
+    app, probes = real_app(tiny_model, dictionaries)
+    trace = GameTrace(tiny_model, dictionaries, tokens_of(Game.from_text(MOVES).squares), probes)
+    flips = flip_features(probes, "L1R", tiny_residual["L1R"])
+
+    def edit_of(square, reading):
+        to = 1 - int(reading[square])
+        return BeliefEdit(11, 2, square, to, along=flips.feature(square, to)[0])
+
+    def feasible(edit):
+        try:
+            belief_push(trace, edit)
+        except CircuitError:
+            return False
+        return True
+
+    async def scenario(pilot):
+        await settle(app, pilot)
+        await pilot.press("b")
+        await pilot.pause()
+        board, screen = app.main_screen.query_one(BeliefBoard), app.main_screen
+        assert board.site == 2  # after block 1 of the tiny model: L1R reads it
+        reading = screen.current_view.beliefs.reading(board.site)[0]
+        discs = [int(q) for q in np.flatnonzero(reading < 2)]
+        good = next(q for q in discs if feasible(edit_of(q, reading)))
+        bad = next(q for q in discs if not feasible(edit_of(q, reading)))
+        board.cursor = bad
+        await pilot.press("F")
+        await settle(app, pilot)
+        assert screen.session.circuits.edits(screen.shown.game.squares) == ()  # taken off again
+        assert "refused: no push along" in shows(app, screen.query_one("#message"))
+        board.cursor = good
+        await pilot.press("F")
+        await settle(app, pilot)
+        (edit,) = screen.session.circuits.edits(screen.shown.game.squares)
+        assert edit == edit_of(good, reading)
+        cosine = flips.feature(good, edit.to)[1]
+        assert f"@{edit.along} (its decoder row has cosine {cosine:.2f}" in shows(
+            app, screen.query_one("#message")
+        )
+        logits_BTV, _ = intervene_batch(trace, [[edit]])  # the app shows the intervention's predictions
+        expected = logits_BTV[0, 11].softmax(-1)
+        shown = screen.current_view.probs[TOKEN_TO_SQUARE[1:]]
+        assert np.allclose(shown, expected[1:].numpy(), atol=1e-5)
+
+    run(app, scenario)
+
+
 def test_t_on_a_believed_square_opens_its_probe_tree(tiny_model, tiny_dictionaries):
     from othello_tui.circuits.trace import GameTrace
     from othello_tui.game.squares import tokens_of

@@ -5,6 +5,8 @@ to edit a readout."""
 from __future__ import annotations
 
 import pytest
+import torch
+from test_beliefs import random_probes
 from test_tui_app import app_on, run, settle, shows
 from test_tui_tree import GAME, check_sums, to_feature
 
@@ -67,7 +69,8 @@ def test_the_palette_opens_a_residual_feature_page_with_its_cache_statistics(
         tiny_model, merged, 40, 0, 8, tmp_path_factory.mktemp("rcache") / "f.h5", batch_games=20
     )
     cache = open_cache(path)
-    engine = ModelEngine(tiny_model, merged, feature_cache=cache)
+    probes = random_probes(tiny_model)
+    engine = ModelEngine(tiny_model, merged, feature_cache=cache, probes=probes)
     app = app_on(engine, GAME)
 
     async def scenario(pilot):
@@ -80,6 +83,21 @@ def test_the_palette_opens_a_residual_feature_page_with_its_cache_statistics(
         assert f"fires on {stats.frequency:.3%} of {stats.n_tokens:,} tokens" in shown
         activation = engine.analyse(GAME.squares).acts["L1R"][11, 7]
         assert (f"here: {activation:.3g}" if activation else "here: not active") in shown
+        # its believed board: the probe's mine − theirs logits move by this per unit of activation
+        panel = page.query_one("#panel-belief")
+        panel.scroll_visible(animate=False)
+        await pilot.pause()
+        assert panel.display and "writes belief: +mine / −theirs" in shows(app, panel)
+        r_1SD = torch.randn(1, len(probes.sites), tiny_model.cfg.d_model)
+        pushed_1SD = r_1SD.clone()
+        pushed_1SD[0, 2] += merged["L1R"].W_dec[7].detach()  # site 2: after block 1
+        moved_Q = [
+            (lambda z: z[0, 2, :, 0] - z[0, 2, :, 1])(probes.family_logits("mine_theirs", x))
+            for x in (pushed_1SD, r_1SD)
+        ]
+        reading = app.main_screen.session.decoder_reading("L1R7")
+        assert reading == pytest.approx((moved_Q[0] - moved_Q[1]).detach().numpy(), abs=1e-4)
+        assert app.main_screen.session.decoder_reading("L1M7") is None
 
     run(app, scenario)
 

@@ -6,6 +6,10 @@ moves of the side to move (otherwise the two boards cannot be told apart). Every
 edit of that square runs in one batched forward pass. An edit succeeds when the predicted legal
 set is closer to the edited board's than to the real board's (``belief_edit.follows_edit``).
 
+Edits push along the probe's class difference, or, given the residual dictionaries, along the decoder
+row of the site's residual feature best aligned with it (``probes.alignment.flip_features``); a
+feature no multiple of which flips the reading counts as a failure (``infeasible``).
+
 Shape legend: B edits in a batch, T position, V vocabulary.
 """
 
@@ -20,11 +24,14 @@ import torch
 from othello_tui.circuits.belief_edit import belief_push, follows_edit, predicted_legal
 from othello_tui.circuits.edits import BeliefEdit
 from othello_tui.circuits.intervention import intervene_batch
+from othello_tui.circuits.nodes import CircuitError
 from othello_tui.circuits.trace import GameTrace
+from othello_tui.dictionary.sae import Dictionary
 from othello_tui.game.generator import generate_games
 from othello_tui.game.rules import next_turn
 from othello_tui.game.squares import SQUARE_TO_TOKEN
 from othello_tui.model.transformer import OthelloGPT
+from othello_tui.probes.alignment import flip_features
 from othello_tui.probes.families import mine_theirs_classes, with_belief
 from othello_tui.probes.linear import LinearProbes
 
@@ -40,6 +47,7 @@ class EditSuccess:
     flipped: dict[tuple[int, float], int] = field(default_factory=dict)  # the probe reads the new class
     controls: dict[tuple[int, float], int] = field(default_factory=dict)  # random pushes of that size
     push_norm: dict[tuple[int, float], float] = field(default_factory=dict)  # Σ |push| / |residual|
+    infeasible: dict[tuple[int, float], int] = field(default_factory=dict)  # no push along the feature
     positions: int = 0
     unedited: int = 0
 
@@ -71,14 +79,21 @@ def edit_success(
     sites: Sequence[int],
     margins: Sequence[float],
     seed: int,
+    residual: Mapping[str, Dictionary] | None = None,
 ) -> EditSuccess:
-    """Measure the success rate of every (site, margin) belief edit on the same positions."""
+    """Measure the success rate of every (site, margin) belief edit on the same positions; with
+    ``residual`` (``L{l}R`` for every site l + 1), the edits go along the best-aligned features."""
     rng, control_rng = np.random.default_rng(seed), np.random.default_rng(seed + 1)
     games = generate_games(n_games, seed)
     result = EditSuccess(list(sites), list(margins))
+    flips = (
+        {site: flip_features(probes, f"L{site - 1}R", residual[f"L{site - 1}R"]) for site in sites}
+        if residual is not None
+        else {}
+    )
     for k in range(n_games):
         squares = [int(s) for s in games.squares[k] if s >= 0]
-        trace = GameTrace(model, {}, SQUARE_TO_TOKEN[squares].astype(np.int64), probes)
+        trace = GameTrace(model, residual or {}, SQUARE_TO_TOKEN[squares].astype(np.int64), probes)
         boards, players = games.board()[k], games.player[k]
         for i in rng.choice(np.arange(4, len(squares) - 2), positions_per_game, replace=False):
             board, mover = boards[i], int(players[i])
@@ -90,12 +105,21 @@ def edit_success(
             if not candidates:
                 continue
             square, original, edited, to = candidates[rng.integers(len(candidates))]
-            grid = [(site, margin) for site in sites for margin in margins]
-            edits = [[BeliefEdit(int(i), site, square, to, margin)] for site, margin in grid]
-            logits_BTV, kept = intervene_batch(trace, edits, keep=[probes.sites[s] for s in set(sites)])
-            control_BTV = _random_pushes(trace, edits, control_rng)
+            grid, edits = [], []
+            for key in ((site, margin) for site in sites for margin in margins):
+                along = flips[key[0]].feature(square, to)[0] if flips else None
+                edit = BeliefEdit(int(i), key[0], square, to, key[1], along)
+                if _feasible(trace, edit):
+                    grid.append(key)
+                    edits.append([edit])
+                else:
+                    result.infeasible[key] = result.infeasible.get(key, 0) + 1
             result.positions += 1
             result.unedited += follows_edit(predicted_legal(trace.logits_TV[i].softmax(-1)), original, edited)
+            if not edits:
+                continue
+            logits_BTV, kept = intervene_batch(trace, edits, keep=[probes.sites[s] for s in set(sites)])
+            control_BTV = _random_pushes(trace, edits, control_rng)
             for b, key in enumerate(grid):
                 site = probes.sites[key[0]]
                 predicted = predicted_legal(logits_BTV[b, i].softmax(-1))
@@ -111,6 +135,15 @@ def edit_success(
                     counts[key] = counts.get(key, 0) + hit
                 result.push_norm[key] = result.push_norm.get(key, 0) + push
     return result
+
+
+def _feasible(trace: GameTrace, edit: BeliefEdit) -> bool:
+    """Whether the edit has a push (one along a feature may not)."""
+    try:
+        belief_push(trace, edit)
+    except CircuitError:
+        return False
+    return True
 
 
 def _random_pushes(

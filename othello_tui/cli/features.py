@@ -55,6 +55,26 @@ def _open(cache_file: Path | None, weights: Path, dictionaries: Path | None, con
     return cache
 
 
+def _decoder_reading(module: str, index: int, weights: Path, config: Path | None):
+    """A residual feature's believed board (float32 [64], ``probes.alignment.decoder_readings``);
+    None for a module feature, or without the model, residual dictionaries or probes."""
+    from othello_tui.dictionary.io import load_residual
+    from othello_tui.dictionary.sae import is_residual
+    from othello_tui.model.weights import WeightsError, load_model, weights_home
+    from othello_tui.probes.alignment import decoder_readings
+    from othello_tui.probes.io import load_probes
+
+    if not is_residual(module):
+        return None
+    try:
+        model, _ = load_model(weights, "cpu", config)
+        residual = load_residual(weights_home(weights), model)
+        probes, _ = load_probes(weights_home(weights), model)
+    except WeightsError:
+        return None
+    return decoder_readings(probes, module, residual[module])[index] if module in residual else None
+
+
 def _built_for_other_weights(
     cache, weights: Path, dictionaries_dir: Path | None, config: Path | None = None
 ) -> str | None:
@@ -404,8 +424,9 @@ def feature(
     """Show what a feature such as L2M845 responds to.
 
     Board panels over its top examples (move played, legal next moves, board relative to the
-    player who moved, flipped, empty), the logit effect of its decoder row, its automatic label,
-    firing frequency, activation histogram and top examples. With a game (--moves, or --seed and
+    player who moved, flipped, empty), the logit effect of its decoder row (for a residual-stream
+    feature such as L3R512 also its believed board: what the row writes into the mine/theirs
+    probe), its automatic label, firing frequency, activation histogram and top examples. With a game (--moves, or --seed and
     --game-index), also where along it the feature fires.
     """
 
@@ -426,9 +447,12 @@ def feature(
         if game is None
         else _activations_along(game, stats.module, stats.index, weights, dictionaries_dir, config_file)
     )
+    reading = _decoder_reading(stats.module, stats.index, weights, config_file)
     if as_json:
         data = stats.to_dict()
         data["examples"] = data["examples"][:n_examples]
+        if reading is not None:
+            data["believed_board"] = [round(float(x), 6) for x in reading]
         if along is not None:
             data["game"] = {"moves": game.text, "activations": along}
         if note is not None:
@@ -442,7 +466,7 @@ def feature(
         console.print(
             Text.assemble((note.shown(), "bold"), " (your note)", f": {note.notes}" if note.notes else "")
         )
-    console.print(feature_view(stats, n_examples))
+    console.print(feature_view(stats, n_examples, reading))
     if along is not None:
         fired = [f"P{t} {square_name(game.squares[t])} {a:.3f}" for t, a in enumerate(along) if a > 0]
         where = ", ".join(fired) if fired else "nowhere"

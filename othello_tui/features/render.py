@@ -148,6 +148,12 @@ def board_panels(stats: FeatureStats, cell: int = 5) -> list[Panel]:
     ]
 
 
+def belief_panel(reading: np.ndarray, cell: int = 5) -> Panel:
+    """A residual feature's board: what its decoder row writes into the mine/theirs probe of its
+    layer, per unit of activation (``probes.alignment.decoder_readings``; [64])."""
+    return board(reading.reshape(8, 8), "writes belief: +mine / −theirs", signed=True, cell=cell)
+
+
 def histogram_line(stats: FeatureStats, separator: str = ": ") -> Text:
     """The activation histogram over every firing token, cut to the bins in use."""
     used = np.flatnonzero(stats.histogram)
@@ -163,7 +169,10 @@ def move_number_line(stats: FeatureStats, separator: str = ": ") -> Text:
     return Text(f"move number of the examples (1…60){separator}{sparkline(stats.move_number)}")
 
 
-def feature_view(stats: FeatureStats, n_examples: int = 10) -> RenderableType:
+def feature_view(
+    stats: FeatureStats, n_examples: int = 10, reading: np.ndarray | None = None
+) -> RenderableType:
+    """The whole page as the CLI prints it; ``reading``: a residual feature's :func:`belief_panel`."""
     header = Text(stats.feature_id + "  ", style="bold").append_text(label_line(stats))
     examples = Table("game", "move", "square", "activation", title="top examples", title_justify="left")
     for example in stats.examples[:n_examples]:
@@ -174,7 +183,7 @@ def feature_view(stats: FeatureStats, n_examples: int = 10) -> RenderableType:
         header,
         facts_line(stats),
         candidates_line(stats),
-        Columns(board_panels(stats)),
+        Columns(board_panels(stats) + ([belief_panel(reading)] if reading is not None else [])),
         histogram_line(stats),
         move_number_line(stats),
         examples,

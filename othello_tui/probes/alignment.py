@@ -280,3 +280,37 @@ def rediscovery_counts(
     result = {module: {k: (v[0], v[1]) for k, v in row.items()} for module, row in counts.items()}
     result["any"] = {kind: (len(anywhere[kind]), len(squares[kind])) for kind in KINDS}
     return result
+
+
+@dataclass(frozen=True)
+class FlipFeatures:
+    """Per square, the residual feature whose decoder row points most nearly along the probe's
+    class difference: ``index_QC[q, to]`` (``to`` 0 mine, 1 theirs) pushes the reading of square q
+    towards ``to`` (``W_to − W_other``), with cosine ``cosine_QC[q, to]``."""
+
+    module: str  # "L3R"
+    index_QC: np.ndarray  # int64 [64, 2]
+    cosine_QC: np.ndarray  # float32 [64, 2]
+
+    def feature(self, square: int, to: int) -> tuple[str, float]:
+        """(``"L3R512"``, its cosine) for flipping ``square`` to ``to``."""
+        return f"{self.module}{int(self.index_QC[square, to])}", float(self.cosine_QC[square, to])
+
+
+def flip_features(probes: LinearProbes, module: str, dictionary: Dictionary) -> FlipFeatures:
+    """The best-aligned decoder rows of residual dictionary ``module`` for flipping each square's
+    mine/theirs reading at the site it reads (the belief edit along a feature, DESIGN.md §3.9)."""
+    W_DQC = probes.W["mine_theirs"][probes.sites.index(site_of_module(module))].detach()
+    mine_DQ = F.normalize(W_DQC[..., 0] - W_DQC[..., 1], dim=0)
+    cos_FQ = F.normalize(dictionary.W_dec.detach().to(mine_DQ), dim=1) @ mine_DQ
+    cos_QC = torch.stack([cos_FQ.T, -cos_FQ.T], dim=-1)  # towards mine, towards theirs: [Q, F, 2]
+    cosine_QC, index_QC = cos_QC.max(dim=1)
+    return FlipFeatures(module, index_QC.cpu().numpy(), cosine_QC.float().cpu().numpy())
+
+
+def decoder_readings(probes: LinearProbes, module: str, dictionary: Dictionary) -> np.ndarray:
+    """float32 [F, 64]: what each feature of residual dictionary ``module`` writes into the
+    mine/theirs probe of its site, per unit of activation: ``W_dec[f]·(W_mine − W_theirs)`` on every
+    square (positive: the square reads more mine; the feature page's belief panel)."""
+    W_DQC = probes.W["mine_theirs"][probes.sites.index(site_of_module(module))].detach()
+    return (dictionary.W_dec.detach().to(W_DQC) @ (W_DQC[..., 0] - W_DQC[..., 1])).float().cpu().numpy()

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 import numpy as np
 
 from othello_tui.circuits.edits import BeliefEdit, Edit
-from othello_tui.circuits.nodes import Node, Target, readout_note
+from othello_tui.circuits.nodes import CircuitError, Node, Target, readout_note
 from othello_tui.circuits.tree import Expansion
 from othello_tui.tui.prefix_cache import PrefixCache
 
@@ -104,6 +104,7 @@ class CircuitsBackend:
         self._state_lock = threading.Lock()  # guards the stack and the last outcome
         self._stack: tuple[tuple[int, ...], tuple[Edit | BeliefEdit, ...]] = ((), ())
         self._outcome: Outcome | None = None
+        self._refused: str | None = None  # why run_edits took the newest edit off the stack
 
     # -- slow calls: from a worker ------------------------------------------------------------
 
@@ -191,9 +192,17 @@ class CircuitsBackend:
         probes = getattr(engine, "probes", None)  # a test's stub engine may have no probes attribute
         sites = probes.sites if probes is not None else ()
         outputs = [hook_name_of(module) for module in trace.all_dictionaries]
-        with self._model_lock:
-            result = intervene(trace, edits, watch, keep=list(dict.fromkeys([*sites, *outputs])))
-            acts = activations_after(trace, edits, result.kept, trace.all_dictionaries)
+        try:
+            with self._model_lock:
+                result = intervene(trace, edits, watch, keep=list(dict.fromkeys([*sites, *outputs])))
+                acts = activations_after(trace, edits, result.kept, trace.all_dictionaries)
+        except CircuitError as error:  # a belief edit along a feature that no push achieves
+            with self._state_lock:
+                self._stack, self._refused = (
+                    (tuple(squares), edits[:-1]),
+                    f"{edits[-1].text} refused: {error}",
+                )
+            return self.run_edits(squares, watch)
         T = len(squares)
         before_TV, after_TV = (x[:T].float().cpu() for x in (result.logits_before_TV, result.logits_after_TV))
         outcome = Outcome(
@@ -248,6 +257,12 @@ class CircuitsBackend:
             kept = tuple(e for e in edits if e.node_id != edit.node_id)
             self._stack = (tuple(squares), (*kept, edit))
         return note
+
+    def take_refusal(self) -> str | None:
+        """Why the newest edit was taken off the stack again, once (then None)."""
+        with self._state_lock:
+            refused, self._refused = self._refused, None
+        return refused
 
     def clear_edits(self) -> int:
         """Drop every intervention; returns how many there were."""

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from othello_tui.circuits.trace import GameTrace
-from othello_tui.dictionary.sae import Dictionary, hook_name_of, module_names, residual_names
+from othello_tui.dictionary.sae import Dictionary, hook_name_of, is_residual, module_names, residual_names
 from othello_tui.features import (
     BuildSettings,
     CacheError,
@@ -30,7 +30,9 @@ from othello_tui.game.squares import tokens_of
 from othello_tui.model.device import resolve_device
 from othello_tui.model.transformer import OthelloGPT
 from othello_tui.model.weights import WeightsError, load_model, model_fingerprint, weights_home
+from othello_tui.probes.alignment import FlipFeatures, decoder_readings, flip_features
 from othello_tui.probes.beliefs import belief_probs
+from othello_tui.probes.families import site_of_module
 from othello_tui.probes.io import load_probes
 from othello_tui.probes.linear import LinearProbes
 from othello_tui.tui.analysis import GameAnalysis, ModelUnavailableError
@@ -70,6 +72,15 @@ class ModelEngine:
         self.feature_cache, self.labels_note, self.cache_requests = feature_cache, labels_note, cache_requests
         self.labels: Labels | None = feature_cache.label if feature_cache else None
         self.residual_note: str | None = None  # why weights/residual could not be read, if it could not
+        #: per probe site with a residual dictionary, the features a belief edit along a feature uses
+        self.flip_features: dict[int, FlipFeatures] = {}
+        #: per residual dictionary, what each feature writes into the probe: [F, 64] (feature pages)
+        self.decoder_readings: dict[str, np.ndarray] = {}
+        for module in filter(is_residual, self.modules):
+            if probes is not None:
+                site = probes.sites.index(site_of_module(module))
+                self.flip_features[site] = flip_features(probes, module, dictionaries[module])
+                self.decoder_readings[module] = decoder_readings(probes, module, dictionaries[module])
 
     @functools.cached_property
     def identity(self) -> tuple[str, str]:

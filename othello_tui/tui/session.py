@@ -33,6 +33,7 @@ Shape legend: T position, V vocabulary (61 tokens), F dictionary features.
 from __future__ import annotations
 
 import gc
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -151,6 +152,22 @@ class Session:
         """Of the first ``n_moves`` moves, how many the model reads (its context: ``n_ctx``)."""
         n_ctx = getattr(self._engine, "n_ctx", None)
         return n_moves if n_ctx is None else min(n_moves, n_ctx)
+
+    def flip_feature(self, site: int, square: int, to: int) -> tuple[str, float] | None:
+        """The residual feature (and its cosine) whose decoder row best flips ``square``'s reading
+        at probe site ``site`` towards ``to`` (``F`` on the believed board); None without a
+        residual dictionary there."""
+        flips = getattr(self._engine, "flip_features", {})
+        return flips[site].feature(square, to) if site in flips else None
+
+    def decoder_reading(self, feature_id: str) -> np.ndarray | None:
+        """float32 [64]: what a residual feature writes into the mine/theirs probe per unit of
+        activation (positive: more mine); None for other features or without probes."""
+        match = re.fullmatch(r"(L\d+R)(\d+)", feature_id)
+        readings = getattr(self._engine, "decoder_readings", {})
+        if match is None or match[1] not in readings or int(match[2]) >= len(readings[match[1]]):
+            return None
+        return readings[match[1]][int(match[2])]
 
     @property
     def n_features(self) -> dict[str, int]:

@@ -17,6 +17,7 @@ readable size; it reads the state the main screen owns (declared below) and neve
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 
 import numpy as np
@@ -96,6 +97,14 @@ def belief_edit(shown: PositionView | None, site: int, square: int) -> BeliefEdi
     if reading == EMPTY:
         return f"The probe reads {square_name(square)} as empty: f flips a believed disc (mine ↔ theirs)."
     return BeliefEdit(view.n_moves - 1, site, square, 1 - reading)
+
+
+def along_feature(edit: BeliefEdit, feature: tuple[str, float] | None) -> BeliefEdit | str:
+    """``edit`` pushed along ``feature``'s decoder row (``F``: the residual feature best aligned
+    with the flip, and its cosine), or why there is none."""
+    if feature is None:
+        return f"No residual-stream dictionary reads {edit.spec.partition(':')[0]}: F needs one (f pushes along the probe)."
+    return replace(edit, along=feature[0])
 
 
 def feature_edit(
@@ -269,10 +278,17 @@ class CircuitKeys(Screen):
             self.push_edit(feature_edit(view, feature, factor))
 
     def on_belief_board_flip(self, message: BeliefBoard.Flip) -> None:
-        self.push_edit(belief_edit(self.current_view, message.site, message.square))
+        edit, feature = belief_edit(self.current_view, message.site, message.square), None
+        if message.along_feature and isinstance(edit, BeliefEdit):
+            feature = self.session.flip_feature(edit.site, edit.square, edit.to)
+            edit = along_feature(edit, feature)
+        self.push_edit(
+            edit, f"(its decoder row has cosine {feature[1]:.2f} with the flip)" if feature else ""
+        )
 
-    def push_edit(self, edit: Edit | BeliefEdit | str) -> None:
-        """Put ``edit`` on the game's stack of interventions (a string: why there is no edit)."""
+    def push_edit(self, edit: Edit | BeliefEdit | str, about: str = "") -> None:
+        """Put ``edit`` on the game's stack of interventions (a string: why there is no edit);
+        ``about`` says more about it in the message line."""
         if isinstance(edit, str):
             self.say(edit)
             return
@@ -280,7 +296,9 @@ class CircuitKeys(Screen):
             return
         note = self.session.circuits.add_edit(self.shown.game.squares, edit)
         effect = f"the predictions from move {edit.position + 2} on show its effect (Δ); c clears."
-        self.say(f"{edit.text}: {effect}{' ' + note if note else ''}")
+        self.say(
+            " ".join(part for part in (f"{edit.text}{' ' + about if about else ''}: {effect}", note) if part)
+        )
         self.show()
 
     def action_clear_edits(self) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, cast
 
+import numpy as np
 from rich.console import RenderableType
 from rich.text import Text
 from textual import work
@@ -52,7 +53,7 @@ MODULE_KINDS = {"A": "attention output", "M": "MLP output"}
 PANELS = ("move", "legal", "board", "flipped", "empty", "logit")  # as ``board_panels`` orders them
 SHOWN_IN = {
     "head": "feature-head",
-    **{name: f"panel-{name}" for name in PANELS},
+    **{name: f"panel-{name}" for name in (*PANELS, "belief")},  # belief: residual features only
     "distributions": "distributions",
 }
 
@@ -113,11 +114,12 @@ class FeatureScreen(Screen):
     ]
 
     class Loaded(Message):
-        """The page's statistics and the feature's activations in the main screen's game."""
+        """The page's statistics and the feature's activations in the main screen's game (and a
+        residual feature's believed board, ``Session.decoder_reading``)."""
 
-        def __init__(self, stats: FeatureStats, summary: FeatureSummary):
+        def __init__(self, stats: FeatureStats, summary: FeatureSummary, reading: np.ndarray | None):
             super().__init__()
-            self.stats, self.summary = stats, summary
+            self.stats, self.summary, self.reading = stats, summary, reading
 
     class Failed(Message):
         """What a worker could not do, and why."""
@@ -149,6 +151,7 @@ class FeatureScreen(Screen):
         with VerticalScroll(id="boards"):
             for name in PANELS:
                 yield Static(id=SHOWN_IN[name])
+            yield Static(id=SHOWN_IN["belief"])
         with Horizontal(id="lower"):
             with Vertical(id="examples-pane"):
                 yield Static(HEADER, id="examples-header")
@@ -173,7 +176,7 @@ class FeatureScreen(Screen):
         text.append(note.label or "(no label)", style="bold italic")
         return text.append(f" · {note.notes}" if note.notes else "")
 
-    def from_memory(self) -> tuple[FeatureStats, FeatureSummary] | tuple[()]:
+    def from_memory(self) -> tuple[FeatureStats, FeatureSummary, np.ndarray | None] | tuple[()]:
         """The statistics and the game's activations if both are at hand without waiting (the
         statistics were read before, the game is analysed), else nothing."""
         stats = self.session.library.cached(self.feature_id)
@@ -181,7 +184,7 @@ class FeatureScreen(Screen):
             return ()
         summary = self.session.feature_summary(self.game, self.n_moves, stats.module, stats.index)
         if summary and (summary.activation is not None or summary.position < 0):
-            return stats, summary
+            return stats, summary, self.session.decoder_reading(self.feature_id)
         return ()
 
     def check_cache(self) -> None:
@@ -218,25 +221,30 @@ class FeatureScreen(Screen):
         self.session.analyse(self.game)  # the main screen's game: usually analysed already
         summary = self.session.feature_summary(self.game, self.n_moves, stats.module, stats.index)
         if not get_current_worker().is_cancelled:
-            self.post_message(self.Loaded(stats, summary))
+            self.post_message(self.Loaded(stats, summary, self.session.decoder_reading(self.feature_id)))
 
     def on_feature_screen_failed(self, message: Failed) -> None:
         self.say(message.text)
 
     def on_feature_screen_loaded(self, message: Loaded) -> None:
-        parts = self.parts(message.stats, message.summary)
+        parts = self.parts(message.stats, message.summary, message.reading)
         self.say(None)
         for part, widget in SHOWN_IN.items():
             self.query_one(f"#{widget}", Static).update(parts[part])
+        self.query_one(f"#{SHOWN_IN['belief']}").display = message.reading is not None
         self.query_one(ExampleList).show(message.stats.examples, self._row)
         self.query_one("#examples-pane").border_title = cast(str, parts["examples"])  # a plain title
         self.query_one("#boards").display = self.query_one("#lower").display = True
 
-    def parts(self, stats: FeatureStats, summary: FeatureSummary) -> dict[str, RenderableType]:
-        """What the page shows of ``stats`` and ``summary``, by part; keeps ``stats``."""
+    def parts(
+        self, stats: FeatureStats, summary: FeatureSummary, reading: np.ndarray | None = None
+    ) -> dict[str, RenderableType]:
+        """What the page shows of ``stats``, ``summary`` and a residual feature's believed board
+        ``reading``, by part; keeps ``stats``."""
         # not at import time: the features package brings torch, and the app starts without it
         # (statistics exist only once the engine, which imports torch, has opened the cache)
         from othello_tui.features.render import (
+            belief_panel,
             board_panels,
             candidates_line,
             facts_line,
@@ -252,6 +260,7 @@ class FeatureScreen(Screen):
         return {
             "head": head,
             **dict(zip(PANELS, board_panels(stats, BOARD_CELL), strict=True)),
+            "belief": belief_panel(reading, BOARD_CELL) if reading is not None else "",
             "examples": f"top {stats.n_examples} examples · Enter opens one",
             "distributions": Text.assemble(
                 histogram_line(stats, "\n"), "\n\n", move_number_line(stats, "\n")

@@ -251,6 +251,9 @@ class MainScreen(PlayKeys, CircuitKeys):  # a Screen, with the play keys and the
 
     def on_analysed(self, _: Analysed) -> None:
         self._requested = None
+        if (refused := self.session.circuits.take_refusal()) is not None:
+            self.say(refused)
+            self.notify(refused, title="Intervention refused", severity="warning", timeout=10)
         self.show()
 
     def on_game_loaded(self, message: GameLoaded) -> None:

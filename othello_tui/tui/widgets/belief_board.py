@@ -79,14 +79,23 @@ class BeliefBoard(Board, inherit_bindings=False):
             tooltip="edit the model's belief: flip the cursor's disc",
             id="beliefs.flip",
         ),
+        Binding(
+            "F",
+            "flip(True)",
+            "flip along a feature",
+            show=False,
+            tooltip="flip the cursor's disc along the best-aligned residual feature's decoder row",
+            id="beliefs.flip_feature",
+        ),
     ]
 
     class Flip(Message):
-        """Flip the believed colour of ``square`` at probe site ``site`` (``f``)."""
+        """Flip the believed colour of ``square`` at probe site ``site`` (``f``), along the
+        best-aligned residual feature's decoder row with ``along_feature`` (``F``)."""
 
-        def __init__(self, site: int, square: int):
+        def __init__(self, site: int, square: int, along_feature: bool = False):
             super().__init__()
-            self.site, self.square = site, square
+            self.site, self.square, self.along_feature = site, square, along_feature
 
     site: reactive[int] = reactive(DEFAULT_SITE)
 
@@ -106,8 +115,8 @@ class BeliefBoard(Board, inherit_bindings=False):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return True  # its cursor moves whenever it has focus (play mode is the true board's)
 
-    def action_flip(self) -> None:
-        self.post_message(self.Flip(self.site, self.cursor))
+    def action_flip(self, along_feature: bool = False) -> None:
+        self.post_message(self.Flip(self.site, self.cursor, along_feature))
 
     def on_click(self, event: Click) -> None:
         square = self.square_at(event.x, event.y)
