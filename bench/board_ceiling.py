@@ -67,7 +67,7 @@ def main() -> None:
     p_NSQC, truth_NQ = np.concatenate(probs), np.concatenate(truths)
     print(f"{len(truth_NQ):,} tokens of {args.games} held-out games (seed {PROBE_EVAL_SEED})")
     print(f"{'site':<6} {'F1, every reading':>18} {'F1, ≥95%-precise readings':>26} {'p*':>6}")
-    for s, site in enumerate(probes.sites):
+    for s in range(len(probes.sites)):
         reading_NQ = p_NSQC[:, s].argmax(-1)
         disc_NQ = np.where(reading_NQ == EMPTY, -1, reading_NQ)
         p_NQ = p_NSQC[:, s].max(-1)
