@@ -64,7 +64,7 @@ def training(weights: Path, tokens: int, folder: Path) -> None:
             else [shutil.which("torchrun"), "--nproc-per-node", "2", "-m", "othello_tui"]
         )
         run([*launcher, *args], threads)
-        record = json.loads((out / "L0A.json").read_text())["training"]
+        record = json.loads((out / "L0A" / "cfg.json").read_text())["metadata"]["training"]
         rates[processes] = record["tokens"] / (60 * record["wall_minutes"])
         print(f"train dictionaries, {processes} process(es): {rates[processes]:,.0f} tokens/s per dictionary")
     print(f"2 gloo processes / 1 process: {rates[2] / rates[1]:.2f}×")

@@ -50,7 +50,7 @@ RECIPES = {
 def train() -> None:
     for name, arguments in RECIPES.items():
         out = SWEEP / name
-        if (out / "L5M.json").exists():
+        if (out / "L5M" / "cfg.json").exists():
             continue
         out.mkdir(parents=True, exist_ok=True)
         checkpoint = out / "checkpoint.safetensors"
@@ -69,7 +69,7 @@ def evaluate(n_games: int) -> None:
     model = _model()
     done = {row["recipe"] for row in rows()}
     for name, folder in [(BASELINE, BASELINE_DIR), *((name, SWEEP / name) for name in RECIPES)]:
-        if name in done or not (folder / "L5M.json").exists():
+        if name in done or not (folder / "L5M" / "cfg.json").exists():
             continue
         print(f"== eval {name}", flush=True)
         row = {
@@ -145,7 +145,7 @@ def select(n_games: int) -> Choice:
 
 def ship() -> None:
     """Copy each module's chosen dictionary into weights/dictionaries, with its provenance and
-    sweep metrics in its JSON (run `othello-tui eval dictionaries --save` afterwards)."""
+    sweep metrics in its cfg.json metadata (run `othello-tui eval dictionaries --save` afterwards)."""
     import shutil
 
     choice = json.loads((SWEEP / "choice.json").read_text())
@@ -154,16 +154,15 @@ def ship() -> None:
     for module, recipe in choice["recipes"].items():
         if recipe == BASELINE:
             continue
-        for suffix in (".safetensors", ".json"):
-            shutil.copyfile(_folder(recipe) / f"{module}{suffix}", target / f"{module}{suffix}")
-        meta = json.loads((target / f"{module}.json").read_text())
-        meta["selection"] = {
+        shutil.copytree(_folder(recipe) / module, target / module, dirs_exist_ok=True)
+        cfg = json.loads((target / module / "cfg.json").read_text())
+        cfg["metadata"]["selection"] = {
             "recipe": recipe,
             "arguments": RECIPES[recipe],
             "sweep": by_recipe[recipe]["modules"][module],
             "replacement_drop_points": choice["all_drop"],
         }
-        (target / f"{module}.json").write_text(json.dumps(meta, indent=2))
+        (target / module / "cfg.json").write_text(json.dumps(cfg, indent=2) + "\n")
         print(f"{module}: {recipe}")
 
 

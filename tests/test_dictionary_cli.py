@@ -27,20 +27,22 @@ def test_train_resume_and_evaluate(tmp_path, tiny_weights):
     result = runner.invoke(main, [*common, "--modules", "l1m,L0A", "--tokens", "3000", *SMALL])
     assert result.exit_code == 0, result.output
     assert "wrote 2 dictionaries" in result.output
-    assert sorted(p.name for p in out.iterdir()) == [
-        "L0A.json",
-        "L0A.safetensors",
-        "L1M.json",
-        "L1M.safetensors",
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == [
+        "L0A",
+        "L0A/cfg.json",
+        "L0A/sae_weights.safetensors",
+        "L1M",
+        "L1M/cfg.json",
+        "L1M/sae_weights.safetensors",
     ]
-    assert json.loads((out / "L0A.json").read_text())["k"] == 8
-    assert json.loads((out / "L1M.json").read_text())["k"] == 5
-    first = json.loads((out / "L1M.json").read_text())["training"]
+    assert json.loads((out / "L0A" / "cfg.json").read_text())["k"] == 8
+    assert json.loads((out / "L1M" / "cfg.json").read_text())["k"] == 5
+    first = json.loads((out / "L1M" / "cfg.json").read_text())["metadata"]["training"]
     assert first["tokens"] >= 3000 and first["settings"]["modules"] == ["L0A", "L1M"]
 
     result = runner.invoke(main, [*common, "--modules", "L0A,L1M", "--tokens", "6000", "--resume", *SMALL])
     assert result.exit_code == 0, result.output
-    second = json.loads((out / "L1M.json").read_text())["training"]
+    second = json.loads((out / "L1M" / "cfg.json").read_text())["metadata"]["training"]
     assert second["steps"] > first["steps"] and second["tokens"] >= 6000
 
     result = runner.invoke(main, [*common, "--modules", "L0A", "--tokens", "6000", "--resume", "--k", "8"])
@@ -77,8 +79,9 @@ def test_train_resume_and_evaluate(tmp_path, tiny_weights):
     }
     assert set(report["modules"]) == {"L0A", "L1M"} and keys <= set(report["modules"]["L0A"])
     assert 0.0 <= report["model"]["legal_top1"] <= 1.0
-    saved = json.loads((out / "L0A.json").read_text())
-    assert saved["metrics"]["fvu"] == report["modules"]["L0A"]["fvu"] and saved["training"] == second
+    saved = json.loads((out / "L1M" / "cfg.json").read_text())["metadata"]
+    assert saved["metrics"]["fvu"] == report["modules"]["L1M"]["fvu"] and saved["training"] == second
+    assert not list(out.rglob("*.tmp"))  # written atomically
 
 
 def test_clear_messages(tmp_path, tiny_weights):
@@ -118,14 +121,9 @@ def test_residual_dictionaries_train_into_weights_residual_and_evaluate(tmp_path
     assert mixed.exit_code != 0 and "in a run of their own" in mixed.output
     result = runner.invoke(main, [*common, "--modules", "l1r,L0R", "--architecture", "batchtopk", *small])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (weights / "residual").iterdir()) == [
-        "L0R.json",
-        "L0R.safetensors",
-        "L1R.json",
-        "L1R.safetensors",
-    ]
+    assert sorted(p.name for p in (weights / "residual").iterdir()) == ["L0R", "L1R"]
     assert not (weights / "dictionaries").exists()
-    meta = json.loads((weights / "residual" / "L1R.json").read_text())
+    meta = json.loads((weights / "residual" / "L1R" / "cfg.json").read_text())["metadata"]
     assert meta["hook_name"] == "blocks.1.hook_resid_post" and meta["training"]["command"].startswith(
         "othello-tui"
     )

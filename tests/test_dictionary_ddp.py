@@ -118,11 +118,11 @@ def test_torchrun_trains_writes_from_rank_0_and_resumes(tiny_weights, tmp_path):
     first = torchrun("--tokens", "3000")
     assert first.returncode == 0, first.stderr[-3000:]
     assert first.stdout.count("wrote 2 dictionaries") == 1  # rank 0 alone
-    training = json.loads((out / "L1M.json").read_text())["training"]
+    training = json.loads((out / "L1M" / "cfg.json").read_text())["metadata"]["training"]
     assert training["processes"] == RANKS and training["tokens"] % (RANKS * 256) == 0
     second = torchrun("--tokens", "6000", "--resume")
     assert second.returncode == 0, second.stderr[-3000:]
-    resumed = json.loads((out / "L1M.json").read_text())["training"]
+    resumed = json.loads((out / "L1M" / "cfg.json").read_text())["metadata"]["training"]
     assert resumed["steps"] > training["steps"] and resumed["tokens"] >= 6000
     alone = subprocess.run(
         [sys.executable, "-m", "othello_tui", *common, "--tokens", "9000", "--resume"],

@@ -78,12 +78,26 @@ def test_an_old_config_names_its_hook_point_and_means_standard(tmp_path, tiny_di
     assert loaded.cfg.module == "L1A" and loaded.cfg.architecture == "standard"
     x_ND = torch.randn(5, original.cfg.d_in)
     assert torch.equal(loaded.encode(x_ND), torch.relu(original.pre_acts(x_ND)))
+    old_topk = {**config, "hook_point": "blocks.1.hook_attn_out", "activation_fn": "topk"}
+    (folder / "cfg.json").write_text(json.dumps({**old_topk, "activation_fn_kwargs": {"k": 8}}))
+    loaded = load_saelens(folder)  # sae-lens reads this as TopK k = 8, so do we
+    assert loaded.cfg.architecture == "topk" and loaded.cfg.k == 8
+    assert torch.equal(loaded.encode(x_ND), original.encode(x_ND))
 
 
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"normalize_activations": "layer_norm"}, "normalize_activations 'layer_norm'"),
+        (
+            {"normalize_activations": "layer_norm"},
+            "normalize_activations 'layer_norm' (a per-token input scale",
+        ),
+        (
+            {"normalize_activations": "constant_norm_rescale"},
+            "'constant_norm_rescale' (a per-token input scale",
+        ),
+        ({"normalize_activations": "covariance_whitening"}, "'covariance_whitening' (an input whitening"),
+        ({"reshape_activations": "hook_z"}, "reshape_activations 'hook_z'"),
         ({"architecture": "gated"}, "architecture 'gated'"),
         ({"rescale_acts_by_decoder_norm": True}, "rescale_acts_by_decoder_norm"),
         ({"metadata": {"hook_name": "blocks.1.hook_resid_pre"}}, "no module output"),
@@ -94,6 +108,43 @@ def test_what_cannot_be_read_is_refused_clearly(tmp_path, tiny_dictionaries, cha
     write_saelens(tmp_path / "sae", tiny_dictionaries["L1M"], **change)
     with pytest.raises(WeightsError, match=message.replace("(", r"\(")):
         load_dictionaries(tmp_path)
+
+
+@pytest.mark.parametrize("normalisation", ["expected_average_only_in", False, True, None])
+def test_normalisations_sae_lens_runs_as_the_identity_are_read_as_such(
+    tmp_path, tiny_dictionaries, normalisation
+):
+    """sae-lens's ``load_from_disk`` leaves the input alone for ``expected_average_only_in`` (its
+    scale is folded in at training's end) and old configs' true/false mean it or none."""
+    original = tiny_dictionaries["L1M"]
+    loaded = load_saelens(write_saelens(tmp_path / "sae", original, normalize_activations=normalisation))
+    x_ND = torch.randn(30, original.cfg.d_in, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(loaded.encode(x_ND), original.encode(x_ND))
+
+
+def test_eval_save_records_metrics_in_our_folders_of_any_name_and_older_pairs(
+    tmp_path, tiny_weights, tiny_model, tiny_dictionaries
+):
+    fingerprint = {"model_fingerprint": model_fingerprint(tiny_model), "training": {"steps": 7}}
+    folder = save_dictionary(tiny_dictionaries["L0A"], tmp_path, fingerprint)
+    folder.rename(tmp_path / "renamed")
+    save_dictionary(tiny_dictionaries["L1M"], tmp_path, fingerprint)
+    old = json.loads((tmp_path / "L1M" / "cfg.json").read_text())
+    shutil.move(tmp_path / "L1M" / "sae_weights.safetensors", tmp_path / "L1M.safetensors")
+    (tmp_path / "L1M.json").write_text(
+        json.dumps({**{k: v for k, v in old.items() if k != "metadata"}, **old["metadata"]})
+    )
+    shutil.rmtree(tmp_path / "L1M")
+    args = ["eval", "dictionaries", "--weights", str(tiny_weights), "--dictionaries", str(tmp_path)]
+    result = CliRunner().invoke(main, [*args, "--games", "4", "--json", "--save"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)["modules"]
+    ours = json.loads((tmp_path / "renamed" / "cfg.json").read_text())["metadata"]
+    assert ours["metrics"]["fvu"] == report["L0A"]["fvu"] and ours["metrics"]["games"] == 4
+    assert ours["training"] == {"steps": 7} and ours["module"] == "L0A"
+    pair = json.loads((tmp_path / "L1M.json").read_text())
+    assert pair["metrics"]["fvu"] == report["L1M"]["fvu"] and pair["training"] == {"steps": 7}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["L1M.json", "L1M.safetensors", "renamed"]
 
 
 def test_two_dictionaries_for_one_module_are_refused(tmp_path, tiny_dictionaries):
@@ -139,7 +190,10 @@ def test_the_app_and_eval_dictionaries_read_them_too(tmp_path, tiny_weights, tin
         str(tmp_path / "saelens"),
     ]
     refused = CliRunner().invoke(main, [*args, "--save", "--games", "2"])
-    assert refused.exit_code == 2 and "came from SAELens folders" in refused.output
+    assert (
+        refused.exit_code == 2 and "L0A, L0M, L1A, L1M: SAELens folders written elsewhere" in refused.output
+    )
+    assert "Traceback" not in refused.output
 
 
 def test_a_jumprelu_folder_activates_as_saelens_does(tmp_path, tiny_dictionaries):
@@ -171,3 +225,83 @@ def test_sae_lens_encodes_a_folder_as_we_read_it(tmp_path, tiny_dictionaries):
     sae = sae_lens.SAE.load_from_disk(str(folder), device="cpu")
     x_ND = torch.randn(30, original.cfg.d_in, generator=torch.Generator().manual_seed(4))
     assert torch.allclose(sae.encode(x_ND), load_saelens(folder).encode(x_ND), atol=1e-5)
+
+
+def _same_as_sae_lens(sae, dictionary, scale: float, seed: int = 0) -> None:
+    """``sae.encode``/``decode`` against ours on random inputs (and random sparse codes)."""
+    generator = torch.Generator().manual_seed(seed)
+    x_ND = scale * torch.randn(200, dictionary.cfg.d_in, generator=generator)
+    c_NF = torch.rand(200, dictionary.cfg.d_sae, generator=generator) * (
+        torch.rand(200, dictionary.cfg.d_sae, generator=generator) < 0.05
+    )
+    with torch.no_grad():
+        assert torch.allclose(sae.encode(x_ND), dictionary.encode(x_ND), atol=1e-5, rtol=0)
+        assert torch.allclose(sae.decode(c_NF), dictionary.decode(c_NF), atol=1e-5, rtol=0)
+    assert (dictionary.encode(x_ND) > 0).any()
+
+
+@pytest.mark.parametrize("kind", ["dictionaries", "residual"])
+def test_sae_lens_opens_every_shipped_folder_and_encodes_as_we_do(kind):
+    sae_lens = pytest.importorskip("sae_lens")
+    from othello_tui.dictionary.io import load_residual
+    from othello_tui.model.weights import WEIGHTS_DIR
+
+    ours = (
+        load_residual(WEIGHTS_DIR) if kind == "residual" else load_dictionaries(WEIGHTS_DIR / "dictionaries")
+    )
+    assert len(ours) == (6 if kind == "residual" else 12)
+    for module, dictionary in ours.items():
+        sae = sae_lens.SAE.load_from_disk(str(WEIGHTS_DIR / kind / module), device="cpu")
+        assert sae.cfg.architecture() == dictionary.cfg.architecture
+        assert sae.cfg.metadata.hook_name == dictionary.cfg.hook_name
+        _same_as_sae_lens(sae, dictionary, scale=10.0)  # module outputs have norms of tens
+
+
+@pytest.mark.parametrize("architecture", ["standard", "topk", "jumprelu"])
+def test_sae_lens_opens_what_we_save_of_each_architecture(tmp_path, tiny_dictionaries, architecture):
+    sae_lens = pytest.importorskip("sae_lens")
+    from othello_tui.dictionary.sae import Dictionary, DictionaryConfig
+
+    source = tiny_dictionaries["L1A"]
+    k = 8 if architecture == "topk" else None
+    l1 = 0.5 if architecture == "standard" else None
+    dictionary = Dictionary(
+        DictionaryConfig("L1A", source.cfg.hook_name, architecture, source.cfg.d_in, source.cfg.d_sae, k, l1)
+    )
+    dictionary.load_state_dict(source.state_dict())
+    with torch.no_grad():
+        dictionary.threshold.uniform_(0.0, 0.3, generator=torch.Generator().manual_seed(6))
+    folder = save_dictionary(dictionary, tmp_path, {"model_fingerprint": "x"})
+    sae = sae_lens.SAE.load_from_disk(str(folder), device="cpu")
+    assert sae.cfg.architecture() == architecture and sae.cfg.metadata.module == "L1A"
+    _same_as_sae_lens(sae, dictionary, scale=1.0)
+    assert load_dictionaries(tmp_path)["L1A"].cfg == dictionary.cfg
+
+
+@pytest.mark.parametrize("architecture", ["standard", "topk", "jumprelu"])
+@pytest.mark.parametrize("apply_b_dec_to_input", [True, False])
+def test_we_read_what_sae_lens_saves(tmp_path, architecture, apply_b_dec_to_input):
+    pytest.importorskip("sae_lens")
+    from sae_lens.registry import get_sae_class
+    from sae_lens.saes.sae import SAEMetadata
+
+    sae_class, config_class = get_sae_class(architecture)
+    cfg = config_class(
+        d_in=16,
+        d_sae=40,
+        apply_b_dec_to_input=apply_b_dec_to_input,
+        normalize_activations="expected_average_only_in",
+        metadata=SAEMetadata(hook_name="blocks.2.hook_mlp_out", model_name="othello"),
+        **({"k": 5} if architecture == "topk" else {}),
+    )
+    sae = sae_class(cfg)
+    generator = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for parameter in sae.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
+        if architecture == "jumprelu":
+            sae.threshold.abs_()
+    sae.save_model(tmp_path / "from-sae-lens")
+    (dictionary,) = load_dictionaries(tmp_path).values()
+    assert dictionary.cfg.module == "L2M" and dictionary.cfg.architecture == architecture
+    _same_as_sae_lens(sae, dictionary, scale=1.0)

@@ -55,7 +55,7 @@ def test_a_broken_residual_folder_keeps_the_module_dictionaries(residual_weights
 
     weights = tmp_path / "weights"
     shutil.copytree(residual_weights_dir, weights)
-    (weights / "residual" / "L1R.safetensors").write_bytes(b"broken")
+    (weights / "residual" / "L1R" / "sae_weights.safetensors").write_bytes(b"broken")
     engine = load_engine(weights, "cpu")
     assert engine.modules == ("L0A", "L0M", "L1A", "L1M")
     assert "No residual-stream dictionaries" in engine.residual_note

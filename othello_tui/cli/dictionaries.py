@@ -304,7 +304,9 @@ MEANING_COLUMNS = (
     help="Evaluate the residual-stream dictionaries (L0R … L5R, WEIGHTS/residual): each spliced "
     "alone in place of blocks.l.hook_resid_post (they are readouts: never all at once).",
 )
-@click.option("--save", is_flag=True, help="Also write the metrics into each dictionary's JSON file.")
+@click.option(
+    "--save", is_flag=True, help="Also write the metrics into each dictionary's cfg.json (metadata.metrics)."
+)
 @click.option(
     "--cache",
     "cache_file",
@@ -322,9 +324,9 @@ def eval_dictionaries_command(
 
     from othello_tui.cli.loading import find_feature_cache
     from othello_tui.dictionary.evaluate import evaluate_dictionaries, evaluate_replacement
-    from othello_tui.dictionary.io import load_dictionaries, load_residual, save_dictionary
+    from othello_tui.dictionary.io import load_dictionaries, load_residual, provenance_files, record_metrics
     from othello_tui.dictionary.sae import is_residual
-    from othello_tui.model.weights import WeightsError, read_json
+    from othello_tui.model.weights import WeightsError
 
     model = load_model_or_fail(weights, device, config_file)
     module_list = _modules(modules, model.cfg.n_layers) if modules else None
@@ -349,11 +351,12 @@ def eval_dictionaries_command(
             f"{dict_dir} mixes module-output and residual-stream dictionaries, or --residual names "
             "module outputs; evaluate each kind in a run of its own"
         )
-    if save and (foreign := [m for m in dictionaries if not (dict_dir / f"{m}.json").is_file()]):
+    try:
+        provenance = provenance_files(dict_dir, dictionaries) if save else {}
+    except WeightsError as error:
         raise click.UsageError(
-            f"--save writes the metrics into our {{module}}.json files; {', '.join(foreign)} came from "
-            "SAELens folders"
-        )
+            f"--save records metrics only in othello-tui's own dictionaries; {error}"
+        ) from None
     results = evaluate_dictionaries(model, dictionaries, n_games)
     if not residual:  # residual dictionaries are readouts: each spliced alone, never all at once
         results["replacement"] = evaluate_replacement(model, dictionaries, n_games)
@@ -362,18 +365,18 @@ def eval_dictionaries_command(
         for module, meaning in cache.meaning_summary().items():
             if module in results["modules"]:
                 results["modules"][module].update(meaning.to_dict())
-    if save:
-        for module, dictionary in dictionaries.items():
-            meta = read_json(dict_dir / f"{module}.json")
-            metrics = {
+    for module, path in provenance.items():
+        record_metrics(
+            path,
+            {
                 **results["modules"][module],
                 "games": n_games,
                 "seed": results["seed"],
                 "model_legal_top1": results["model"]["legal_top1"],
                 **({} if residual else {"all_spliced": results["replacement"]}),
                 **({"meaning_cache": cache.path.name} if cache is not None else {}),
-            }
-            save_dictionary(dictionary.cpu(), dict_dir, {**meta, "metrics": metrics})
+            },
+        )
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return

@@ -112,8 +112,8 @@ def dictionaries_option(function: F) -> F:
         "dictionaries_dir",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
-        help="Folder of dictionaries: ours ({module}.json + .safetensors) or SAELens folders "
-        "(cfg.json + sae_weights.safetensors; the module is the one its hook_name names). "
+        help="Folder of SAELens folders (cfg.json + sae_weights.safetensors; each is the module "
+        "its hook_name names), ours or anyone's; older {module}.json + .safetensors pairs too. "
         "[default: the weights' dictionaries/]",
     )(function)
 
