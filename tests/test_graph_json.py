@@ -1,6 +1,7 @@
 """The attribution-graph JSON (Neuronpedia's viewer, circuit-tracer): the schema's required fields
 and types, links that are the tree's exact contributions and sum to each expanded node's value,
-QK pairs in ``qk_tracing_results`` form, and ``trace --graph``."""
+QK pairs in ``qk_tracing_results`` form; a graph pruned as circuit-tracer prunes, its links the
+exact contributions; and ``trace --graph``."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from collections import defaultdict
 import pytest
 from click.testing import CliRunner
 
-from othello_tui.circuits.graph_json import trace_graph
+from othello_tui.circuits.graph import build_graph
+from othello_tui.circuits.graph_json import trace_attribution_graph, trace_graph
 from othello_tui.circuits.nodes import Target, parse_target
 from othello_tui.circuits.provenance import Provenance
+from othello_tui.circuits.pruning import GraphSettings, prune
 from othello_tui.circuits.trace import GameTrace
 from othello_tui.cli import main
 from othello_tui.dictionary.io import save_dictionary
@@ -140,8 +143,8 @@ def test_a_logit_graph_has_the_schemas_fields_and_the_trees_exact_links(trace):
         elif node_id != root["node_id"]:
             assert node["activation"] is None and node["feature"] is None
     assert {nodes[f"P{p}embed"]["layer"] for p in range(13) if f"P{p}embed" in nodes} <= {"E"}
-    shares = [node["influence"] for node in graph["nodes"]]
-    assert root["influence"] == min(shares) and max(shares) == 1.0 and all(0 < s <= 1 for s in shares)
+    shares = [node["influence"] for node in graph["nodes"][1:]]
+    assert root["influence"] is None and max(shares) == 1.0 and all(0 < s <= 1 for s in shares)
 
 
 def test_links_into_every_expanded_node_sum_to_its_value(trace):
@@ -209,31 +212,107 @@ def test_a_score_graph_carries_the_qk_pairs_in_neuronpedias_form(trace):
             assert node["activation"] == trace.activation(feature.position, feature.module, feature.feature)
 
 
-def test_trace_graph_prints_the_graph(tmp_path, tiny_weights, tiny_model, tiny_dictionaries, trace):
+@pytest.fixture(scope="module")
+def weights_folder(tmp_path_factory, tiny_weights, tiny_model, tiny_dictionaries):
+    folder = tmp_path_factory.mktemp("graph_weights")
     for name in ("othello_gpt.safetensors", "othello_gpt.json"):
-        shutil.copy(tiny_weights / name, tmp_path / name)
+        shutil.copy(tiny_weights / name, folder / name)
     for dictionary in tiny_dictionaries.values():
         save_dictionary(
-            dictionary, tmp_path / "dictionaries", {"model_fingerprint": model_fingerprint(tiny_model)}
+            dictionary, folder / "dictionaries", {"model_fingerprint": model_fingerprint(tiny_model)}
         )
-    args = ["trace", "--moves", " ".join(MOVES), "--pos", "12", "--target", "logit:c-4", "--depth", "2"]
-    args += ["--top", "4", "--weights", str(tmp_path)]
-    result = CliRunner().invoke(main, [*args, "--graph"])
+    return folder
+
+
+def full_graph(trace, text: str, position: int, settings: GraphSettings) -> tuple[dict, object]:
+    target = parse_target(text, position)
+    built = build_graph(trace, target, settings.max_features)
+    provenance = Provenance.of_graph(
+        " ".join(MOVES), position, target.spec, settings, model_fingerprint(trace.model), "d" * 16
+    )
+    return trace_attribution_graph(trace, built, provenance, settings), built
+
+
+def test_a_pruned_graph_keeps_circuit_tracers_nodes_and_links_with_their_exact_weights(trace):
+    settings = GraphSettings(30, 0.7, 0.9)
+    graph, built = full_graph(trace, "logit:c-4", 12, settings)
+    check_schema(graph)
+    metadata = graph["metadata"]
+    assert metadata["node_threshold"] == 0.7
+    assert metadata["pruning_settings"] == {"node_threshold": 0.7, "edge_threshold": 0.9}
+    assert metadata["generation_settings"] == {"max_feature_nodes": 30, "expanded_features": 30}
+    assert metadata["slug"].startswith("graph-moves16-") and metadata["slug"].endswith("P12logit-c-4")
+    assert metadata["provenance"]["commands"] == [
+        f"othello-tui trace --moves '{' '.join(MOVES)}' --pos 12 --target logit:c-4 --graph --graph-nodes 30 "
+        "--node-threshold 0.7 --edge-threshold 0.9"
+    ]
+    pruned = prune(built.category_N, built.edges, 0, 0.7, 0.9)
+    index = {node.id: n for n, node in enumerate(built.nodes)}
+    weights = {
+        (built.nodes[s].id, built.nodes[t].id): w
+        for t, s, w in zip(built.edges.target_E, built.edges.source_E, built.edges.weight_E, strict=True)
+    }
+    kept = {key for e, key in enumerate(weights) if pruned.edge_mask_E[e]}
+    written = {(link["source"], link["target"]): link["weight"] for link in graph["links"]}
+    assert written == {key: weights[key] for key in kept} and 0 < len(kept) < len(weights)
+    touched = {node_id for link in kept for node_id in link} | {built.target.id}
+    nodes = {node["node_id"]: node for node in graph["nodes"]}
+    assert set(nodes) == {node_id for node_id in touched if pruned.node_mask_N[index[node_id]]}
+    assert nodes[built.target.id]["influence"] is None
+    for node_id, node in nodes.items():
+        if node_id != built.target.id:
+            assert node["influence"] == pytest.approx(pruned.shares_N[index[node_id]])
+        if index[node_id] in built.expanded:
+            shown = math.fsum(w for (_, t), w in written.items() if t == node_id)
+            assert shown + node["others"] == pytest.approx(node["sum"], rel=1e-9, abs=1e-9)
+            assert node["sum"] == pytest.approx(node["activation"], rel=1e-5, abs=1e-5)
+        if node_id.endswith(".rest"):
+            assert (
+                node["feature_type"] == "unexpanded features"
+                and "features outside the graph" in node["clerp"]
+            )
+
+
+def test_with_thresholds_of_1_the_graph_keeps_every_link(trace):
+    graph, built = full_graph(trace, "logit:c-4", 12, GraphSettings(20, 1.0, 1.0))
+    assert len(graph["links"]) == len(built.edges.weight_E)
+    assert all(node["others"] == pytest.approx(0, abs=1e-9) for node in graph["nodes"] if "others" in node)
+
+
+def test_trace_graph_prints_the_attribution_graph(weights_folder, trace):
+    args = ["trace", "--moves", " ".join(MOVES), "--pos", "12", "--target", "logit:c-4"]
+    args += ["--weights", str(weights_folder)]
+    result = CliRunner().invoke(main, [*args, "--graph", "--graph-nodes", "12", "--edge-threshold", "0.9"])
     assert result.exit_code == 0, result.output
     graph = json.loads(result.output)
     check_schema(graph)
-    expected, expansion = graph_of(trace, "logit:c-4", 12, top=4, depth=2)
+    expected, _ = full_graph(trace, "logit:c-4", 12, GraphSettings(12, 0.8, 0.9))
     assert {(link["source"], link["target"]): link["weight"] for link in graph["links"]} == pytest.approx(
-        tree_links(expansion)
+        {(link["source"], link["target"]): link["weight"] for link in expected["links"]}
     )
-    assert graph["metadata"]["provenance"]["commands"][0].startswith("othello-tui trace --moves")
+    assert graph["metadata"]["provenance"]["commands"] == expected["metadata"]["provenance"]["commands"]
+    alone = CliRunner().invoke(main, [*args, "--node-threshold", "0.5"])
+    assert alone.exit_code == 2 and "--node-threshold go with --graph" in alone.output
     both = CliRunner().invoke(main, [*args, "--graph", "--json"])
     assert both.exit_code == 2 and "exclude each other" in both.output and "Traceback" not in both.output
 
 
+def test_trace_graph_of_a_score_is_its_trees_graph_with_the_qk_pairs(weights_folder, trace):
+    args = ["trace", "--moves", " ".join(MOVES), "--pos", "9", "--target", "score:L1H2:4", "--top", "4"]
+    result = CliRunner().invoke(main, [*args, "--weights", str(weights_folder), "--graph"])
+    assert result.exit_code == 0, result.output
+    graph = json.loads(result.output)
+    check_schema(graph)
+    expected, _ = graph_of(trace, "score:L1H2:4", 9, top=4, depth=1)
+    assert graph["nodes"][0]["qk_tracing_results"] == pytest.approx(
+        expected["nodes"][0]["qk_tracing_results"]
+    )
+
+
 def test_influence_is_circuit_tracers_cumulative_share():
     """A hand-made tree: P3logit:c-4 ← a (+3), b (−1); a ← c (+2). Normalised |weights|: a 0.75,
-    b 0.25 into the root, c 1 into a; influence 1, 0.75, 0.75 (c through a), 0.25."""
+    b 0.25 into the root, c 1 into a; influence w·(A + A² + …): 0.75, 0.75 (c through a), 0.25,
+    and the root's own 0 (circuit-tracer writes none for its logits)."""
     from othello_tui.circuits.graph_json import expansion_to_graph
     from othello_tui.circuits.nodes import Node
     from othello_tui.circuits.tree import Branch, Expansion
@@ -246,7 +325,7 @@ def test_influence_is_circuit_tracers_cumulative_share():
     graph = expansion_to_graph(expansion, provenance, 6, {a.id: 2.0, b.id: 1.0, c.id: 2.0}, 0.5)
     check_schema(graph)
     shares = {node["node_id"]: node["influence"] for node in graph["nodes"]}
-    total = 1 + 0.75 + 0.75 + 0.25
-    assert shares == pytest.approx({root.id: 1 / total, a.id: 1.75 / total, c.id: 2.5 / total, b.id: 1.0})
+    assert shares.pop(root.id) is None
+    assert shares == pytest.approx({a.id: 0.75 / 1.75, c.id: 1.5 / 1.75, b.id: 1.0})
     assert graph["metadata"]["prompt_tokens"] == ["f-4", "f-3", "e-2", "c-4"]
     assert graph["nodes"][0]["clerp"] == 'Output "c-4" (p=0.500)'

@@ -7,6 +7,7 @@ import shlex
 from click.testing import CliRunner
 
 from othello_tui.circuits.provenance import Provenance
+from othello_tui.circuits.pruning import GraphSettings
 from othello_tui.cli import main
 from othello_tui.tui.exports import svg_with_provenance, write_files
 
@@ -78,3 +79,17 @@ def test_the_intervene_command_runs(weights_dir):
     result = CliRunner().invoke(main, [*args, "--weights", str(weights_dir)])
     assert program == "othello-tui" and result.exit_code == 0, result.output
     assert result.output.startswith("P2L0A1: ") and "→ 1.5000" in result.output
+
+
+def test_a_graphs_provenance_names_its_settings_and_command():
+    graph = Provenance.of_graph(
+        MOVES, 3, "logit:c-4", GraphSettings(50, 0.7, 0.95), "ab" * 8, "cd" * 8, 3, 17
+    )
+    assert graph.commands() == [
+        "othello-tui trace --seed 3 --game-index 17 --pos 3 --target logit:c-4 --graph --graph-nodes 50 "
+        "--node-threshold 0.7 --edge-threshold 0.95"
+    ]
+    data = graph.to_dict()
+    assert data["graph"] == {"max_features": 50, "node_threshold": 0.7, "edge_threshold": 0.95}
+    assert not {"top", "threshold", "depth"} & set(data) and "graph" not in provenance().to_dict()
+    assert graph.file_stem("P3logit:c-4") == "graph-s3g17-P3logit-c-4"

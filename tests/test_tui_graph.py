@@ -1,26 +1,35 @@
-"""The graph screen (``G`` in the tree): the tree merged into an attribution graph, nodes ranked
-by influence and pruned at a node threshold, each node's links in and out."""
+"""The graph screen (``G`` in the tree): the target's attribution graph built by the backend in a
+worker, its nodes ranked by influence with their links in and out, the node and link thresholds
+and the budget as keys, links to follow, feature pages to open and the JSON to export."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from test_tui_app import run, settle
-from test_tui_tree import GAME, to_feature, to_node
+from test_tui_tree import GAME, to_feature
 
+from othello_tui.circuits.graph import build_graph
+from othello_tui.circuits.graph_json import trace_attribution_graph
+from othello_tui.circuits.nodes import parse_target
+from othello_tui.circuits.provenance import Provenance
+from othello_tui.circuits.pruning import GraphSettings
 from othello_tui.tui.app import make_app
 from othello_tui.tui.engine import ModelEngine
-from othello_tui.tui.graph_view import feature_of, links_of, ranked_nodes
+from othello_tui.tui.graph_view import GraphView, Link, feature_of
 from othello_tui.tui.screens.feature import FeatureScreen
 from othello_tui.tui.screens.graph import GraphScreen
+from othello_tui.tui.screens.prompt import PromptScreen, parse_count
 from othello_tui.tui.screens.tree import TreeScreen
 from othello_tui.tui.session import Session
 
 GRAPH = {
     "nodes": [
-        {"node_id": "P3L1M7", "influence": 0.9},
-        {"node_id": "P3logit:e-1", "influence": 0.4},
-        {"node_id": "P2L0A5", "influence": 1.0},
-        {"node_id": "P3embed", "influence": 0.75},
+        {"node_id": "P3L1M7", "influence": 0.9, "clerp": "L1M7: a label"},
+        {"node_id": "P3logit:e-1", "influence": None, "clerp": 'Output "e-1" (p=0.500)'},
+        {"node_id": "P2L0A5", "influence": 1.0, "clerp": "L0A5"},
+        {"node_id": "P3embed", "influence": 0.75, "clerp": "embed"},
     ],
     "links": [
         {"source": "P3L1M7", "target": "P3logit:e-1", "weight": 0.5},
@@ -31,19 +40,22 @@ GRAPH = {
 }
 
 
-def test_nodes_rank_by_influence_and_prune_at_the_threshold():
-    assert [n["node_id"] for n in ranked_nodes(GRAPH)] == ["P3logit:e-1", "P3embed", "P3L1M7", "P2L0A5"]
-    assert [n["node_id"] for n in ranked_nodes(GRAPH, 0.8)] == ["P3logit:e-1", "P3embed"]
-    assert [n["node_id"] for n in ranked_nodes(GRAPH, 0.1)] == ["P3logit:e-1"]  # the root stays
-
-
-def test_links_in_and_out_largest_first_and_only_between_kept_nodes():
-    incoming, outgoing = links_of(GRAPH, "P3L1M7")
+def test_nodes_rank_by_influence_with_their_links_largest_first():
+    view = GraphView(GRAPH)
+    assert [n["node_id"] for n in view.nodes] == ["P3logit:e-1", "P3embed", "P3L1M7", "P2L0A5"]
+    assert view.row_of["P3L1M7"] == 2 and view.clerp("P3L1M7") == "L1M7: a label"
+    incoming, outgoing = view.links("P3L1M7")
     assert [(x.other, x.weight) for x in incoming] == [("P3embed", 0.3), ("P2L0A5", 0.1)]
     assert [(x.other, x.weight) for x in outgoing] == [("P3logit:e-1", 0.5)]
-    incoming, _ = links_of(GRAPH, "P3logit:e-1", {"P3logit:e-1", "P3embed"})
-    assert [(x.other, x.weight) for x in incoming] == [("P3embed", -2.0)]
+    assert view.links("P2L0A5") == ([], [Link("P3L1M7", 0.1)])
     assert feature_of({"node_id": "P3L1M7"}) == "L1M7" and feature_of({"node_id": "P3embed"}) is None
+
+
+def test_the_budget_prompt_takes_a_whole_number_within_its_range():
+    assert parse_count(" 50 ") == 50 and parse_count("0") == 0
+    for text, reason in (("x", "not a whole number"), ("2.5", "not a whole number"), ("1001", "0 to 1,000")):
+        with pytest.raises(ValueError, match=reason):
+            parse_count(text, 1000)
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +63,23 @@ def engine(tiny_model, tiny_dictionaries):
     return ModelEngine(tiny_model, tiny_dictionaries)
 
 
-def test_g_merges_the_tree_into_a_graph_whose_links_are_the_trees_contributions(engine):
-    app = make_app(Session(lambda: engine), GAME)
+async def loaded(app, pilot) -> GraphScreen:
+    """The graph screen once its worker has delivered."""
+    for _ in range(200):
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        if isinstance(screen, GraphScreen) and screen.view is not None and not app.workers:
+            return screen
+    raise AssertionError("no graph arrived")
+
+
+def test_g_opens_the_targets_graph_with_threshold_keys_links_to_follow_and_an_export(
+    engine, tiny_model, tmp_path, monkeypatch
+):
+    session = Session(lambda: engine)
+    app = make_app(session, GAME)
+    monkeypatch.chdir(tmp_path)
 
     async def scenario(pilot):
         await to_feature(pilot, "L1M")
@@ -60,36 +87,90 @@ def test_g_merges_the_tree_into_a_graph_whose_links_are_the_trees_contributions(
         await settle(app, pilot)
         tree = app.screen
         assert isinstance(tree, TreeScreen)
-        child = next(
-            c for c in tree.contributors.root.children if c.data.node and c.data.node.kind == "feature"
-        )
-        await to_node(pilot, tree.contributors, child)
-        await pilot.press("space")
-        await settle(app, pilot)
         await pilot.press("G")
-        for _ in range(200):
+        screen = await loaded(app, pilot)
+        target = tree.target
+        # what the backend sent is the graph of the target, built and pruned with the defaults
+        trace = session.circuits.trace(GAME.squares, target.position + 1)
+        settings = GraphSettings()
+        provenance = Provenance.of_graph(GAME.text, target.position, target.spec, settings, *engine.identity)
+        expected = trace_attribution_graph(
+            trace, build_graph(trace, target), provenance, settings, session.labels
+        )
+        got = screen.view.graph
+        assert [n["node_id"] for n in got["nodes"]] == [n["node_id"] for n in expected["nodes"]]
+        assert got["links"] == expected["links"]
+        table = screen.query_one("#graph-nodes")
+        assert table.row_count == len(got["nodes"]) and screen.view.nodes[0]["node_id"] == target.id
+        links = screen.query_one("#graph-links")
+        incoming, outgoing = screen.view.links(target.id)
+        assert links.row_count == len(incoming) + len(outgoing) > 0
+
+        await pilot.press("f")  # the node threshold: keep every node
+        assert isinstance(app.screen, PromptScreen)
+        await pilot.press("1", "enter")
+        screen = await loaded(app, pilot)
+        assert screen.settings.node_threshold == 1.0
+        assert screen.view.graph["metadata"]["pruning_settings"]["node_threshold"] == 1.0
+        assert len(screen.view.graph["nodes"]) >= len(expected["nodes"])
+        await pilot.press("l", *"0.5", "enter")  # the link threshold
+        screen = await loaded(app, pilot)
+        assert screen.view.graph["metadata"]["pruning_settings"] == {
+            "node_threshold": 1.0,
+            "edge_threshold": 0.5,
+        }
+        assert len(screen.view.graph["links"]) < len(got["links"])
+        await pilot.press("l", "1", "enter", "b", "5", "enter")  # five features expanded
+        screen = await loaded(app, pilot)
+        assert screen.view.graph["metadata"]["generation_settings"]["expanded_features"] == 5
+
+        row = next(n for n, node in enumerate(screen.view.nodes) if feature_of(node) is not None)
+        await pilot.press(*["down"] * row)
+        node = screen.view.nodes[row]
+        incoming, outgoing = screen.view.links(node["node_id"])
+        assert node["node_id"] in str(screen.query_one("#graph-node").render())
+        assert links.row_count == len(incoming) + len(outgoing)
+        await pilot.press("tab", "enter")  # follow its largest link in
+        nodes_table = screen.query_one("#graph-nodes")
+        assert nodes_table.has_focus and nodes_table.cursor_row == screen.view.row_of[incoming[0].other]
+        await pilot.press("up", *["down"] * (row - nodes_table.cursor_row + 1))  # back on the feature
+        assert nodes_table.cursor_row == row
+
+        await pilot.press("e")
+        await pilot.press(*"out", "enter")
+        for _ in range(100):
             await app.workers.wait_for_complete()
             await pilot.pause()
-            if isinstance(app.screen, GraphScreen):
+            if list((tmp_path / "out").glob("*.json")):
                 break
-        graph_screen = app.screen
-        assert isinstance(graph_screen, GraphScreen)
-        expansion = tree.contributors.expansion
-        root = expansion.target.id
-        assert graph_screen.shown[0]["node_id"] == root
-        await pilot.press("f", "1", "enter")  # every node
-        ids = [n["node_id"] for n in graph_screen.shown]
-        assert len(ids) == len(set(ids)) == len(graph_screen.graph["nodes"])
-        incoming, _ = links_of(graph_screen.graph, root)
-        got = {x.other: x.weight for x in incoming}
-        assert got == pytest.approx({b.node.id: b.contribution for b in expansion.branches})
-        links = str(graph_screen.query_one("#graph-links").render())
-        assert root in links and f"in: its contributors ({len(expansion.branches)})" in links
-        row = next(
-            n for n, node in enumerate(graph_screen.shown) if feature_of(node) == child.data.node.feature_id
+        [written] = (tmp_path / "out").glob("*.json")
+        assert written.name == screen.view.graph["metadata"]["slug"] + ".json" and written.name.startswith(
+            "graph-"
         )
-        await pilot.press(*["down"] * row, "enter")
+        assert json.loads(written.read_text()) == screen.view.graph
+
+        await pilot.press("enter")
         await pilot.pause()
-        assert isinstance(app.screen, FeatureScreen) and app.screen.feature_id == child.data.node.feature_id
+        assert isinstance(app.screen, FeatureScreen) and app.screen.feature_id == feature_of(node)
+
+    run(app, scenario)
+
+
+def test_a_score_tree_says_why_it_has_no_graph(engine):
+    session = Session(lambda: engine)
+    app = make_app(session, GAME)
+
+    async def scenario(pilot):
+        await app.push_screen(TreeScreen(session, GAME, parse_target("score:L1H0:3", 9), "score", print))
+        await settle(app, pilot)
+        await pilot.press("G")
+        for _ in range(100):
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            if isinstance(app.screen, GraphScreen) and not app.workers:
+                break
+        assert "a graph starts from a logit, a feature or a probe" in str(
+            app.screen.query_one("#graph-message").render()
+        )
 
     run(app, scenario)

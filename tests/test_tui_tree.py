@@ -14,6 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from rich.console import Console
+from test_graph_json import tree_links
 from test_tui_app import app_on, move_cursor, run, settle, shows
 
 from othello_tui.circuits.edits import Edit
@@ -375,12 +376,14 @@ def test_export_writes_what_the_cli_prints_and_a_dot_file(engine, trace, weights
         assert as_json.exit_code == 0, as_json.output
         assert (folder / f"{stem}.json").read_text() == as_json.output
         assert json.loads(as_json.output)["contributions"][0]["node"] == tree.expansion.branches[0].node.id
-        as_graph = CliRunner().invoke(cli, [*args, "--graph"])
-        graphs = [json.loads(text) for text in ((folder / f"{stem}.graph.json").read_text(), as_graph.output)]
-        for graph in graphs:
-            del graph["metadata"]["info"]["create_time_ms"]
-        assert graphs[0] == graphs[1] and graphs[0]["nodes"][0]["node_id"] == tree.expansion.target.id
-        assert graphs[0]["metadata"]["slug"] == f"{stem}.graph"  # the file is {slug}.json
+        graph = json.loads((folder / f"{stem}.graph.json").read_text())  # the tree as a graph
+        links = {(link["source"], link["target"]): link["weight"] for link in graph["links"]}
+        assert (
+            links == tree_links(tree.expansion) and graph["nodes"][0]["node_id"] == tree.expansion.target.id
+        )
+        assert graph["metadata"]["slug"] == f"{stem}.graph"  # the file is {slug}.json
+        [command] = graph["metadata"]["provenance"]["commands"]
+        assert command.endswith(f"--pos 11 --target feature:{feature.feature_id} --depth 2 --top 5 --json")
         as_dot = CliRunner().invoke(cli, [*args, "--dot"])
         assert (folder / f"{stem}.dot").read_text() == as_dot.output
         svg = (folder / f"{stem}.svg").read_text()

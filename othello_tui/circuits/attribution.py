@@ -52,6 +52,9 @@ class Attribution:
     [N, H] whose column h decomposes the part of the target written through head h; the
     head-independent constants (``b_O``, ``b_enc``) have zero rows there. Score attributions
     set ``n_keys``: ``values_N`` is then [query part, key part] flattened row-major.
+    Linear attributions set ``rows_N``: contributor n < len(rows_N) is decomposition row
+    ``rows_N[n]`` (long, CPU), the rest are parameter nodes (what a graph reads without naming
+    every node).
     """
 
     target: Target
@@ -60,6 +63,7 @@ class Attribution:
     node_at: Callable[[int], Node]
     per_head: Callable[[], Tensor] | None = None
     n_keys: int | None = None
+    rows_N: Tensor | None = None
 
     def sum(self) -> float:
         return float(self.values_N.sum())
@@ -94,7 +98,7 @@ def _linear_attribution(
     def node_at(n: int) -> Node:
         return trace.decomposition.node(int(rows_N[n])) if n < len(rows_N) else constants[n - len(rows_N)]
 
-    return Attribution(target, value, values_N, node_at)
+    return Attribution(target, value, values_N, node_at, rows_N=rows_N)
 
 
 def _through_layernorm(trace: Traced, ln: str, w_DK: Tensor) -> Tensor:

@@ -1,5 +1,7 @@
-"""A contributor tree as an attribution graph in the JSON that Neuronpedia's graph viewer and
-circuit-tracer read (``graph-schema.json`` in the Neuronpedia repository; formats.md).
+"""Attribution graphs in the JSON that Neuronpedia's graph viewer and circuit-tracer read
+(``graph-schema.json`` in the Neuronpedia repository; formats.md): a contributor tree merged
+(:func:`trace_graph`), and a graph of :mod:`othello_tui.circuits.graph`, pruned
+(:func:`trace_attribution_graph`, ``metadata.pruning_settings``).
 
 Top level ``metadata``, ``qParams``, ``nodes``, ``links``. A node reached by two paths of the
 tree is one node; each (contributor, parent) pair is one link whose ``weight`` is the exact
@@ -14,19 +16,21 @@ direct contribution. Field by field:
   attention-output dictionaries (drawn as attention features), ``"cross layer transcoder"``/
   ``"mlp reconstruction error"`` for MLP-output ones, ``"embedding"``, ``"logit"``, ``"bias"``
   (decoder biases and bias parameters) — and ours otherwise (``"positional embedding"``,
-  ``"attention output"``/``"mlp output"`` for a module without a dictionary, ``"feature
-  pre-activation"`` … for a non-logit root).
+  ``"attention output"``/``"mlp output"`` for a module without a dictionary, ``"unexpanded
+  features"`` for a graph's remainder node, ``"feature pre-activation"`` … for a non-logit root).
 - ``clerp``: the feature's id and label; a logit's reads ``Output "e-1" (p=0.312)``, the form the
   viewer parses the probability from.
 - ``activation``: the exact value — a feature's activation (= its pre-activation, being active),
   the root's value; null for vector nodes (embeddings, errors, biases).
-- ``influence``: circuit-tracer's pruning score, the cumulative share of influence of the nodes
-  at least as influential, with influence ``w·(I − A)⁻¹`` (A: |link weights| normalised per
-  target, w: the root's weight; with one root the shares do not depend on it). Counting the
-  identity term keeps the root first (circuit-tracer always keeps its logits), so no viewer
-  filter drops it.
+- ``influence``: circuit-tracer's pruning score (``circuits/pruning.py``): the cumulative share of
+  influence of the nodes at least as influential, with influence ``w·(A + A² + …)`` (A: |link
+  weights| normalised per target, w: the root's weight; with one root the shares do not depend
+  on it); null for the root, as circuit-tracer writes its logits (it keeps them all).
 - ours, beside the schema's: ``others`` and ``sum`` on each expanded node (links in + ``others``
   = ``sum`` = all contributions, ≈ ``activation``), and ``metadata.provenance``.
+- ``metadata.node_threshold``: 1 for a tree (pruned already: show all of it), the threshold the
+  graph was pruned at otherwise, with both in ``metadata.pruning_settings`` as Neuronpedia's graph
+  server writes them.
 
 Neuronpedia's viewer refuses a graph with no node above layer 0 (its ``maxLayer`` check), which
 a tree rooted at an L0 feature or score is; any other tree opens there.
@@ -40,7 +44,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -48,8 +53,20 @@ from othello_tui import __version__
 from othello_tui.circuits.export import LabelOf, node_label
 from othello_tui.circuits.nodes import Node, Target
 from othello_tui.circuits.provenance import Provenance
+from othello_tui.circuits.pruning import (
+    Edges,
+    GraphSettings,
+    cumulative_shares,
+    influence,
+    normalised,
+    prune,
+    root_weights,
+)
 from othello_tui.circuits.tree import Expansion
 from othello_tui.game.squares import square_name
+
+if TYPE_CHECKING:  # torch: the app's screens import this module before the model loads
+    from othello_tui.circuits.graph import AttributionGraph
 
 GENERATOR = {"name": "othello-tui", "version": __version__}
 QKMarginals = dict[str, list[tuple[Node, float]]]  # top_q/top_k_marginal_contributors
@@ -76,6 +93,7 @@ def _feature_type(node: Node) -> str:
         "feature": "lorsa" if attention else "cross layer transcoder",
         "error": "lorsa error" if attention else "mlp reconstruction error",
         "output": "attention output" if attention else "mlp output",
+        "rest": "unexpanded features",
     }.get(node.kind, "bias")
 
 
@@ -94,13 +112,13 @@ def _node_entry(node: Node, n_layers: int, activation: float | None, label_of: L
     }
 
 
-def _root_entry(expansion: Expansion, n_layers: int, probability: float | None) -> dict:
-    target = expansion.target
-    entry = {
+def _root_entry(target: Target, value: float, n_layers: int, probability: float | None) -> dict:
+    entry: dict = {
         "node_id": target.id,
         "jsNodeId": target.id,
         "ctx_idx": target.position,
-        "activation": expansion.value,
+        "activation": value,
+        "influence": None,  # circuit-tracer writes none for its logits: it keeps them all
     }
     if target.kind == "logit":
         square = square_name(target.board_square)
@@ -123,21 +141,17 @@ def _root_entry(expansion: Expansion, n_layers: int, probability: float | None) 
     }
 
 
-def _influence(ids: list[str], links: list[dict], root: str) -> list[float]:
-    """circuit-tracer's cumulative influence share per node (see the module docstring)."""
+def _shares(ids: list[str], links: list[dict]) -> list[float]:
+    """circuit-tracer's cumulative influence share of each node (``circuits/pruning.py``), the
+    root first in ``ids``."""
     index = {node_id: n for n, node_id in enumerate(ids)}
-    adjacency = np.zeros((len(ids), len(ids)))  # rows: targets
-    for link in links:
-        adjacency[index[link["target"]], index[link["source"]]] = abs(link["weight"])
-    totals = adjacency.sum(1, keepdims=True)
-    normalised = np.divide(adjacency, totals, out=np.zeros_like(adjacency), where=totals > 0)
-    w = np.zeros(len(ids))
-    w[index[root]] = 1.0
-    influence = np.linalg.solve((np.eye(len(ids)) - normalised).T, w)  # w·(I − A)⁻¹
-    order = np.argsort(-influence, kind="stable")
-    shares = np.empty(len(ids))
-    shares[order] = np.minimum(np.cumsum(influence[order]) / influence.sum(), 1.0)
-    return shares.tolist()
+    edges = Edges(
+        np.array([index[link["target"]] for link in links], dtype=np.int64),
+        np.array([index[link["source"]] for link in links], dtype=np.int64),
+        np.array([link["weight"] for link in links], dtype=np.float64),
+    )
+    n = len(ids)
+    return cumulative_shares(influence(n, edges, normalised(n, edges), root_weights(n, 0))).tolist()
 
 
 def expansion_to_graph(
@@ -153,7 +167,7 @@ def expansion_to_graph(
     ``probability``: a logit root's; ``qk``: a score root's marginal contributors (its
     ``qk_tracing_results`` take the pairs from the tree)."""
     target = expansion.target
-    root = _root_entry(expansion, n_layers, probability)
+    root = _root_entry(target, expansion.value, n_layers, probability)
     nodes: dict[str, dict] = {target.id: root}
     links: dict[tuple[str, str], dict] = {}
     pair_parts: dict[str, Node] = {}
@@ -183,21 +197,13 @@ def expansion_to_graph(
         for side, contributors in qk.items():
             pair_parts.update((node.id, node) for node, _ in contributors)
             root["qk_tracing_results"][side] = [[node.id, value] for node, value in contributors]
-    ids = list(nodes)
-    for entry, share in zip(nodes.values(), _influence(ids, list(links.values()), target.id), strict=True):
+    shares = _shares(list(nodes), list(links.values()))
+    for entry, share in list(zip(nodes.values(), shares, strict=True))[1:]:
         entry["influence"] = share
-    graph = {
-        "metadata": _metadata(expansion, provenance),
-        "qParams": {
-            "pinnedIds": [target.id],
-            "supernodes": [],
-            "linkType": "both",
-            "clickedId": target.id,
-            "sg_pos": "",
-        },
-        "nodes": list(nodes.values()),
-        "links": list(links.values()),
-    }
+    generation = {"top": provenance.top, "threshold": provenance.threshold, "depth": provenance.depth}
+    # node_threshold 1: the tree is pruned already (top, threshold): show all of it
+    metadata = _metadata(target, expansion.value, provenance, 1.0, generation, "othello-tui trace")
+    graph = _graph(metadata, target.id, list(nodes.values()), list(links.values()))
     if pair_parts:
         graph["qk_only_nodes"] = {
             node_id: _node_entry(node, n_layers, activations.get(node_id), label_of)
@@ -206,27 +212,31 @@ def expansion_to_graph(
     return graph
 
 
-def _metadata(expansion: Expansion, provenance: Provenance) -> dict:
-    target = expansion.target
+def _graph(metadata: dict, root: str, nodes: list[dict], links: list[dict]) -> dict:
+    view = {"pinnedIds": [root], "supernodes": [], "linkType": "both", "clickedId": root, "sg_pos": ""}
+    return {"metadata": metadata, "qParams": view, "nodes": nodes, "links": links}
+
+
+def _metadata(
+    target: Target, value: float, provenance: Provenance, node_threshold: float, generation: dict, how: str
+) -> dict:
     moves = provenance.moves.split()[: target.position + 1]
+    stem = provenance.file_stem(target.id)
     return {
-        "slug": provenance.file_stem(target.id) + ".graph",  # the app writes {slug}.json, as viewers read
+        # a viewer reads {slug}.json: the app writes a graph there, a tree's graph to {stem}.graph.json
+        "slug": stem if provenance.graph is not None else stem + ".graph",
         "scan": f"othello-gpt-{provenance.model_fingerprint}",
         "prompt_tokens": moves,
         "prompt": " ".join(moves),
-        "node_threshold": 1.0,  # the tree is pruned already (top, threshold): show all of it
+        "node_threshold": node_threshold,
         "info": {
             "description": f"{target.spec} at P{target.position} (move {target.position + 1}) = "
-            f"{expansion.value:.6g}: exact direct contributions (othello-tui trace); model "
+            f"{value:.6g}: exact direct contributions ({how}); model "
             f"{provenance.model_fingerprint}, dictionaries {provenance.dictionaries_hash}",
             "generator": GENERATOR,
             "create_time_ms": int(time.time() * 1000),
         },
-        "generation_settings": {
-            "top": provenance.top,
-            "threshold": provenance.threshold,
-            "depth": provenance.depth,
-        },
+        "generation_settings": generation,
         "provenance": provenance.to_dict(),
     }
 
@@ -247,16 +257,99 @@ def trace_graph(
             nodes += branch.node.parts or (branch.node,)
             if branch.expansion is not None:
                 pending.append(branch.expansion)
-    activations = {
+    return expansion_to_graph(
+        expansion,
+        provenance,
+        trace.model.cfg.n_layers,
+        _activations(trace, nodes),
+        _probability(trace, target),
+        qk,
+        label_of,
+    )
+
+
+def _activations(trace, nodes: Iterable[Node]) -> dict[str, float]:
+    """Node id -> activation of the feature nodes among ``nodes``."""
+    return {
         node.id: trace.activation(node.position, node.module, node.feature)
         for node in nodes
         if node.kind == "feature"
     }
-    probability = None
-    if target.kind == "logit":
-        probability = float(trace.logits_TV[target.position].softmax(-1)[target.token])
-    return expansion_to_graph(
-        expansion, provenance, trace.model.cfg.n_layers, activations, probability, qk, label_of
+
+
+def _probability(trace, target: Target) -> float | None:
+    """A logit target's probability (None for other targets)."""
+    if target.kind != "logit":
+        return None
+    return float(trace.logits_TV[target.position].softmax(-1)[target.token])
+
+
+def attribution_graph_json(
+    graph: AttributionGraph,
+    provenance: Provenance,
+    settings: GraphSettings,
+    n_layers: int,
+    activations: Mapping[str, float],
+    probability: float | None = None,
+    label_of: LabelOf | None = None,
+) -> dict:
+    """A graph of :func:`~othello_tui.circuits.graph.build_graph`, pruned at the settings'
+    thresholds (circuit-tracer's ``prune_graph``, ``circuits/pruning.py``), as circuit-tracer
+    writes one: the kept nodes that a kept link touches (the root always; unlike circuit-tracer,
+    which keeps every token, an embedding with no kept link is left out: a game has 2 per move)
+    and the kept links; ``influence`` is each node's cumulative share over the whole graph. An
+    expanded node written carries ``sum`` (all its contributions) and ``others`` (those in links
+    not written: ``Σ links in + others = sum``); a remainder node ``….rest`` says in its
+    ``clerp`` how many features outside the graph it sums."""
+    edges, target = graph.edges, graph.target
+    pruned = prune(graph.category_N, edges, 0, settings.node_threshold, settings.edge_threshold)
+    kept_E = pruned.edge_mask_E
+    touched_N = np.zeros(len(graph.nodes), dtype=bool)
+    touched_N[edges.target_E[kept_E]] = touched_N[edges.source_E[kept_E]] = touched_N[0] = True
+    sums_N = np.bincount(edges.target_E, edges.weight_E, minlength=len(graph.nodes))
+    shown_N = np.bincount(edges.target_E[kept_E], edges.weight_E[kept_E], minlength=len(graph.nodes))
+    nodes = []
+    for n in np.flatnonzero(pruned.node_mask_N & touched_N).tolist():
+        node = graph.nodes[n]
+        if n == 0:
+            entry = _root_entry(target, graph.expanded[0], n_layers, probability)
+        else:
+            entry = _node_entry(node, n_layers, activations.get(node.id), label_of)
+            entry["influence"] = float(pruned.shares_N[n])
+        if n in graph.n_unexpanded:
+            entry["clerp"] += f": {graph.n_unexpanded[n]} features outside the graph"
+        if n in graph.expanded:
+            entry["sum"], entry["others"] = float(sums_N[n]), float(sums_N[n] - shown_N[n])
+        nodes.append(entry)
+    ids = [node.id for node in graph.nodes]
+    kept = (edges.target_E[kept_E].tolist(), edges.source_E[kept_E].tolist(), edges.weight_E[kept_E].tolist())
+    links = [{"source": ids[s], "target": ids[t], "weight": w} for t, s, w in zip(*kept, strict=True)]
+    generation = {"max_feature_nodes": settings.max_features, "expanded_features": len(graph.expanded) - 1}
+    how = "othello-tui trace --graph"
+    metadata = _metadata(target, graph.expanded[0], provenance, settings.node_threshold, generation, how)
+    metadata["pruning_settings"] = {
+        "node_threshold": settings.node_threshold,
+        "edge_threshold": settings.edge_threshold,
+    }
+    return _graph(metadata, target.id, nodes, links)
+
+
+def trace_attribution_graph(
+    trace,
+    graph: AttributionGraph,
+    provenance: Provenance,
+    settings: GraphSettings,
+    label_of: LabelOf | None = None,
+) -> dict:
+    """:func:`attribution_graph_json` with the activations and probability read from the trace."""
+    return attribution_graph_json(
+        graph,
+        provenance,
+        settings,
+        trace.model.cfg.n_layers,
+        _activations(trace, graph.nodes),
+        _probability(trace, graph.target),
+        label_of,
     )
 
 

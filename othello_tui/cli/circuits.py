@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from othello_tui.circuits.edits import MARGIN  # plain data: --help stays free of torch
+from othello_tui.circuits.pruning import EDGE_THRESHOLD, MAX_FEATURES, NODE_THRESHOLD, GraphSettings
 from othello_tui.cli import output
 from othello_tui.cli.game_args import chosen_game, game_options
 from othello_tui.cli.groups import DEFAULT_CACHE_DIR, evaluate, main
 from othello_tui.cli.loading import (
+    F,
     cache_option,
     dictionaries_option,
     find_feature_cache,
@@ -115,6 +118,30 @@ def rich_tree(expansion, label_of=None):
     return root
 
 
+def _share_option(name: str, default: float, what: str) -> Callable[[F], F]:
+    """A pruning threshold of ``--graph`` (circuit-tracer's ``prune_graph``)."""
+    return click.option(
+        name,
+        type=click.FloatRange(0, 1),
+        default=default,
+        show_default=True,
+        help=f"With --graph: keep the most influential {what} up to this cumulative share of influence.",
+    )
+
+
+def _graph_settings(as_graph: bool, graph_nodes: int, node_threshold: float, edge_threshold: float):
+    """The graph options as settings; a usage error when one is given without ``--graph``."""
+    context = click.get_current_context()
+    names = ("graph_nodes", "node_threshold", "edge_threshold")
+    given = [
+        name for name in names if context.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+    ]
+    if given and not as_graph:
+        options = ", ".join(f"--{name.replace('_', '-')}" for name in given)
+        raise click.UsageError(f"{options} go with --graph")
+    return GraphSettings(graph_nodes, node_threshold, edge_threshold)
+
+
 @main.command("trace")
 @game_options()
 @click.option("--pos", "position", type=int, default=None, help=POS_HELP)
@@ -144,8 +171,24 @@ def rich_tree(expansion, label_of=None):
     "--graph",
     "as_graph",
     is_flag=True,
-    help="Print the attribution-graph JSON of Neuronpedia's graph viewer and circuit-tracer.",
+    help="Print the attribution graph, in the JSON of Neuronpedia's graph viewer and circuit-tracer: "
+    "the exact direct contributions among the target, the --graph-nodes features most influential on "
+    "it (expanded as circuit-tracer does, most influential first) and every other contributor of "
+    "theirs (the features not expanded: one remainder node per expanded node), each node once, "
+    "pruned at --node-threshold and --edge-threshold (circuit-tracer's prune_graph). --depth, --top "
+    "and --threshold shape trees, not graphs. For a score target: its tree's graph, with the "
+    "(query, key) pairs in Neuronpedia's qk_tracing_results form.",
 )
+@click.option(
+    "--graph-nodes",
+    "graph_nodes",
+    type=click.IntRange(min=0),
+    default=MAX_FEATURES,
+    show_default=True,
+    help="With --graph: how many features to expand.",
+)
+@_share_option("--node-threshold", NODE_THRESHOLD, "nodes")
+@_share_option("--edge-threshold", EDGE_THRESHOLD, "links (edges)")
 @_WEIGHTS
 @dictionaries_option
 @cache_option("Feature cache for the labels")
@@ -161,6 +204,9 @@ def trace_command(
     as_json,
     as_dot,
     as_graph,
+    graph_nodes,
+    node_threshold,
+    edge_threshold,
     weights,
     config_file,
     dictionaries_dir,
@@ -179,7 +225,8 @@ def trace_command(
     """
 
     from othello_tui.circuits.export import expansion_to_dict, expansion_to_dot
-    from othello_tui.circuits.graph_json import trace_graph
+    from othello_tui.circuits.graph import build_graph
+    from othello_tui.circuits.graph_json import trace_attribution_graph, trace_graph
     from othello_tui.circuits.nodes import CircuitError, parse_target
     from othello_tui.circuits.provenance import Provenance
     from othello_tui.dictionary.sae import is_residual
@@ -188,6 +235,7 @@ def trace_command(
 
     if as_json + as_dot + as_graph > 1:
         raise click.UsageError("--json, --dot and --graph exclude each other")
+    settings = _graph_settings(as_graph, graph_nodes, node_threshold, edge_threshold)
     game = chosen_game(moves, game_index, seed)
     trace, position = _open_trace(
         game, position, weights, dictionaries_dir, target_text.strip().startswith("probe:"), config_file
@@ -196,7 +244,10 @@ def trace_command(
         target = parse_target(target_text, position)
         if target.kind == "feature" and not is_residual(target.feature_key[0]):
             trace.feature_node(position, target.module, target.feature)  # inactive: a clear error
-        expansion = trace.expand(target, depth, top, threshold)
+        if as_graph and target.kind != "score":  # a score's contributors are pairs: its tree's graph
+            graph = build_graph(trace, target, settings.max_features)
+        else:
+            expansion = trace.expand(target, depth, top, threshold)
     except CircuitError as error:
         raise click.ClickException(str(error)) from None
     cache, _ = find_feature_cache(cache_file, trace.model, trace.all_dictionaries)
@@ -205,7 +256,15 @@ def trace_command(
     notes = user_notes(hashed, DEFAULT_CACHE_DIR) if trace.all_dictionaries else None
     note_of = notes.note_of if notes is not None else None
     label_of = notes.labels(label_of) if notes is not None else label_of  # the user's label first, ✎
-    if as_json or as_dot or as_graph:
+    if as_graph and target.kind != "score":
+        provenance = Provenance.of_graph(
+            game.text, position, target.spec, settings, model_fingerprint(trace.model), hashed,
+            seed if game_index is not None else None, game_index,
+        )  # fmt: skip
+        click.echo(
+            json.dumps(trace_attribution_graph(trace, graph, provenance, settings, label_of), indent=2)
+        )
+    elif as_json or as_dot or as_graph:
         provenance = Provenance(
             game.text, position, target.spec, top, threshold, depth,
             model_fingerprint(trace.model), hashed,

@@ -9,7 +9,7 @@ screens get plain data: :class:`~othello_tui.circuits.tree.Expansion` trees of
 - fast (the event loop): :meth:`CircuitsBackend.edits`, :meth:`~CircuitsBackend.add_edit`,
   :meth:`~CircuitsBackend.clear_edits`, :meth:`~CircuitsBackend.outcome`;
 - slow (a worker): :meth:`~CircuitsBackend.tree`, :meth:`~CircuitsBackend.children`,
-  :meth:`~CircuitsBackend.attention`, :meth:`~CircuitsBackend.qk`,
+  :meth:`~CircuitsBackend.graph`, :meth:`~CircuitsBackend.attention`, :meth:`~CircuitsBackend.qk`,
   :meth:`~CircuitsBackend.run_edits`, :meth:`~CircuitsBackend.identity`,
   :meth:`~CircuitsBackend.ablate`.
 
@@ -30,13 +30,17 @@ from typing import TYPE_CHECKING, Protocol, cast
 import numpy as np
 
 from othello_tui.circuits.edits import BeliefEdit, Edit
+from othello_tui.circuits.export import LabelOf
 from othello_tui.circuits.nodes import CircuitError, Node, Target, readout_note
+from othello_tui.circuits.provenance import Provenance
+from othello_tui.circuits.pruning import GraphSettings
 from othello_tui.circuits.tree import Expansion
 from othello_tui.tui.prefix_cache import PrefixCache
 
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from othello_tui.circuits.graph import AttributionGraph
     from othello_tui.circuits.trace import GameTrace
     from othello_tui.dictionary.sae import Dictionary
     from othello_tui.model.transformer import OthelloGPT
@@ -105,6 +109,7 @@ class CircuitsBackend:
         self._stack: tuple[tuple[int, ...], tuple[Edit | BeliefEdit, ...]] = ((), ())
         self._outcome: Outcome | None = None
         self._refused: str | None = None  # why run_edits took the newest edit off the stack
+        self._graph: tuple[tuple, AttributionGraph] | None = None  # the last graph built, by its key
 
     # -- slow calls: from a worker ------------------------------------------------------------
 
@@ -142,6 +147,34 @@ class CircuitsBackend:
     ) -> Expansion | None:
         """One level under a node: its own contributors (None for a leaf)."""
         return self.trace(squares, node.position + 1).children(node, top, threshold)
+
+    def graph(
+        self,
+        squares: Sequence[int],
+        target: Target,
+        settings: GraphSettings,
+        provenance: Provenance,
+        label_of: LabelOf | None = None,
+    ) -> dict:
+        """The target's attribution graph (``circuits/graph.py``) with up to
+        ``settings.max_features`` expanded features, pruned at the settings' thresholds, as graph
+        JSON. The graph is built once per game, target and budget (a fraction of a second);
+        other thresholds only prune it again. :class:`CircuitError` for a score target or an
+        inactive feature."""
+        from othello_tui.circuits.graph import build_graph  # torch: in since the model loaded
+        from othello_tui.circuits.graph_json import trace_attribution_graph
+
+        trace = self.trace(squares, target.position + 1)
+        key = (tuple(squares[: trace.n_positions]), target, settings.max_features)
+        with self._state_lock:
+            last = self._graph
+        if last is not None and last[0] == key:
+            graph = last[1]
+        else:
+            graph = build_graph(trace, target, settings.max_features)
+            with self._state_lock:
+                self._graph = (key, graph)
+        return trace_attribution_graph(trace, graph, provenance, settings, label_of)
 
     def identity(self) -> tuple[str, str]:
         """(model fingerprint, dictionaries hash) of the engine's weights."""

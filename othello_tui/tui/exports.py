@@ -1,5 +1,5 @@
 """A contributor tree on disk: JSON (what ``othello-tui trace --json`` prints, made by the same
-function), the attribution-graph JSON of Neuronpedia's viewer (``--graph``), Graphviz DOT, and an
+function), the tree as attribution-graph JSON of Neuronpedia's viewer, Graphviz DOT, and an
 SVG screenshot of the screen it was exported from, each carrying the tree's
 :class:`~othello_tui.circuits.provenance.Provenance`.
 

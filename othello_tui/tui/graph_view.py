@@ -1,17 +1,16 @@
-"""The merged attribution graph of a contributor tree, read for the graph screen: its nodes ranked
-by influence and pruned at a node threshold (circuit-tracer's rule: keep the most influential
-nodes that together carry that share of the influence), and each node's links in and out.
+"""An attribution graph, read for the graph screen: its nodes ranked by influence and each node's
+links in and out, largest |weight| first.
 
-The graph is the dict of :func:`othello_tui.circuits.graph_json.expansion_to_graph` (the JSON
-that ``e`` exports): a node reached by two paths of the tree is one node here. No Textual.
+The graph is the JSON of :func:`othello_tui.circuits.graph_json.trace_attribution_graph` (what
+``e`` exports), pruned already by the backend; nothing is computed here but the order. No Textual.
 """
 
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 
-NODE_THRESHOLD = 0.8  # circuit-tracer's default node threshold
 _FEATURE_NODE = re.compile(r"^P\d+(L\d+[A-Z]\d+)$")
 
 
@@ -21,25 +20,30 @@ class Link:
     weight: float  # its exact direct contribution
 
 
-def ranked_nodes(graph: dict, threshold: float = 1.0) -> list[dict]:
-    """Nodes by decreasing influence, those whose cumulative influence share is ≤ ``threshold``
-    (the root always: its share counts itself first)."""
-    nodes = sorted(graph["nodes"], key=lambda node: node["influence"])
-    return [node for n, node in enumerate(nodes) if n == 0 or node["influence"] <= threshold + 1e-12]
+class GraphView:
+    """``nodes``: the root (no influence share) first, then by increasing cumulative influence
+    share, i.e. most influential first; ``links(node_id)``: (in, out) of a node."""
 
+    def __init__(self, graph: dict):
+        self.graph = graph
+        self.nodes = sorted(
+            graph["nodes"], key=lambda node: -1.0 if node["influence"] is None else node["influence"]
+        )
+        self.row_of = {node["node_id"]: row for row, node in enumerate(self.nodes)}
+        self._in: dict[str, list[Link]] = defaultdict(list)
+        self._out: dict[str, list[Link]] = defaultdict(list)
+        for link in graph["links"]:
+            self._in[link["target"]].append(Link(link["source"], link["weight"]))
+            self._out[link["source"]].append(Link(link["target"], link["weight"]))
+        for links in (*self._in.values(), *self._out.values()):
+            links.sort(key=lambda x: -abs(x.weight))
 
-def links_of(graph: dict, node_id: str, kept: set[str] | None = None) -> tuple[list[Link], list[Link]]:
-    """(in, out) of ``node_id``: what contributes to it and what it contributes to, largest
-    |weight| first; with ``kept``, only links between kept nodes (a pruned graph)."""
-    incoming, outgoing = [], []
-    for link in graph["links"]:
-        if kept is not None and not (link["source"] in kept and link["target"] in kept):
-            continue
-        if link["target"] == node_id:
-            incoming.append(Link(link["source"], link["weight"]))
-        if link["source"] == node_id:
-            outgoing.append(Link(link["target"], link["weight"]))
-    return sorted(incoming, key=lambda x: -abs(x.weight)), sorted(outgoing, key=lambda x: -abs(x.weight))
+    def links(self, node_id: str) -> tuple[list[Link], list[Link]]:
+        """(in, out) of ``node_id``: what contributes to it and what it contributes to."""
+        return self._in.get(node_id, []), self._out.get(node_id, [])
+
+    def clerp(self, node_id: str) -> str:
+        return self.nodes[self.row_of[node_id]]["clerp"]
 
 
 def feature_of(node: dict) -> str | None:

@@ -52,6 +52,18 @@ def parse_share(text: str) -> float:
     return share
 
 
+def parse_count(text: str, most: int = 2000) -> int:
+    """A whole number from 0 to ``most`` (a graph's feature budget); ``ValueError`` with a readable
+    message otherwise."""
+    try:
+        count = int(text.strip())
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not a whole number") from None
+    if not 0 <= count <= most:
+        raise ValueError(f"a number from 0 to {most:,}")
+    return count
+
+
 def parse_threshold(text: str) -> float:
     """A non-negative number; 0 for an empty input (no threshold: |contribution| ≥ 0 keeps all).
     Never None, which is the prompt's answer to Escape (the threshold stays as it was)."""

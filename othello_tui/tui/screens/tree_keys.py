@@ -74,7 +74,7 @@ TREE_KEYS = [
         "graph",
         "graph",
         show=False,
-        tooltip="the tree as a graph: nodes by influence, links in and out",
+        tooltip="the target's attribution graph: nodes by influence, links in and out",
         id="tree.graph",
     ),
 ]

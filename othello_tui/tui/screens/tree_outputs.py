@@ -1,7 +1,7 @@
-"""The contributor tree screen's outputs: ``e`` writes the tree (JSON, attribution-graph JSON,
-DOT) and the screen (SVG) to a folder; ``G`` merges the tree into an attribution graph and shows
-it (``screens/graph.py``). Both compute in workers: the graph hashes every weight for its
-provenance and reads the game's trace.
+"""The contributor tree screen's outputs: ``e`` writes the tree (JSON, the tree as
+attribution-graph JSON, DOT) and the screen (SVG) to a folder, in a worker (the graph JSON hashes
+every weight for its provenance and reads the game's trace); ``G`` opens the attribution graph of
+the tree's target (``screens/graph.py``, which asks the backend for it).
 
 :class:`TreeOutputs` is the tree screen's base class, kept apart so that the tree screen stays a
 readable size; it reads the state the tree screen owns (declared below).
@@ -17,6 +17,7 @@ from textual.message import Message
 from textual.screen import Screen
 
 from othello_tui.circuits.graph_json import trace_graph
+from othello_tui.circuits.nodes import Target
 from othello_tui.circuits.provenance import Provenance
 from othello_tui.circuits.tree import Expansion
 from othello_tui.game.rules import Game
@@ -33,6 +34,7 @@ class TreeOutputs(Screen):
 
     session: Session
     game: Game
+    target: Target
     source: str
     top: int
     threshold: float | None
@@ -43,11 +45,6 @@ class TreeOutputs(Screen):
     @property
     def squares(self) -> list[int]:
         return self.game.squares
-
-    class GraphLoaded(Message):
-        def __init__(self, graph: dict | None, error: str | None = None):
-            super().__init__()
-            self.graph, self.error = graph, error
 
     class Exported(Message):
         def __init__(self, paths: list[Path], error: str | None = None):
@@ -76,28 +73,8 @@ class TreeOutputs(Screen):
         trace = self.session.circuits.trace(self.squares, target.position + 1)
         return provenance, trace_graph(trace, expansion, provenance, self.session.labels, self.top)
 
-    @work(thread=True, exclusive=True, group="tree-graph")
-    def load_graph(self, expansion: Expansion) -> None:
-        try:
-            _, graph = self.graph_of(expansion, ())
-        except CircuitsUnavailableError as error:
-            self.post_message(self.GraphLoaded(None, str(error)))
-        else:
-            self.post_message(self.GraphLoaded(graph))
-
-    def on_tree_outputs_graph_loaded(self, message: GraphLoaded) -> None:
-        if message.graph is None:
-            self.say(message.error or "", "No graph: ")
-        else:
-            self.app.push_screen(GraphScreen(message.graph, self.source))
-
     def action_graph(self) -> None:
-        expansion = self.contributors.shown()
-        if expansion is None:
-            self.say("Nothing to merge yet: the tree is still being computed.")
-            return
-        self.say("Merging the tree into a graph…")
-        self.load_graph(expansion)
+        self.app.push_screen(GraphScreen(self.session, self.game, self.target, self.source, self.game_index))
 
     def on_tree_outputs_exported(self, message: Exported) -> None:
         if message.error is not None:
