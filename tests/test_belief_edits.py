@@ -119,12 +119,48 @@ def test_edit_success_counts_positions_and_rates(tiny_model, probes):
     assert rate == max(result.rate(*key) for key in result.successes)
 
 
+def test_edit_success_along_residual_features_counts_the_pushes_that_do_not_exist(
+    tiny_model, probes, tiny_residual
+):
+    """Along the best-aligned residual feature, an edit either flips the probe or has no push
+    (counted as a failure): flipped + infeasible covers every position at every (site, margin)."""
+    result = edit_success(tiny_model, probes, 3, 2, [1, 2], [2.0, 8.0], seed=4, residual=tiny_residual)
+    assert 0 < result.positions <= 6
+    for key in ((site, margin) for site in (1, 2) for margin in (2.0, 8.0)):
+        assert result.flipped.get(key, 0) + result.infeasible.get(key, 0) == result.positions
+        assert result.successes.get(key, 0) <= result.flipped.get(key, 0) + result.infeasible.get(key, 0)
+
+
 def test_intervene_believe_on_the_command_line(probe_weights):  # noqa: F811
     args = ["intervene", "--moves", MOVES, "--pos", "6", "--believe", "L1:e-4=theirs", "--margin", "3"]
     result = CliRunner().invoke(main, [*args, "--weights", str(probe_weights)])
     assert result.exit_code == 0, result.output
     assert "P6:L1:e-4=theirs: the probe read" in result.output and "→ theirs" in result.output
     assert "legal on the edited board" in result.output and "Logit change at P6" in result.output
+    # the push's size, measured apart: the edit's vector over the residual's norm
+    from othello_tui.circuits.nodes import PROBE_CLASSES
+    from othello_tui.model.weights import load_model
+    from othello_tui.probes.io import load_probes
+
+    model, _ = load_model(probe_weights)
+    shipped, _ = load_probes(probe_weights, model)
+    trace = GameTrace(model, {}, tokens_of(Game.from_text(MOVES).squares), shipped)
+    site_name, push_D = belief_push(trace, parse_belief("L1:e-4=theirs", 6, 3.0))
+    residual_D = trace.cache[site_name][6]
+    assert f"push {float(push_D.norm() / residual_D.norm()):.2f} × |residual|" in result.output
+    board = Game.from_text(MOVES).moves[6]
+    same = (
+        next_turn(board.board, board.player)[1]
+        == next_turn(with_belief(board.board, board.player, 36, 1), board.player)[1]
+    )
+    verdict = "nothing to tell apart" if same else "from the real board's: closer to the"
+    assert verdict in " ".join(result.output.split())  # the console wraps at 80 columns
+    # a class the probe reads already is refused: a belief edit flips a reading
+    z_C = residual_D @ shipped.W["mine_theirs"][2, :, 36] + shipped.b["mine_theirs"][2, 36]
+    read = PROBE_CLASSES[int(z_C.argmax())]
+    again = ["intervene", "--moves", MOVES, "--pos", "6", "--believe", f"L1:e-4={read}"]
+    out = CliRunner().invoke(main, [*again, "--weights", str(probe_weights)])
+    assert out.exit_code != 0 and f"as {read} already" in out.output and "Traceback" not in out.output
     for bad, message in (
         (["--believe", "L9:e-4=mine"], "no probe site L9"),
         ([], "at least one --set or --believe"),

@@ -379,6 +379,8 @@ def intervene_command(
                 trace.feature_node(edit.position, edit.module, edit.feature)
             changes.append(f"{edit.node_id}: {old:.4f} → {edit.new_activation(old):.4f}")
         sites = [trace.check_probe_site(belief.site) for belief in beliefs]
+        for belief in beliefs:
+            _check_flips(trace, belief)
         result = intervene(trace, [*edits, *beliefs], watch, keep=sites)
     except CircuitError as error:
         raise click.ClickException(str(error)) from None
@@ -407,28 +409,50 @@ def intervene_command(
         console.print(f"{name}: {before:.4f} → {after:.4f}")
 
 
+def _probe_reading(trace, edit, residual_TD):
+    """The mine/theirs probe's class probabilities [C] at the edit's site, square and position."""
+    W_DC = trace.probes.W["mine_theirs"][edit.site, :, edit.square]
+    b_C = trace.probes.b["mine_theirs"][edit.site, edit.square]
+    return (residual_TD[edit.position] @ W_DC + b_C).softmax(-1)
+
+
+def _check_flips(trace, edit) -> None:
+    """A belief edit flips a reading: refuse one whose class the probe reads already."""
+    from othello_tui.circuits.nodes import PROBE_CLASSES, CircuitError
+    from othello_tui.game.squares import square_name
+
+    p_C = _probe_reading(trace, edit, trace.cache[trace.probes.sites[edit.site]]).detach()
+    if int(p_C.argmax()) == edit.to:
+        raise CircuitError(
+            f"{edit.text}: the probe reads {square_name(edit.square)} as {PROBE_CLASSES[edit.to]} already "
+            f"({float(p_C.max()):.0%}); a belief edit flips what it reads"
+        )
+
+
 def _belief_report(trace, result, edit) -> str:
-    """The probe's reading before → after a belief edit, and whether the predicted legal moves
-    follow the edited board."""
+    """The probe's reading before → after a belief edit, the push's size, and Li et al.'s
+    criterion: are the predicted legal moves closer to the edited board's or the real board's?
+    Predictions on occupied squares say the push broke the prediction rather than moved a belief."""
     import torch
 
-    from othello_tui.circuits.belief_edit import follows_edit, predicted_legal
+    from othello_tui.circuits.belief_edit import predicted_legal
     from othello_tui.circuits.nodes import PROBE_CLASSES
     from othello_tui.game.rules import Game, next_turn
     from othello_tui.game.squares import TOKEN_TO_SQUARE, square_name
     from othello_tui.probes.families import with_belief
 
-    site, i, q = trace.probes.sites[edit.site], edit.position, edit.square
-    W_DC, b_C = trace.probes.W["mine_theirs"][edit.site, :, q], trace.probes.b["mine_theirs"][edit.site, q]
+    site, i = trace.probes.sites[edit.site], edit.position
     with torch.no_grad():
         before_C, after_C = (
-            (r_D[i] @ W_DC + b_C).softmax(-1) for r_D in (trace.cache[site], result.kept[site])
+            _probe_reading(trace, edit, r_TD) for r_TD in (trace.cache[site], result.kept[site])
         )
+        push = float((result.kept[site][i] - trace.cache[site][i]).norm() / trace.cache[site][i].norm())
     game = Game.from_squares([int(TOKEN_TO_SQUARE[t]) for t in trace.tokens_T[: i + 1]])
     move = game.moves[i]
     original = set(next_turn(move.board, move.player)[1])
-    edited = set(next_turn(with_belief(move.board, move.player, q, edit.to), move.player)[1])
+    edited = set(next_turn(with_belief(move.board, move.player, edit.square, edit.to), move.player)[1])
     predicted = predicted_legal(result.logits_after_TV[i].softmax(-1))
+    occupied = {q for q in predicted if move.board.flat[q] != 0}
 
     def reading(p_C) -> str:
         return f"{PROBE_CLASSES[int(p_C.argmax())]} ({float(p_C.max()):.0%})"
@@ -436,15 +460,25 @@ def _belief_report(trace, result, edit) -> str:
     def names(squares) -> str:
         return " ".join(square_name(s) for s in sorted(squares)) or "none"
 
-    verdict = (
-        "the legal moves of both boards are the same: nothing to tell apart"
-        if original == edited
-        else f"the prediction follows the {'edited' if follows_edit(predicted, original, edited) else 'real'} board"
+    if original == edited:
+        verdict = "the legal moves of both boards are the same: nothing to tell apart"
+    else:
+        to_edited, to_real = len(predicted ^ edited), len(predicted ^ original)
+        closer = "edited" if to_edited < to_real else "real" if to_real < to_edited else "neither"
+        verdict = (
+            f"{to_edited} squares differ from the edited board's legal moves, {to_real} from the real "
+            f"board's: closer to the {closer} board"
+        )
+    warning = (
+        f"\n  warning: {names(occupied)} {'is' if len(occupied) == 1 else 'are'} occupied: at this push the "
+        "model's predictions break down rather than follow a board"
+        if occupied
+        else ""
     )
     return (
-        f"{edit.text}: the probe read {reading(before_C)} → {reading(after_C)}\n"
+        f"{edit.text}: the probe read {reading(before_C)} → {reading(after_C)}; push {push:.2f} × |residual|\n"
         f"  legal on the real board: {names(original)}\n  legal on the edited board: {names(edited)}\n"
-        f"  predicted (p > 1%) after the edit: {names(predicted)}: {verdict}"
+        f"  predicted (p > 1%) after the edit: {names(predicted)}: {verdict}{warning}"
     )
 
 
