@@ -55,7 +55,13 @@ def test_the_command_reports_and_refuses_bad_input(weights_dir):
     data = json.loads(result.output)
     assert data["games"] == 3 and data["feature"] == "L0M3" and 0 <= data["legal_after"] <= 1
     text = run("--feature", "L1A2", "--games", 2, "--positions", 7, "--scale", 2)
-    assert text.exit_code == 0 and "L1A2 × 2 at P7" in text.output and "top-1 legality" in text.output
+    assert text.exit_code == 0 and "L1A2 never fires at P7 in 2 games" in text.output  # no edit: no legality
+    text = run("--feature", "L0M3", "--games", 3)
+    assert (
+        text.exit_code == 0
+        and "L0M3 × 0 wherever it fires" in text.output
+        and "top-1 legality" in text.output
+    )
     for args, message in (
         (("--feature", "L9Z1"), "not a feature"),
         (("--feature", "L1A64"), "no feature L1A64"),
@@ -64,3 +70,12 @@ def test_the_command_reports_and_refuses_bad_input(weights_dir):
     ):
         refused = run(*args)
         assert refused.exit_code != 0 and message in refused.output and "Traceback" not in refused.output
+
+
+def test_a_feature_that_never_fires_is_reported_as_such_not_as_zero_legality():
+    from othello_tui.circuits.ablation import AblationReport
+
+    report = AblationReport("L2M845", 0.0, None, 20, 0, 0, 0.0, 0.0, 0.0, [], [])
+    (line,) = report.lines(seed=0)
+    assert line.startswith("L2M845 never fires in 20 games (seed 0): nothing to scale")
+    assert "legality" not in line

@@ -47,8 +47,7 @@ def test_eval_model_record_says_it_rewrote_the_model_card(tiny_weights, tmp_path
 
 
 def test_train_model_keeps_its_checkpoint_beside_out(monkeypatch, tmp_path):
-    from othello_tui.cli.groups import DEFAULT_CHECKPOINTS, DEFAULT_WEIGHTS
-    from othello_tui.cli.model import default_checkpoint
+    from othello_tui.cli.groups import DEFAULT_CHECKPOINTS, DEFAULT_WEIGHTS, default_checkpoint
 
     calls = []
 
@@ -60,7 +59,15 @@ def test_train_model_keeps_its_checkpoint_beside_out(monkeypatch, tmp_path):
     result = CliRunner().invoke(main, ["train", "model", "--tiny", "--out", str(tmp_path / "mine")])
     assert result.exit_code == 1 and "stopped by the test" in result.output
     assert calls == [(tmp_path / "mine", tmp_path / "mine.checkpoints" / "model.safetensors")]
-    assert default_checkpoint(DEFAULT_WEIGHTS) == DEFAULT_CHECKPOINTS / "model.safetensors"
+    assert (
+        default_checkpoint(DEFAULT_WEIGHTS, "model.safetensors") == DEFAULT_CHECKPOINTS / "model.safetensors"
+    )
+    shipped = DEFAULT_WEIGHTS / "residual"  # train dictionaries: its shipped folders too, others beside --out
+    assert default_checkpoint(shipped, "d.safetensors") == DEFAULT_CHECKPOINTS / "d.safetensors"
+    assert (
+        default_checkpoint(tmp_path / "dicts", "d.safetensors")
+        == tmp_path / "dicts.checkpoints" / "d.safetensors"
+    )
 
 
 def test_legality_by_move_is_printed_as_numbers_not_a_stretched_sparkline():

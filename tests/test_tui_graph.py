@@ -174,3 +174,11 @@ def test_a_score_tree_says_why_it_has_no_graph(engine):
         )
 
     run(app, scenario)
+
+
+def test_keys_on_a_tree_screen_that_never_got_its_widgets_do_nothing(engine):
+    """A tree pushed while the app quits has no contributor tree: its keys are off, not a traceback."""
+    screen = TreeScreen(Session(lambda: engine), GAME, parse_target("logit:e-1", 9), "logit", print)
+    assert not screen.check_action("ablate", ())
+    screen.contributors = object()  # what on_mount sets once the widgets exist
+    assert screen.check_action("ablate", ())

@@ -49,6 +49,11 @@ class AblationReport:
         where = "wherever it fires" if self.position is None else f"at P{self.position} where it fires"
         moved = ", ".join(f"{square} {value:+.3f}" for square, value in self.logits)
         changed = ", ".join(f"{feature} {value:.4f}" for feature, value in self.downstream)
+        if not self.edits:
+            return [
+                f"{self.feature} never fires {'' if self.position is None else f'at P{self.position} '}"
+                f"in {self.games:,} games (seed {seed}): nothing to scale (more --games, or another feature)"
+            ]
         return [
             f"{self.feature} × {self.scale:g} {where}: {self.edits:,} edits in {self.games:,} games (seed {seed})",
             f"top-1 legality {self.legal_before:.2%} → {self.legal_after:.2%}, mean KL {self.mean_kl:.4f}"

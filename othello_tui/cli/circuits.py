@@ -149,7 +149,7 @@ def _graph_settings(as_graph: bool, graph_nodes: int, node_threshold: float, edg
     "--target",
     "target_text",
     required=True,
-    help="logit:e-1, feature:L2M845, score:L3H2:14 (key position 14), probe:L3:e-4:mine-theirs "
+    help="logit:e-1, feature:L2A428, score:L3H2:14 (key position 14), probe:L3:e-4:mine-theirs "
     "(the mine/theirs probe's mine-minus-theirs logit at e-4 after block 3; embed for the embeddings) "
     "or feature:L3R512 (a residual-stream feature's pre-activation, active or not).",
 )
@@ -483,7 +483,7 @@ def _belief_report(trace, result, edit) -> str:
 
 
 @main.command("ablate")
-@click.option("--feature", "feature_id", required=True, help="The feature to scale, e.g. L2M845.")
+@click.option("--feature", "feature_id", required=True, help="The feature to scale, e.g. L2A428.")
 @click.option("--scale", type=float, default=0.0, show_default=True, help="Factor (0 ablates).")
 @click.option(
     "--positions", default="all", show_default=True, help="all, or one position P (0-based) to edit at."
@@ -543,7 +543,9 @@ def ablate_command(
 
 
 @evaluate.command("circuits")
-@click.option("--games", "n_games", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--games", "n_games", type=click.IntRange(min=1), default=20, show_default=True, help="Held-out games."
+)
 @click.option(
     "--positions", type=click.IntRange(min=1), default=5, show_default=True, help="Random positions per game."
 )

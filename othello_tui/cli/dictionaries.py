@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from othello_tui.cli import output
-from othello_tui.cli.groups import DEFAULT_CACHE_DIR, DEFAULT_CHECKPOINTS, evaluate, train
+from othello_tui.cli.groups import DEFAULT_CACHE_DIR, default_checkpoint, evaluate, train
 from othello_tui.cli.loading import load_model_or_fail, weights_home, weights_option
 
 ARCHITECTURES = ("topk", "batchtopk", "standard", "jumprelu")
@@ -182,8 +182,9 @@ def train_activations_command(tokens, modules, seed, weights, config_file, out_d
 @click.option(
     "--checkpoint",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_CHECKPOINTS / "dictionaries.safetensors",
-    show_default=True,
+    default=None,
+    help="Checkpoint file [default: checkpoints/dictionaries.safetensors in the repository for the shipped weights/,"
+    " else OUT.checkpoints/dictionaries.safetensors beside --out OUT]",
 )
 @click.option("--resume", is_flag=True, help="Continue from --checkpoint.")
 def train_dictionaries_command(
@@ -250,6 +251,7 @@ def train_dictionaries_command(
         except ValueError as error:
             raise click.ClickException(str(error)) from None
         out_dir = out_dir or _default_folder(module_list, weights)
+        checkpoint = checkpoint or default_checkpoint(out_dir, "dictionaries.safetensors")
         try:
             training = train_dictionaries(model, cfg, out_dir, checkpoint, resume=resume)
         except WeightsError as error:

@@ -504,7 +504,8 @@ def eval_labels(
     dictionaries_dir: Path | None,
     as_json: bool,
 ) -> None:
-    """Per module: alive features, labelled ones, and the share labelled with F1 ≥ 0.8."""
+    """Per module: alive features, labelled ones, the share labelled with F1 ≥ 0.8, and the
+    meaning measures (labelled mass, top-k monosemantic share, density profile)."""
     from othello_tui.features import CacheError
 
     cache = _open(cache_file, weights, dictionaries_dir, config_file)

@@ -14,6 +14,16 @@ DEFAULT_CHECKPOINTS = REPO_ROOT / "checkpoints"
 DEFAULT_CACHE_DIR = REPO_ROOT / "cache"
 
 
+def default_checkpoint(out_dir: Path, name: str) -> Path:
+    """Where a training run writing ``out_dir`` keeps its checkpoint ``name``: beside it, in
+    ``out_dir.checkpoints/``, never in the current folder; the shipped weights/ (and its
+    dictionaries/ and residual/) keep theirs in the repository's checkpoints/."""
+    out_dir, shipped = Path(out_dir), DEFAULT_WEIGHTS.resolve()
+    if shipped in (out_dir.resolve(), out_dir.resolve().parent):
+        return DEFAULT_CHECKPOINTS / name
+    return out_dir.with_name(f"{out_dir.name}.checkpoints") / name
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="othello-tui")
 def main() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from othello_tui.cli import output
-from othello_tui.cli.groups import DEFAULT_CHECKPOINTS, DEFAULT_WEIGHTS, evaluate, train
+from othello_tui.cli.groups import DEFAULT_WEIGHTS, default_checkpoint, evaluate, train
 from othello_tui.cli.loading import load_model_or_fail, weights_option
 
 
@@ -64,7 +64,7 @@ def train_model_command(
     from othello_tui.model.device import resolve_device
     from othello_tui.model.train import TrainConfig, TrainingInterrupted, train_model
 
-    checkpoint = checkpoint or default_checkpoint(out_dir)
+    checkpoint = checkpoint or default_checkpoint(out_dir, "model.safetensors")
     if resume and not checkpoint.exists():
         raise click.ClickException(f"no checkpoint at {checkpoint} to resume from")
     if checkpoint.exists() and not resume:
@@ -94,14 +94,6 @@ def train_model_command(
     click.echo(
         f"wrote {out_dir}; held-out legality {curve[-1]['legal_top1']:.2%} after {info['training']['games']:,} games"
     )
-
-
-def default_checkpoint(out_dir: Path) -> Path:
-    """Where ``train model --out DIR`` keeps its checkpoint: beside DIR, never in the current
-    folder (the shipped weights/ keep theirs in the repository's checkpoints/)."""
-    if Path(out_dir).resolve() == DEFAULT_WEIGHTS.resolve():
-        return DEFAULT_CHECKPOINTS / "model.safetensors"
-    return Path(out_dir).with_name(f"{Path(out_dir).name}.checkpoints") / "model.safetensors"
 
 
 @evaluate.command("model")

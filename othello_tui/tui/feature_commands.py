@@ -1,4 +1,4 @@
-"""Command-palette commands for features (ctrl+p): ``feature L2M845`` or just ``L2M845`` opens
+"""Command-palette commands for features (ctrl+p): ``feature L2A428`` or just ``L2A428`` opens
 the feature's page (an unknown id says which ids exist); ``label flipped=c-4`` or
 ``search flipped=c-4`` lists the features whose own label or notes by the user (marked ✎), then
 whose automatic label, hold every word typed (best F1 first), each opening its page. "Go to
@@ -36,7 +36,7 @@ class _FeatureHits(Provider):
 
     def feature_hits(self, text: str) -> list[Hit]:
         if not text.strip():
-            return [self._explain("Go to feature", "type its id after it, e.g. feature L2M845")]
+            return [self._explain("Go to feature", "type its id after it, e.g. feature L2A428")]
         try:
             feature_id = host(self.app).main_screen.session.library.parse(text)
         except ValueError as error:
@@ -97,8 +97,8 @@ class FeatureCommands(_FeatureHits):
 
     def _palettes(self) -> list[tuple[str, str, Callable[[], None]]]:
         return [
-            ("Go to feature…", "its page, by id: e.g. L2M845 (or type: feature L2M845)",
-             partial(self._palette, FeatureIdCommands, "Feature id, e.g. L2M845")),
+            ("Go to feature…", "its page, by id: e.g. L2A428 (or type: feature L2A428)",
+             partial(self._palette, FeatureIdCommands, "Feature id, e.g. L2A428")),
             ("Search labels…", "features by your labels and notes, and automatic labels (or type: label flipped=c-4)",
              partial(self._palette, LabelSearchCommands, "Part of a label, e.g. flipped=c-4")),
         ]  # fmt: skip

@@ -19,7 +19,7 @@ MAIN_KEYS = [
         "back",
         "back",
         show=False,
-        tooltip="back to the feature page a top example came from",
+        tooltip="back to the feature page or tree the game was opened from",
         id="nav.back",
     ),  # fmt: skip
     Binding("n", "new_game", "new", tooltip="the next game of the dataset", id="game.new"),

@@ -126,6 +126,10 @@ class TreeScreen(TreeOutputs):
     def on_resize(self, event: Resize) -> None:
         self.set_class(event.size.width < NARROW, "-narrow")
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """No key acts on a screen that never got its widgets (pushed while the app quits)."""
+        return hasattr(self, "contributors")
+
     def on_mount(self) -> None:
         self.set_class(self.app.size.width < NARROW, "-narrow")
         try:
