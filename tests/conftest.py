@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,55 @@ def tiny_cache(tiny_model, tiny_dictionaries, tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("tiny_cache") / "features-tiny.h5"
     return build_cache(tiny_model, tiny_dictionaries, 300, 0, 32, path, batch_games=100)
+
+
+def write_saelens(folder: Path, dictionary, **cfg) -> Path:
+    """A folder as ``sae.save_model(folder)`` (sae-lens 6.54) writes one of a TopK SAE, holding
+    ``dictionary``'s tensors; ``cfg`` overrides fields of its ``cfg.json``."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    tensors = {
+        name: getattr(dictionary, name).detach().clone() for name in ("W_enc", "b_enc", "W_dec", "b_dec")
+    }
+    save_file(tensors, folder / "sae_weights.safetensors")
+    config = {
+        "d_in": dictionary.cfg.d_in,
+        "d_sae": dictionary.cfg.d_sae,
+        "dtype": "float32",
+        "device": "cpu",
+        "apply_b_dec_to_input": True,
+        "normalize_activations": "none",
+        "reshape_activations": "none",
+        "metadata": {"sae_lens_version": "6.54.12", "hook_name": dictionary.cfg.hook_name},
+        "k": dictionary.cfg.k,
+        "rescale_acts_by_decoder_norm": False,
+        "architecture": "topk",
+        **cfg,
+    }
+    (folder / "cfg.json").write_text(json.dumps(config))
+    return folder
+
+
+#: how each dictionary of ``normalised_dictionaries`` normalises its input (L1A: not at all)
+NORMALISED = {
+    "L0A": "layer_norm",
+    "L0M": "constant_norm_rescale",
+    "L1A": "none",
+    "L1M": "layer_norm",
+    "L1R": "constant_norm_rescale",
+}
+
+
+@pytest.fixture(scope="session")
+def normalised_dictionaries(tiny_dictionaries, tiny_residual, tmp_path_factory) -> dict:
+    """The tiny dictionaries (and the residual L1R) read back from SAELens folders that normalise
+    each token's input as ``NORMALISED`` says (sae-lens's ``normalize_activations``)."""
+    from othello_tui.dictionary.io import load_saelens
+
+    out = tmp_path_factory.mktemp("normalised")
+    sources = {**tiny_dictionaries, "L1R": tiny_residual["L1R"]}
+    return {
+        module: load_saelens(write_saelens(out / module, sources[module], normalize_activations=kind))
+        for module, kind in NORMALISED.items()
+    }

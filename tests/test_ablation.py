@@ -19,13 +19,17 @@ from othello_tui.game.squares import TOKEN_TO_SQUARE, square_name
 from othello_tui.model.targets import model_inputs
 
 
-def test_one_game_matches_the_intervention_of_the_same_edits(tiny_model, tiny_dictionaries):
+@pytest.mark.parametrize("fixture", ["tiny_dictionaries", "normalised_dictionaries"])
+def test_one_game_matches_the_intervention_of_the_same_edits(request, tiny_model, fixture):
+    """Also with dictionaries that normalise their input (conftest.NORMALISED): each edit is made at
+    the token's frozen output scale in both."""
+    dictionaries = request.getfixturevalue(fixture)
     games = generate_games(1, 5)
     tokens_T = [int(t) for t in games.tokens[0][:-1]]
-    trace = GameTrace(tiny_model, tiny_dictionaries, tokens_T)
+    trace = GameTrace(tiny_model, dictionaries, tokens_T)
     feature = max(range(64), key=lambda f: int((trace.activations["L0M"][:, f] > 0).sum()))
     fired = [t for t in range(59) if trace.activation(t, "L0M", feature) > 0]
-    report = ablate_feature(tiny_model, tiny_dictionaries, "L0M", feature, 0.0, None, 1, 5, top=3)
+    report = ablate_feature(tiny_model, dictionaries, "L0M", feature, 0.0, None, 1, 5, top=3)
     result = intervene(trace, [Edit(t, "L0M", feature, scale=0.0) for t in fired])
     before, after = result.logits_before_TV, result.logits_after_TV
     affected = torch.arange(59) >= fired[0]
@@ -42,7 +46,7 @@ def test_one_game_matches_the_intervention_of_the_same_edits(tiny_model, tiny_di
         float(mean_delta_V[token]), abs=1e-5
     )
     assert all(f.startswith(("L1A", "L1M")) for f, _ in report.downstream)  # only modules above L0M
-    unchanged = ablate_feature(tiny_model, tiny_dictionaries, "L0M", feature, 1.0, None, 1, 5)
+    unchanged = ablate_feature(tiny_model, dictionaries, "L0M", feature, 1.0, None, 1, 5)
     assert unchanged.mean_kl == 0 and unchanged.downstream == []  # scale 1 changes nothing
 
 

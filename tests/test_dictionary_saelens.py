@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import write_saelens
 from safetensors.torch import save_file
 
 from othello_tui.cli import main
@@ -19,31 +19,6 @@ from othello_tui.dictionary.sae import hook_name_of
 from othello_tui.game.generator import generate_games
 from othello_tui.game.squares import square_name
 from othello_tui.model.weights import WeightsError, model_fingerprint
-
-
-def write_saelens(folder: Path, dictionary, **cfg) -> Path:
-    """A folder as ``sae.save_model(folder)`` (sae-lens 6.54) writes one of a TopK SAE."""
-    folder.mkdir(parents=True)
-    tensors = {
-        name: getattr(dictionary, name).detach().clone() for name in ("W_enc", "b_enc", "W_dec", "b_dec")
-    }
-    save_file(tensors, folder / "sae_weights.safetensors")
-    config = {
-        "d_in": dictionary.cfg.d_in,
-        "d_sae": dictionary.cfg.d_sae,
-        "dtype": "float32",
-        "device": "cpu",
-        "apply_b_dec_to_input": True,
-        "normalize_activations": "none",
-        "reshape_activations": "none",
-        "metadata": {"sae_lens_version": "6.54.12", "hook_name": dictionary.cfg.hook_name},
-        "k": dictionary.cfg.k,
-        "rescale_acts_by_decoder_norm": False,
-        "architecture": "topk",
-        **cfg,
-    }
-    (folder / "cfg.json").write_text(json.dumps(config))
-    return folder
 
 
 def test_a_saelens_folder_is_the_module_its_hook_names_and_encodes_as_ours(
@@ -89,14 +64,10 @@ def test_an_old_config_names_its_hook_point_and_means_standard(tmp_path, tiny_di
     ("change", "message"),
     [
         (
-            {"normalize_activations": "layer_norm"},
-            "normalize_activations 'layer_norm' (a per-token input scale",
+            {"normalize_activations": "covariance_whitening"},
+            "normalize_activations 'covariance_whitening' (a training checkpoint: the input whitening",
         ),
-        (
-            {"normalize_activations": "constant_norm_rescale"},
-            "'constant_norm_rescale' (a per-token input scale",
-        ),
-        ({"normalize_activations": "covariance_whitening"}, "'covariance_whitening' (an input whitening"),
+        ({"normalize_activations": "per_token_magic"}, "'per_token_magic' (unknown to sae-lens 6.x"),
         ({"reshape_activations": "hook_z"}, "reshape_activations 'hook_z'"),
         ({"architecture": "gated"}, "architecture 'gated'"),
         ({"rescale_acts_by_decoder_norm": True}, "rescale_acts_by_decoder_norm"),

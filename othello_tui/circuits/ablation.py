@@ -1,8 +1,9 @@
 """Batch ablation: scale one dictionary feature wherever it fires, over many dataset games, and
 measure what changes downstream (the causal check of a feature, beyond one game).
 
-Scaling ``c_{m,k,i}`` by ``s`` adds ``(s − 1)·c·d_{m,k}`` to ``out_{m,i}`` (DESIGN.md §3.8), at
-every position where the feature fires (``c > 0``), or only at one position. Everything above is
+Scaling ``c_{m,k,i}`` by ``s`` adds ``(s − 1)·c·o_i·d_{m,k}`` to ``out_{m,i}`` (DESIGN.md §3.8; o_i
+the decoder's output scale at the token, 1 unless the dictionary normalises its input), at every
+position where the feature fires (``c > 0``), or only at one position. Everything above is
 recomputed. A position can change only at or after the first edit of its game (the model is
 causal): the legality and KL figures are over those "affected" positions.
 
@@ -96,10 +97,11 @@ def ablate_feature(
         names = [target_hook, *(hook_name_of(m) for m in above)]
         before_BTV, cache = model.run_with_cache(tokens_BT, names=names)
         c_BT = dictionaries[module].encode(cache[target_hook])[..., feature]
+        out_scale_BT = dictionaries[module].token_norm(cache[target_hook]).out_scale_N
         edit_BT = (c_BT > 0) & valid_BT
         if position is not None:
             edit_BT &= torch.arange(edit_BT.shape[1], device=model.device) == position
-        delta_BTD = ((scale - 1.0) * c_BT * edit_BT)[..., None] * d_D
+        delta_BTD = ((scale - 1.0) * c_BT * out_scale_BT * edit_BT)[..., None] * d_D
         kept: dict[str, Tensor] = {}
 
         def add(out_BTD: Tensor, delta_BTD: Tensor = delta_BTD) -> Tensor:

@@ -6,7 +6,10 @@ value in the real forward pass (§3.2):
     w · LN_lin(v) = w · (γ ⊙ (v − mean v)) / σ = v · (γ⊙w − mean(γ⊙w)) / σ,
 
 so a read-out direction is multiplied by γ and centred once, and every node's contribution is a
-dot product. Each function states the identity its contributions sum to; the tests check it.
+dot product. A dictionary that normalises its input per token (``sae.TokenNorm``) has its input
+scale s_i frozen the same way: its encoder column is read as ``s_i·W_enc[:,Y]`` (written
+``W_enc[:,Y]`` below). Each function states the identity its contributions sum to; the tests
+check it.
 
 Shape legend: N nodes, D d_model, H head, E d_head, M d_mlp, S source position, K read-outs.
 """
@@ -23,7 +26,7 @@ from torch import Tensor
 
 from othello_tui.circuits.decomposition import Decomposition
 from othello_tui.circuits.nodes import Node, Target, node_id, pair_node
-from othello_tui.dictionary.sae import Dictionary
+from othello_tui.dictionary.sae import Dictionary, TokenNorm
 from othello_tui.model.transformer import OthelloGPT
 
 
@@ -34,6 +37,7 @@ class Traced(Protocol):
     model: OthelloGPT
     dictionaries: dict[str, Dictionary]
     cache: dict[str, Tensor]  # hook name -> value, without the batch axis
+    norms: dict[str, TokenNorm]  # module -> its dictionary's input normalisation [T], frozen
     decomposition: Decomposition
 
     def ln_scale(self, ln: str) -> Tensor: ...  # σ [T] of a LayerNorm in the real forward pass
@@ -145,21 +149,24 @@ def residual_feature(trace: Traced, target: Target, dictionary: Dictionary) -> A
     ``h_Y = W_enc[:,Y]·(r_i − b_dec) + b_enc[Y] = Σ_v W_enc[:,Y]·v + (b_enc[Y] − W_enc[:,Y]·b_dec)``
     over every node v at position i in levels up to L{l}M (no LayerNorm in between); the constant
     is the bias node ``P{i}L{l}R.b_enc``. The dictionary is a readout: it is no node itself."""
-    module, feature = target.feature_key
+    module = target.feature_key[0]
     decomposition = trace.decomposition
-    w_enc_D = dictionary.W_enc[:, feature]
+    w_enc_D, constant = _encoder_constant(trace, target, dictionary)
     rows = decomposition.rows_at(target.position, decomposition.levels_below(f"L{module[1:-1]}M") + 1)
     contributions_N = decomposition.vectors_ND[rows] @ w_enc_D
-    params = {f"{module}.b_enc": dictionary.b_enc[feature] - dictionary.b_dec @ w_enc_D}
-    return _linear_attribution(trace, target, rows, contributions_N, params, trace.target_value(target))
+    return _linear_attribution(trace, target, rows, contributions_N, constant, trace.target_value(target))
 
 
-def _encoder_constant(trace: Traced, target: Target) -> tuple[Tensor, dict[str, Tensor]]:
-    """Feature Y's encoder column and its constant ``b_enc[Y] − W_enc[:,Y]·b_dec`` (§3.4)."""
+def _encoder_constant(
+    trace: Traced, target: Target, dictionary: Dictionary
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Feature Y's encoder column as it reads the input at the target's position, ``s_i·W_enc[:,Y]``
+    (s_i the dictionary's input scale there, frozen), and its constant ``b_enc[Y] − W_enc[:,Y]·b_dec``
+    (§3.4): ``h_Y = s_i·W_enc[:,Y]·x_i + b_enc[Y] − W_enc[:,Y]·b_dec``."""
     module, feature = target.feature_key
-    dictionary = trace.dictionaries[module]
     w_enc_D = dictionary.W_enc[:, feature]
-    return w_enc_D, {f"{module}.b_enc": dictionary.b_enc[feature] - dictionary.b_dec @ w_enc_D}
+    scale = trace.norms[module].in_scale_N[target.position]
+    return scale * w_enc_D, {f"{module}.b_enc": dictionary.b_enc[feature] - dictionary.b_dec @ w_enc_D}
 
 
 def mlp_feature(trace: Traced, target: Target) -> Attribution:
@@ -171,7 +178,7 @@ def mlp_feature(trace: Traced, target: Target) -> Attribution:
     module = target.feature_key[0]
     i, layer = target.position, int(module[1:-1])
     mlp = trace.model.block(layer).mlp
-    w_enc_D, constant = _encoder_constant(trace, target)
+    w_enc_D, constant = _encoder_constant(trace, target, trace.dictionaries[module])
     gate_M = 0.5 * (1.0 + torch.erf(trace.cache[f"blocks.{layer}.mlp.hook_pre"][i] / math.sqrt(2.0)))
     u_M = (mlp.W_out @ w_enc_D) * gate_M
     w_D = mlp.W_in @ u_M
@@ -196,7 +203,7 @@ def attention_feature(trace: Traced, target: Target) -> Attribution:
     module = target.feature_key[0]
     i, layer, decomposition = target.position, int(module[1:-1]), trace.decomposition
     attn, ln = trace.model.block(layer).attn, f"blocks.{layer}.ln1"
-    w_enc_D, constant = _encoder_constant(trace, target)
+    w_enc_D, constant = _encoder_constant(trace, target, trace.dictionaries[module])
     u_HE = torch.einsum("hed,d->he", attn.W_O, w_enc_D)
     v_DH = torch.einsum("hde,he->dh", attn.W_V, u_HE)
     pattern_HS = trace.cache[f"blocks.{layer}.attn.hook_pattern"][:, i, : i + 1]

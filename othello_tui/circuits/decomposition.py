@@ -3,9 +3,13 @@
 At position i, the input of module m (L0A, L0M, L1A, … in order) is
 
     r_i = W_E[tok_i] + W_pos[i] + Σ_{modules m' < m} out_{m',i},
-    out_{m',i} = Σ_k c_{m',k,i} d_{m',k} + b_dec,m' + ε_{m',i},
+    out_{m',i} = Σ_k c_{m',k,i} o_i·d_{m',k} + (o_i·b_dec,m' + μ_i) + ε_{m',i},
 
-so it is the sum of the node vectors of *levels* 0…m: level 0 holds the embeddings, level k ≥ 1
+with o_i = 1, μ_i = 0 unless the dictionary normalises its input (its decoder's output scale and
+the token's mean, ``sae.TokenNorm``, frozen at the real output like LayerNorm's σ, DESIGN.md §3.2):
+the bias node is what the decoder writes with no feature active (for ``layer_norm`` that includes
+the token's mean μ_i), the error ε the dictionary's reconstruction error, as sae-lens has it. So r_i
+is the sum of the node vectors of *levels* 0…m: level 0 holds the embeddings, level k ≥ 1
 the nodes of module k−1 (its active features, decoder bias and error; or the whole output of a
 module without a dictionary). All nodes of a game live in one matrix, sorted by position, then
 level, then feature index, so the nodes of one position below a level are one contiguous slice.
@@ -22,7 +26,7 @@ import torch
 from torch import Tensor
 
 from othello_tui.circuits.nodes import Node, node_id
-from othello_tui.dictionary.sae import Dictionary
+from othello_tui.dictionary.sae import Dictionary, TokenNorm
 
 EMBED, POS, FEATURE, BIAS, ERROR, OUTPUT = range(6)
 _KIND_NAMES = ("embed", "pos", "feature", "bias", "error", "output")
@@ -93,8 +97,10 @@ def decompose(
     pos_TD: Tensor,
     outputs: Sequence[tuple[str, Tensor]],
     dictionaries: Mapping[str, Dictionary],
+    norms: Mapping[str, TokenNorm],
 ) -> tuple[Decomposition, dict[str, Tensor]]:
-    """Split every module output ``out_TD`` (in module order) into nodes with its dictionary.
+    """Split every module output ``out_TD`` (in module order) into nodes with its dictionary,
+    whose input normalisation at each position is ``norms[module]`` (its ``token_norm(out_TD)``).
 
     Returns the decomposition and each dictionary module's activations ``c_TF``. Identity:
     for each position and level, the node vectors sum to the embeddings plus the module outputs
@@ -113,15 +119,16 @@ def decompose(
         if dictionary is None:
             blocks.append((out_TD, arange_T, level, torch.full((T,), OUTPUT), minus_T))
             continue
-        c_TF = dictionary.encode(out_TD)
+        c_TF, norm = dictionary.encode(out_TD), norms[module]
         activations[module] = c_TF
         t_N, f_N = torch.nonzero(c_TF, as_tuple=True)  # row-major: sorted by position, then feature
-        features_ND = c_TF[t_N, f_N, None] * dictionary.W_dec[f_N]
+        features_ND = (c_TF[t_N, f_N] * norm.out_scale_N[t_N])[:, None] * dictionary.W_dec[f_N]
+        bias_TD = dictionary.b_dec * norm.out_scale_N[:, None] + norm.mean_N[:, None]
         t_N, f_N = t_N.cpu(), f_N.cpu()  # node metadata stays on the CPU (read an int at a time)
-        error_TD = out_TD - dictionary.decode(c_TF)
+        error_TD = out_TD - dictionary.decode(c_TF, norm)
         blocks += [
             (features_ND, t_N, level, torch.full_like(t_N, FEATURE), f_N),
-            (dictionary.b_dec.expand(T, -1), arange_T, level, torch.full((T,), BIAS), minus_T),
+            (bias_TD, arange_T, level, torch.full((T,), BIAS), minus_T),
             (error_TD, arange_T, level, torch.full((T,), ERROR), minus_T),
         ]
     n_levels = len(outputs) + 1

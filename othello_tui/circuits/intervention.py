@@ -1,14 +1,16 @@
 """Interventions (DESIGN.md §3.8): set a feature's activation at a position to a new value and
 rerun the model, the causal check of an attribution.
 
-Setting ``c_{m,k,i}`` to ``a`` adds ``(a − c)·d_{m,k}`` to ``out_{m,i}`` (the module's output
-hook); everything downstream is recomputed. Two frozen variants exist for the faithfulness
-evaluation: ``freeze_ln`` replaces every LayerNorm scale by its value in the real forward pass;
-``freeze_modules`` also replaces every module output by its real value (plus the edits), leaving
-only the direct path, along which the logit change is exactly −(the edited nodes' DLA) for an
-ablation with both frozen. A :class:`BeliefEdit` instead adds a push along a probe direction to
-the residual stream at its site (``belief_edit.py``, DESIGN.md §3.9). Edits are plain data
-(``edits.py``, no torch); they are re-exported here.
+Setting ``c_{m,k,i}`` to ``a`` adds ``(a − c)·o_i·d_{m,k}`` to ``out_{m,i}`` (the module's output
+hook; o_i the decoder's output scale at i, 1 unless the dictionary normalises its input, frozen at
+its value in the real forward pass, as in the feature's node); everything downstream is
+recomputed. Two frozen variants exist for the faithfulness evaluation: ``freeze_ln`` replaces
+every LayerNorm scale by its value in the real forward pass; ``freeze_modules`` also replaces every
+module output by its real value (plus the edits), leaving only the direct path, along which the
+logit change is exactly −(the edited nodes' DLA) for an ablation with both frozen. A
+:class:`BeliefEdit` instead adds a push along a probe direction to the residual stream at its site
+(``belief_edit.py``, DESIGN.md §3.9). Edits are plain data (``edits.py``, no torch); they are
+re-exported here.
 
 Shape legend: B batch of edit sets, T position, D d_model, V vocabulary.
 """
@@ -45,7 +47,7 @@ class InterventionResult:
 
 
 def _deltas(trace: GameTrace, edit_sets: Sequence[Sequence[Edit | BeliefEdit]]) -> dict[str, Tensor]:
-    """Per hook, the [B, T, D] tensor that the edits add: ``Σ (a − c)·d`` on module outputs, the
+    """Per hook, the [B, T, D] tensor that the edits add: ``Σ (a − c)·o_i·d`` on module outputs, the
     belief pushes (``belief_edit.py``) on the residual stream."""
     deltas: dict[str, Tensor] = {}
     T, D = trace.n_positions, trace.model.cfg.d_model
@@ -65,7 +67,13 @@ def _deltas(trace: GameTrace, edit_sets: Sequence[Sequence[Edit | BeliefEdit]]) 
             trace.check_position(edit.position)
             old = trace.activations[edit.module][edit.position, edit.feature]
             new = edit.new_activation(old)
-            add(hook_name_of(edit.module), b, edit.position, (new - old) * dictionary.W_dec[edit.feature])
+            out_scale = trace.norms[edit.module].out_scale_N[edit.position]
+            add(
+                hook_name_of(edit.module),
+                b,
+                edit.position,
+                (new - old) * out_scale * dictionary.W_dec[edit.feature],
+            )
     return deltas
 
 

@@ -4,8 +4,10 @@ A node is one vector of the residual-stream decomposition (DESIGN.md §3.1) or a
 the target's own computation, always at a token position:
 
 - ``P2embed``, ``P6pos``: token and positional embedding;
-- ``P7L1M379``: feature 379 of L1M's dictionary (vector ``c·d``);
-- ``P7L1M.bias``, ``P7L1M.error``: that dictionary's decoder bias and reconstruction error;
+- ``P7L1M379``: feature 379 of L1M's dictionary (vector ``c·d``, or ``c·o·d`` at the token's
+  output scale o for a dictionary that normalises its input, ``decomposition.py``);
+- ``P7L1M.bias``, ``P7L1M.error``: that dictionary's decoder bias (what its decoder writes with no
+  feature active) and reconstruction error;
 - ``P7L1M``: the whole output of a module that has no dictionary loaded;
 - ``P7blocks.1.ln2.b``, ``P7unembed.b_U``, ``P7L2M.b_enc``: a bias term, named after its
   parameter (``L2M.b_enc`` is the target dictionary's constant ``b_enc − W_enc·b_dec``);

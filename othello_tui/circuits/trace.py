@@ -85,9 +85,11 @@ class GameTrace:
         for name, value in cache.items():
             value = value if name == "hook_pos_embed" else value[0]  # W_pos[:T] has no batch axis
             self.cache[name] = value.squeeze(-1) if name.endswith("hook_scale") else value  # [T, 1] -> [T]
+        # every dictionary's input normalisation, frozen at the real outputs (like LayerNorm's σ)
+        self.norms = {m: d.token_norm(self.cache[hook_name_of(m)]) for m, d in dictionaries.items()}
         outputs = [(module, self.cache[hook_name_of(module)]) for module in self.modules]
         self.decomposition, self.activations = decompose(
-            self.cache["hook_embed"], self.cache["hook_pos_embed"], outputs, self.dictionaries
+            self.cache["hook_embed"], self.cache["hook_pos_embed"], outputs, self.dictionaries, self.norms
         )
         for module, dictionary in self.residual.items():  # readouts: activations, never nodes
             self.activations[module] = dictionary.encode(self.cache[hook_name_of(module)])
@@ -194,8 +196,9 @@ class GameTrace:
 
     @torch.no_grad()
     def pre_activation(self, position: int, module: str, feature: int) -> Tensor:
-        """``h = W_enc[:,Y]·(out − b_dec) + b_enc[Y]`` on the real module output, or on the
-        residual stream after block l for a residual-stream dictionary (a 0-d tensor)."""
+        """``h = W_enc[:,Y]·(s·out − b_dec) + b_enc[Y]`` on the real module output, or on the
+        residual stream after block l for a residual-stream dictionary (a 0-d tensor); s is the
+        dictionary's input scale there (1 unless it normalises its input)."""
         dictionary = self.check_feature(module, feature)
         return dictionary.pre_acts(self.cache[hook_name_of(module)][position])[feature]
 

@@ -12,10 +12,11 @@ so ``sae_lens.SAE.load_from_disk("weights/dictionaries/L3M")`` opens ours with n
   ``metrics`` (and ``l1_coefficient`` for standard).
 
 Older pairs ``{module}.json`` + ``{module}.safetensors`` (config and provenance at the top level)
-are still read. The saved dictionary works on raw module outputs: any normalisation used in training
-is folded in.
+are still read. Ours work on raw module outputs (``normalize_activations: "none"``): any scale used
+in training is folded in; a loaded one that normalises each token keeps its setting when saved.
 
-Ours encode exactly as sae-lens reads the folder (``h = W_enc·(x − b_dec) + b_enc`` for both):
+Ours encode exactly as sae-lens reads the folder (``h = W_enc·(x̃ − b_dec) + b_enc`` for both, x̃
+the input after the folder's normalisation, :class:`~othello_tui.dictionary.sae.TokenNorm`):
 ``standard`` is ReLU(h) in both; ``topk`` keeps the k largest ReLU(h), sae-lens ReLU of the k
 largest h: the same nonzero entries (the positive ones among the k largest; ties aside);
 ``jumprelu`` is h·[h > θ] here and ReLU(h)·[h > θ] there: the same once θ ≥ 0, which trained
@@ -32,7 +33,14 @@ from typing import Any
 
 import torch
 
-from othello_tui.dictionary.sae import ARCHITECTURES, Dictionary, DictionaryConfig, hook_name_of, is_residual
+from othello_tui.dictionary.sae import (
+    ARCHITECTURES,
+    NORMALISATIONS,
+    Dictionary,
+    DictionaryConfig,
+    hook_name_of,
+    is_residual,
+)
 from othello_tui.game.generator import N_MOVES
 from othello_tui.model.transformer import OthelloGPT
 from othello_tui.model.weights import (
@@ -51,11 +59,10 @@ SAE_LENS_VERSION = "6.0.0"  # the on-disk format written: sae-lens 6.x
 #: sae-lens runs these input normalisations as the identity at inference (sae.py,
 #: ``_setup_activation_normalization``); old configs say true/false for expected_average_only_in/none
 IDENTITY_NORMALISATIONS = ("none", None, "expected_average_only_in", False, True)
-REFUSED_NORMALISATIONS = {
-    "constant_norm_rescale": "a per-token input scale, which would have to be frozen per position",
-    "layer_norm": "a per-token input scale, which would have to be frozen per position",
-    "covariance_whitening": "an input whitening whose statistics the folder does not hold",
-}
+#: sae-lens folds it into the weights at the end of training (``fold_activation_whitening``, then
+#: "none"); a folder still marked with it is a training checkpoint whose whitening statistics live in
+#: the trainer's files, and sae-lens itself runs it as the identity, not as trained
+WHITENING = "covariance_whitening"
 _OLD_NAME = re.compile(r"L(\d+)([AMR])\.json")
 _HOOK_NAME = re.compile(r"blocks\.(\d+)\.hook_(attn_out|mlp_out|resid_post)")
 
@@ -83,7 +90,7 @@ def saelens_config(dictionary: Dictionary, info: dict | None = None) -> dict:
         "dtype": str(dictionary.W_enc.dtype).removeprefix("torch."),
         "device": "cpu",
         "apply_b_dec_to_input": True,
-        "normalize_activations": "none",
+        "normalize_activations": cfg.normalize_activations,
         "reshape_activations": "none",
         "metadata": {
             "sae_lens_version": SAE_LENS_VERSION,
@@ -220,9 +227,13 @@ def _unsupported(meta: dict) -> list[str]:
     unsupported = []
     if architecture not in ARCHITECTURES:
         unsupported.append(f"architecture {architecture!r} (supported: {', '.join(ARCHITECTURES)})")
-    if normalisation not in IDENTITY_NORMALISATIONS:
-        why = REFUSED_NORMALISATIONS.get(normalisation, "unknown to sae-lens 6.x")
-        unsupported.append(f"normalize_activations {normalisation!r} ({why}; not supported yet)")
+    if normalisation == WHITENING:
+        unsupported.append(
+            f"normalize_activations {WHITENING!r} (a training checkpoint: the input whitening it was "
+            "trained on is not in its cfg.json or weights; sae-lens folds it into the final ones)"
+        )
+    elif normalisation not in IDENTITY_NORMALISATIONS + NORMALISATIONS:
+        unsupported.append(f"normalize_activations {normalisation!r} (unknown to sae-lens 6.x)")
     if meta.get("reshape_activations", "none") not in ("none", None):
         unsupported.append(f"reshape_activations {meta['reshape_activations']!r} (supported: none)")
     if meta.get("rescale_acts_by_decoder_norm"):
@@ -234,12 +245,15 @@ def load_saelens(folder: Path, model: OthelloGPT | None = None, fingerprint: str
     """A SAELens folder (``cfg.json`` + ``sae_weights.safetensors``, sae-lens 6.x or older; ours
     or anyone's) as the dictionary of the module its hook names, whatever the folder is called.
 
-    ``apply_b_dec_to_input: false`` (``h = W_enc·x + b_enc``) is folded into ours exactly:
-    ``h = W_enc·(x − b_dec) + (b_enc + W_enc·b_dec)``. Input normalisations sae-lens runs as the
-    identity are read as such; any other, decoder-norm rescaling and reshaping are refused: they
-    would make the pre-activation something else. A ``metadata.model_fingerprint`` (our
-    provenance there) must match ``model`` (``fingerprint``: its ``model_fingerprint``, when the
-    caller has it)."""
+    ``apply_b_dec_to_input: false`` (``h = W_enc·x̃ + b_enc``) is folded into ours exactly:
+    ``h = W_enc·(x̃ − b_dec) + (b_enc + W_enc·b_dec)``. Input normalisations sae-lens runs as the
+    identity are read as such; ``constant_norm_rescale`` and ``layer_norm`` are per-token scales
+    (:class:`~othello_tui.dictionary.sae.TokenNorm`), and layer_norm's centring ``x − mean(x) = P·x``
+    (``P = I − 11ᵀ/d``) is folded into the encoder: ``W_enc·(s·P·x − b_dec) = (P·W_enc)·(s·x − b_dec)
+    − (W_enc − P·W_enc)·b_dec``, the last term going into b_enc. Covariance whitening, decoder-norm
+    rescaling and reshaping are refused: they would make the pre-activation something else. A
+    ``metadata.model_fingerprint`` (our provenance there) must match ``model`` (``fingerprint``:
+    its ``model_fingerprint``, when the caller has it)."""
     cfg_path, tensors_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
     meta = _read_config(cfg_path)
     module = _module_of(cfg_path, meta)
@@ -247,6 +261,7 @@ def load_saelens(folder: Path, model: OthelloGPT | None = None, fingerprint: str
         raise WeightsError(f"{cfg_path}: not supported: " + "; ".join(unsupported))
     metadata = meta.get("metadata") or {}
     architecture, k = _architecture(meta)
+    normalisation = meta.get("normalize_activations", "none")
     try:
         cfg = DictionaryConfig(
             module,
@@ -256,6 +271,7 @@ def load_saelens(folder: Path, model: OthelloGPT | None = None, fingerprint: str
             int(meta["d_sae"]),
             k,
             metadata.get("l1_coefficient") if architecture == "standard" else None,
+            normalisation if normalisation in NORMALISATIONS else "none",
         )
     except (KeyError, TypeError, ValueError) as error:
         raise WeightsError(f"{cfg_path} has no usable dictionary config ({error})") from None
@@ -270,9 +286,13 @@ def load_saelens(folder: Path, model: OthelloGPT | None = None, fingerprint: str
     if architecture != "jumprelu":
         tensors.pop("threshold", None)
     dictionary = _build(cfg, tensors, tensors_path)
-    if meta.get("apply_b_dec_to_input", True) is False:
-        with torch.no_grad():
+    with torch.no_grad():
+        if meta.get("apply_b_dec_to_input", True) is False:
             dictionary.b_enc.add_(dictionary.b_dec @ dictionary.W_enc)
+        if cfg.normalize_activations == "layer_norm":
+            centred_DF = dictionary.W_enc - dictionary.W_enc.mean(0)  # P·W_enc
+            dictionary.b_enc.add_(dictionary.b_dec @ (centred_DF - dictionary.W_enc))
+            dictionary.W_enc.copy_(centred_DF)
     return dictionary
 
 

@@ -9,7 +9,14 @@ differs:
 - ``jumprelu``: ``c = h·[h > threshold]`` with a per-feature threshold (Rajamanoharan et al. 2024).
 
 Decoder rows are kept at unit norm, so a feature's activation is the length of what it writes.
-Shape legend: N tokens, D d_in, F features.
+
+A SAELens dictionary may normalise its input per token (``normalize_activations``, sae-lens's
+``run_time_activation_norm_fn_in``/``_out``): the encoder reads ``s·x`` and the decoder writes
+``x̂ = o·(W_dec·c + b_dec) + μ``, where s, o and μ are functions of the token's x (:class:`TokenNorm`).
+Frozen at their values on the real x, like LayerNorm's σ (DESIGN.md §3.2), they leave
+``h = W_enc·(s·x − b_dec) + b_enc`` linear in x. Ours are trained without one ("none").
+
+Shape legend: N tokens (any leading shape), D d_in, F features.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ import torch
 from torch import Tensor, nn
 
 ARCHITECTURES = ("standard", "topk", "jumprelu")
+NORMALISATIONS = ("none", "constant_norm_rescale", "layer_norm")
+LAYER_NORM_EPS = 1e-5  # sae-lens's run_time_activation_ln_in
 
 
 @dataclass(frozen=True)
@@ -33,11 +42,19 @@ class DictionaryConfig:
     d_sae: int = 1024
     k: int | None = 32  # topk only
     l1_coefficient: float | None = None  # standard only
+    #: sae-lens's per-token input normalisation (:class:`TokenNorm`); for "layer_norm" the
+    #: centring x − mean(x) is folded into W_enc (columns summing to zero) when the folder is read
+    normalize_activations: str = "none"
 
     def __post_init__(self):
         if self.architecture not in ARCHITECTURES:
             raise ValueError(
                 f"unknown architecture {self.architecture!r} (one of {', '.join(ARCHITECTURES)})"
+            )
+        if self.normalize_activations not in NORMALISATIONS:
+            raise ValueError(
+                f"unknown normalize_activations {self.normalize_activations!r} "
+                f"(one of {', '.join(NORMALISATIONS)})"
             )
 
     def to_dict(self) -> dict:
@@ -47,6 +64,23 @@ class DictionaryConfig:
     def from_dict(cls, data: dict) -> DictionaryConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
+class TokenNorm:
+    """A dictionary's input normalisation at N tokens, frozen at their inputs x: the encoder reads
+    ``s·x`` (``in_scale_N``), the decoder writes ``o·(W_dec·c + b_dec) + μ`` (``out_scale_N``,
+    ``mean_N``). As sae-lens 6.x computes them (``SAE._setup_activation_normalization``):
+
+    - "none": s = o = 1, μ = 0;
+    - "constant_norm_rescale": ``s = sqrt(d_in)/‖x‖``, ``o = 1/s``, μ = 0;
+    - "layer_norm": ``s = 1/(std + eps)``, ``o = std`` (sae-lens leaves eps out here), ``μ = mean(x)``,
+      with std the unbiased standard deviation of ``x − μ``; the encoder's centring is in W_enc.
+    """
+
+    in_scale_N: Tensor
+    out_scale_N: Tensor
+    mean_N: Tensor
 
 
 @dataclass(frozen=True)
@@ -129,9 +163,25 @@ class Dictionary(nn.Module):
     def normalise_decoder(self) -> None:
         self.W_dec.div_(self.W_dec.norm(dim=1, keepdim=True).clamp(min=1e-8))
 
+    def token_norm(self, x_ND: Tensor) -> TokenNorm:
+        """The input normalisation of the tokens ``x_ND`` (:class:`TokenNorm`, [N] each)."""
+        kind = self.cfg.normalize_activations
+        if kind == "constant_norm_rescale":
+            in_scale_N = self.cfg.d_in**0.5 / x_ND.norm(dim=-1)
+            return TokenNorm(in_scale_N, 1 / in_scale_N, torch.zeros_like(in_scale_N))
+        if kind == "layer_norm":
+            mean_N = x_ND.mean(-1)
+            std_N = (x_ND - mean_N[..., None]).std(-1)
+            return TokenNorm(1 / (std_N + LAYER_NORM_EPS), std_N, mean_N)
+        ones_N = x_ND.new_ones(x_ND.shape[:-1])
+        return TokenNorm(ones_N, ones_N, torch.zeros_like(ones_N))
+
     def pre_acts(self, x_ND: Tensor) -> Tensor:
-        """``h = W_enc·(x − b_dec) + b_enc``, exactly linear in x (the attribution target)."""
-        flat_ND = (x_ND - self.b_dec).reshape(-1, x_ND.shape[-1])
+        """``h = W_enc·(s·x − b_dec) + b_enc`` with the token's input scale s (1 unless the
+        dictionary normalises its input): exactly linear in x once s is frozen (the attribution
+        target)."""
+        scaled_ND = x_ND * self.token_norm(x_ND).in_scale_N[..., None]
+        flat_ND = (scaled_ND - self.b_dec).reshape(-1, x_ND.shape[-1])
         # addmm: the bias added inside the product, not in another pass over [N, F]
         return torch.addmm(self.b_enc, flat_ND, self.W_enc).view(*x_ND.shape[:-1], -1)
 
@@ -161,10 +211,21 @@ class Dictionary(nn.Module):
             return ActiveEntries.of(self.activate(h_NF))
         return ActiveEntries.of(*self._top_k(h_NF))
 
-    def decode(self, c_NF: Tensor) -> Tensor:
-        return c_NF @ self.W_dec + self.b_dec
+    def decode(self, c_NF: Tensor, norm: TokenNorm | None = None) -> Tensor:
+        """``x̂ = o·(W_dec·c + b_dec) + μ`` with ``norm`` the inputs' :class:`TokenNorm` (the
+        :meth:`token_norm` of the x that ``c_NF`` encodes), which only a dictionary that normalises
+        its input needs."""
+        x_hat_ND = c_NF @ self.W_dec + self.b_dec
+        if norm is None:
+            if self.cfg.normalize_activations != "none":
+                raise ValueError(
+                    f"{self.cfg.module} normalises its input ({self.cfg.normalize_activations}): "
+                    "decoding needs the inputs' token_norm"
+                )
+            return x_hat_ND
+        return x_hat_ND * norm.out_scale_N[..., None] + norm.mean_N[..., None]
 
     def forward(self, x_ND: Tensor) -> tuple[Tensor, Tensor]:
         """(reconstruction, activations)."""
         c_NF = self.encode(x_ND)
-        return self.decode(c_NF), c_NF
+        return self.decode(c_NF, self.token_norm(x_ND)), c_NF

@@ -92,7 +92,10 @@ def dictionaries_hash(dictionaries: Mapping[str, Dictionary]) -> str:
     digest = hashlib.sha256()
     for module in sorted(dictionaries):
         dictionary = dictionaries[module]
-        digest.update(json.dumps(dictionary.cfg.to_dict(), sort_keys=True).encode())
+        config = dictionary.cfg.to_dict()
+        if config["normalize_activations"] == "none":  # a later field: caches built before it stay valid
+            del config["normalize_activations"]
+        digest.update(json.dumps(config, sort_keys=True).encode())
         for name, value in sorted(dictionary.state_dict().items()):
             digest.update(name.encode())
             digest.update(value.detach().cpu().contiguous().numpy().tobytes())
