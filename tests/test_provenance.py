@@ -71,6 +71,7 @@ def test_the_svg_carries_the_provenance_as_its_description():
     assert "reproduce: othello-tui intervene --moves &#x27;f-4 f-5 e-5 d-5&#x27;" in svg and svg.endswith(
         "<text>a</text></svg>"
     )
+    assert "note: the trace command expands every node to this depth; the export, the opened ones" in svg
 
 
 def test_the_intervene_command_runs(weights_dir):

@@ -108,4 +108,8 @@ class Provenance:
     def comment_lines(self) -> list[str]:
         """``key: value`` lines for the DOT and SVG exports."""
         lines = [f"{key}: {value}" for key, value in self.to_dict().items() if key != "commands"]
+        if self.graph is None:
+            lines.append(
+                "note: the trace command expands every node to this depth; the export, the opened ones"
+            )
         return lines + [f"reproduce: {command}" for command in self.commands()]
