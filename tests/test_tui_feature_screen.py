@@ -104,6 +104,39 @@ def test_enter_on_a_feature_opens_its_page_with_the_cache_statistics(engine, cac
     run(app, scenario)
 
 
+def test_t_on_a_feature_page_opens_the_feature_s_tree_at_the_main_screen_s_move(engine):
+    from othello_tui.tui.screens.tree import TreeScreen
+
+    app = app_on(engine)
+
+    async def scenario(pilot):
+        await pilot.press("enter", "down")  # L0A's most active feature at move 12
+        feature = app.main_screen.query_one(FeatureList).current.feature
+        await pilot.press("enter")
+        await page_loaded(app, pilot)
+        await pilot.press("t")
+        await settle(app, pilot)
+        assert isinstance(app.screen, TreeScreen)
+        target = app.screen.target
+        assert (target.kind, target.position, target.module, target.feature) == (
+            "feature",
+            11,
+            "L0A",
+            feature.index,
+        )
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, FeatureScreen)
+        # a feature that does not fire here: t says so and stays
+        app.screen.summary = type(app.screen.summary)(feature.feature_id, 11, (), 12)
+        await pilot.press("t")
+        await pilot.pause()
+        assert isinstance(app.screen, FeatureScreen)
+        assert "is not active at move 12" in str(app.screen.query_one("#feature-note").render())
+
+    run(app, scenario)
+
+
 @pytest.mark.parametrize("session_seed", [0, 5])  # the cache's games are of seed 0 either way
 def test_enter_on_a_top_example_opens_its_game_and_backspace_comes_back(engine, cache, session_seed):
     app = make_app(Session(lambda: engine, seed=session_seed), Game.from_text(MOVES))

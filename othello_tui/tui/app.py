@@ -14,7 +14,7 @@ from othello_tui.session_file import DEFAULT_PATH, SavedSession, save_session, u
 from othello_tui.tui.commands import OthelloCommands
 from othello_tui.tui.feature_commands import FeatureCommands
 from othello_tui.tui.idle_gc import CHECK_EVERY_SECONDS, IdleCollector
-from othello_tui.tui.messages import ModelLoaded, OpenFeature, ShowGame
+from othello_tui.tui.messages import ModelLoaded, OpenFeature, OpenTree, ShowGame
 from othello_tui.tui.screens.attention import AttentionScreen
 from othello_tui.tui.screens.feature import FeatureScreen
 from othello_tui.tui.screens.graph import GraphScreen
@@ -120,6 +120,21 @@ class OthelloApp(App):
         shown = main.shown
         self.push_screen(
             FeatureScreen(main.session, message.feature_id, shown.game, shown.n_moves, shown.source)
+        )
+
+    def on_open_tree(self, message: OpenTree) -> None:
+        """A contributor tree on top of the current screen, in the main screen's game."""
+        main = self.main_screen
+        shown = main.shown
+        self.push_screen(
+            TreeScreen(
+                main.session,
+                shown.game,
+                message.target,
+                shown.source,
+                main.action_jump,
+                game_index=shown.dataset_index,
+            )  # fmt: skip
         )
 
     def on_model_loaded(self, message: ModelLoaded) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
+from othello_tui.circuits.nodes import Target
 from othello_tui.game.rules import Game
 from othello_tui.tui.cache_build import BuildStatus
 
@@ -52,6 +53,15 @@ class OpenFeature(Message):
     def __init__(self, feature_id: str):
         super().__init__()
         self.feature_id = feature_id
+
+
+class OpenTree(Message):
+    """Open the contributor tree of ``target`` in the main screen's game (any screen may post
+    it; the app pushes the tree)."""
+
+    def __init__(self, target: Target):
+        super().__init__()
+        self.target = target
 
 
 class ShowGame(Message):

@@ -33,9 +33,10 @@ from textual.timer import Timer
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
+from othello_tui.circuits.nodes import Target
 from othello_tui.game.rules import Game
 from othello_tui.notes import MARK
-from othello_tui.tui.messages import ShowGame
+from othello_tui.tui.messages import OpenTree, ShowGame
 from othello_tui.tui.screens.note import edit_note
 from othello_tui.tui.session import Session
 from othello_tui.tui.views import FeatureSummary
@@ -111,6 +112,13 @@ class FeatureScreen(Screen):
             id="feature.example",
         ),
         Binding("N", "note", "note", tooltip="write your label and notes on this feature", id="feature.note"),
+        Binding(
+            "t",
+            "trace",
+            "tree",
+            tooltip="the contributor tree of this feature at the main screen's move",
+            id="feature.tree",
+        ),
     ]
 
     class Loaded(Message):
@@ -135,6 +143,7 @@ class FeatureScreen(Screen):
         self.session, self.feature_id = session, feature_id
         self.game, self.n_moves, self.source = game, n_moves, source
         self.stats: FeatureStats | None = None
+        self.summary: FeatureSummary | None = None  # where it fires in the main screen's game
         self._row = row  # the examples' cursor row to restore
         self._poll: Timer | None = None
 
@@ -228,6 +237,7 @@ class FeatureScreen(Screen):
 
     def on_feature_screen_loaded(self, message: Loaded) -> None:
         parts = self.parts(message.stats, message.summary, message.reading)
+        self.summary = message.summary
         self.say(None)
         for part, widget in SHOWN_IN.items():
             self.query_one(f"#{widget}", Static).update(parts[part])
@@ -278,6 +288,19 @@ class FeatureScreen(Screen):
             self.query_one("#feature-yours", Static).update(self.yours())
 
         edit_note(self.app, self.session, self.feature_id, saved)
+
+    def action_trace(self) -> None:
+        summary = self.summary
+        if summary is None or summary.position < 0 or not summary.activation:
+            where = (
+                f"move {summary.position + 1}" if summary is not None and summary.position >= 0 else "here"
+            )
+            self.say(
+                f"{self.feature_id} is not active at {where}: t explains it where it fires (Enter opens a top example)."
+            )
+            return
+        module, index = re.fullmatch(r"(L\d+[AMR])(\d+)", self.feature_id).groups()  # type: ignore[union-attr]
+        self.post_message(OpenTree(Target("feature", summary.position, module=module, feature=int(index))))
 
     def on_example_list_open(self, message: ExampleList.Open) -> None:
         self.load_example(message.example)
