@@ -136,7 +136,10 @@ def _influence(ids: list[str], links: list[dict], root: str) -> list[float]:
     influence = np.linalg.solve((np.eye(len(ids)) - normalised).T, w)  # w·(I − A)⁻¹
     order = np.argsort(-influence, kind="stable")
     shares = np.empty(len(ids))
-    shares[order] = np.minimum(np.cumsum(influence[order]) / influence.sum(), 1.0)
+    cumulative = np.cumsum(influence[order])
+    # over the last running sum, not a separate sum() that may round apart from it: the least
+    # influential node's share, all the influence, is exactly 1
+    shares[order] = np.minimum(cumulative / cumulative[-1], 1.0)
     return shares.tolist()
 
 
