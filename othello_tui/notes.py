@@ -48,6 +48,12 @@ def notes_path(folder: Path, dictionaries_hash: str) -> Path:
     return Path(folder) / "notes" / f"notes-{dictionaries_hash}.json"
 
 
+def any_notes(folder: Path) -> bool:
+    """Whether ``folder`` holds notes on any dictionaries' features (no hash needed to ask)."""
+    pattern = notes_path(folder, "*")
+    return any(pattern.parent.glob(pattern.name))
+
+
 class NoteStore:
     """The notes of one set of dictionaries, read from and saved to ``path``."""
 

@@ -119,13 +119,22 @@ def test_help_and_version():
         ("othello_tui.game.generator", ("torch", "textual", "h5py")),
         ("othello_tui.game.rules", ("torch", "textual", "h5py")),
         ("othello_tui.model.transformer", ("textual",)),
-        ("othello_tui.cli", ("torch", "textual")),
+        ("othello_tui.cli", ("torch", "textual", "h5py")),
+        ("othello_tui.features.format", ("textual", "h5py")),  # hashing weights needs no HDF5
     ],
 )
 def test_layers_import_only_downward(module, forbidden):
     code = f"import sys, {module}; print(','.join(m for m in {forbidden!r} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_every_name_of_the_features_package_loads_on_first_use():
+    import othello_tui.features as features
+
+    assert all(getattr(features, name).__name__ == name for name in features.__all__)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        features.nothing  # noqa: B018
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from othello_tui.cli.loading import WeightsDigests, find_feature_cache
 from othello_tui.dictionary.sae import Dictionary, DictionaryConfig, hook_name_of
 from othello_tui.features import (
     CacheError,
@@ -228,6 +229,22 @@ def test_identity_and_staleness(cache_file, tiny_model, tiny_dictionaries, tmp_p
     shutil.copy(cache_file, named)
     assert find_cache(tmp_path, model_digest, dictionaries_digest) == named
     assert find_cache(tmp_path, "0" * 16, dictionaries_digest) is None
+
+
+def test_the_commands_hash_the_weights_only_when_a_cache_may_be_theirs(
+    cache_file, tiny_model, tiny_dictionaries, tmp_path
+):
+    digests = WeightsDigests(tiny_model, tiny_dictionaries)
+    cache, note = find_feature_cache(None, digests, tmp_path)
+    assert cache is None and "cache build" in note
+    assert "model" not in vars(digests) and "dictionaries" not in vars(digests)  # nothing hashed
+    shutil.copy(cache_file, tmp_path / "features-any.h5")
+    cache, note = find_feature_cache(None, digests, tmp_path)
+    assert note is None and cache.path == tmp_path / "features-any.h5"
+    assert (digests.model, digests.dictionaries) == (
+        model_fingerprint(tiny_model),
+        dictionaries_hash(tiny_dictionaries),
+    )
 
 
 def test_broken_files_are_never_trusted(cache_file, tmp_path):

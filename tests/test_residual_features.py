@@ -42,8 +42,8 @@ def test_the_engine_lists_residual_dictionaries_after_the_modules_and_encodes_re
         torch.from_numpy(tokens_of(SQUARES))[None], ["blocks.1.hook_resid_post"]
     )
     expected = tiny_residual["L1R"].encode(cache["blocks.1.hook_resid_post"][0]).detach().numpy()
-    assert analysis.acts["L1R"] == pytest.approx(expected, abs=1e-5)
-    assert (analysis.acts["L1R"] > 0).sum(-1).tolist() == [6] * len(SQUARES)
+    assert analysis.acts["L1R"].dense() == pytest.approx(expected, abs=1e-5)
+    assert (analysis.acts["L1R"].dense() > 0).sum(-1).tolist() == [6] * len(SQUARES)
     trace = engine.trace(SQUARES)
     assert set(trace.residual) == {"L0R", "L1R"} and "L1R" not in trace.dictionaries
 

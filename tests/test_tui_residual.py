@@ -81,7 +81,7 @@ def test_the_palette_opens_a_residual_feature_page_with_its_cache_statistics(
         shown = shows(app, page)
         assert page.feature_id == "L1R7" and "a readout of the residual stream after block 1" in shown
         assert f"fires on {stats.frequency:.3%} of {stats.n_tokens:,} tokens" in shown
-        activation = engine.analyse(GAME.squares).acts["L1R"][11, 7]
+        activation = engine.analyse(GAME.squares).acts["L1R"].row(11)[7]
         assert (f"here: {activation:.3g}" if activation else "here: not active") in shown
         # its believed board: the probe's mine − theirs logits move by this per unit of activation
         panel = page.query_one("#panel-belief")

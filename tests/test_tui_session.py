@@ -30,9 +30,9 @@ class CountingEngine:
         self.modules, self.features_note = engine.modules, engine.features_note
         self.labels, self.labels_note = engine.labels, engine.labels_note
 
-    def analyse(self, squares):
+    def analyse(self, squares, reuse=None):
         self.calls += 1
-        return self.engine.analyse(squares)
+        return self.engine.analyse(squares, reuse)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from othello_tui.game.squares import SQUARE_TO_TOKEN
 from othello_tui.probes.families import mine_theirs_classes
 from othello_tui.tui.analysis import GameAnalysis
 from othello_tui.tui.app import make_app
+from othello_tui.tui.feature_acts import FeatureActs
 from othello_tui.tui.session import Session
 
 MOVES = "e-5 d-5 c-3 d-2 e-1 f-5 f-6 e-2 g-5 c-4 d-6 c-5"
@@ -30,7 +31,7 @@ class StubEngine:
     def labels(feature_id: str) -> str | None:
         return f"label of {feature_id}" if feature_id.endswith("0") else None
 
-    def analyse(self, squares):
+    def analyse(self, squares, reuse=None):  # keeps no keys and values: never given any
         game = Game.from_squares(list(squares))
         probs_TV = np.zeros((len(squares), 61), np.float32)
         for t, move in enumerate(game.moves):
@@ -42,7 +43,9 @@ class StubEngine:
             probs_TV[t, SQUARE_TO_TOKEN[wrong]] = 0.1 if legal else 1.0
         t_T1, f_1F = np.arange(len(squares))[:, None], np.arange(32)[None, :]
         acts = {
-            module: np.maximum(np.sin(0.7 * t_T1 * (f_1F + 1) + i), 0.0).astype(np.float32) * (f_1F % 3 == 0)
+            module: FeatureActs.of(
+                np.maximum(np.sin(0.7 * t_T1 * (f_1F + 1) + i), 0.0).astype(np.float32) * (f_1F % 3 == 0)
+            )
             for i, module in enumerate(self.modules)
         }
         return GameAnalysis(probs_TV, acts, stub_beliefs(game))

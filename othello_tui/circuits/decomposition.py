@@ -122,17 +122,19 @@ def decompose(
         c_TF, norm = dictionary.encode(out_TD), norms[module]
         activations[module] = c_TF
         t_N, f_N = torch.nonzero(c_TF, as_tuple=True)  # row-major: sorted by position, then feature
-        features_ND = (c_TF[t_N, f_N] * norm.out_scale_N[t_N])[:, None] * dictionary.W_dec[f_N]
+        scale_N = c_TF[t_N, f_N] * norm.out_scale_N[t_N]
+        features_ND = dictionary.W_dec.index_select(0, f_N).mul_(scale_N[:, None])
         bias_TD = dictionary.b_dec * norm.out_scale_N[:, None] + norm.mean_N[:, None]
+        # ε = out − (bias + Σ features) from these very vectors: the nodes sum to the output
+        # (and the sparse sum skips decode's dense [T, F] × [F, D] product)
+        error_TD = out_TD - bias_TD.index_add(0, t_N, features_ND)
         t_N, f_N = t_N.cpu(), f_N.cpu()  # node metadata stays on the CPU (read an int at a time)
-        error_TD = out_TD - dictionary.decode(c_TF, norm)
         blocks += [
             (features_ND, t_N, level, torch.full_like(t_N, FEATURE), f_N),
             (bias_TD, arange_T, level, torch.full((T,), BIAS), minus_T),
             (error_TD, arange_T, level, torch.full((T,), ERROR), minus_T),
         ]
     n_levels = len(outputs) + 1
-    vectors_ND = torch.cat([b[0] for b in blocks])
     position_N = torch.cat([b[1] for b in blocks])
     level_N = torch.cat([torch.full_like(b[1], b[2]) for b in blocks])
     kind_N = torch.cat([b[3] for b in blocks])
@@ -144,7 +146,7 @@ def decompose(
     offsets_TL = torch.searchsorted(key_N, starts).reshape(T, n_levels + 1)
     decomposition = Decomposition(
         modules=[module for module, _ in outputs],
-        vectors_ND=vectors_ND[order_N.to(vectors_ND.device)].contiguous(),
+        vectors_ND=_in_order([b[0] for b in blocks], order_N),
         position_N=position_N[order_N],
         level_N=level_N[order_N],
         kind_N=kind_N[order_N],
@@ -152,3 +154,18 @@ def decompose(
         offsets_TL=offsets_TL,
     )
     return decomposition, activations
+
+
+def _in_order(vectors: Sequence[Tensor], order_N: Tensor) -> Tensor:
+    """The rows of ``vectors`` (one block after another) in the order ``order_N``: written
+    straight to their places, with no concatenated copy to reorder (for the public model's 30,000
+    nodes × 512, each such copy is a fresh 60 MB, and first use of fresh memory is slow)."""
+    first = vectors[0]
+    row_N = torch.empty_like(order_N)
+    row_N[order_N] = torch.arange(len(order_N))
+    out_ND = torch.empty(len(order_N), first.shape[1], dtype=first.dtype, device=first.device)
+    start = 0
+    for block_ND in vectors:
+        out_ND.index_copy_(0, row_N[start : start + len(block_ND)].to(out_ND.device), block_ND)
+        start += len(block_ND)
+    return out_ND

@@ -104,10 +104,12 @@ def cumulative_shares(influence_N: np.ndarray) -> np.ndarray:
     (``prune_graph``'s ``cumulative_scores``, kept ≤ 1 against rounding; 1 for every node when
     there is no influence)."""
     order = np.argsort(-influence_N, kind="stable")
-    total = influence_N.sum()
+    cumulative = np.cumsum(influence_N[order])
     shares_N = np.ones(len(influence_N))
-    if total > 0:
-        shares_N[order] = np.minimum(np.cumsum(influence_N[order]) / total, 1.0)
+    if len(cumulative) and cumulative[-1] > 0:
+        # over the last running sum, not a separate sum() that may round apart from it: the least
+        # influential node's share, all the influence, is exactly 1
+        shares_N[order] = np.minimum(cumulative / cumulative[-1], 1.0)
     return shares_N
 
 

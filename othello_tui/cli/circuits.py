@@ -15,6 +15,7 @@ from othello_tui.cli.game_args import chosen_game, game_options
 from othello_tui.cli.groups import DEFAULT_CACHE_DIR, evaluate, main
 from othello_tui.cli.loading import (
     F,
+    WeightsDigests,
     cache_option,
     dictionaries_option,
     find_feature_cache,
@@ -63,10 +64,15 @@ def _open_trace(
     """(trace, position) for a game, up to the moves the model reads; the position defaults to
     the last of them. With ``probes``, the trace also reads the probes beside the model (for
     probe targets)."""
+    import torch
+
     from othello_tui.circuits.nodes import CircuitError
     from othello_tui.circuits.trace import GameTrace
     from othello_tui.game.squares import SQUARE_TO_TOKEN
 
+    # one game is too small to share between threads: a second one waits on any other busy
+    # process (as in the app, ``othello_tui.tui.engine``)
+    torch.set_num_threads(1)
     if not game.moves:
         position_in(game, position)  # the clear error, before the model loads
     model, loaded = load_model_and_dictionaries_or_fail(
@@ -230,8 +236,7 @@ def trace_command(
     from othello_tui.circuits.nodes import CircuitError, parse_target
     from othello_tui.circuits.provenance import Provenance
     from othello_tui.dictionary.sae import is_residual
-    from othello_tui.features import dictionaries_hash
-    from othello_tui.model.weights import model_fingerprint
+    from othello_tui.notes import any_notes
 
     if as_json + as_dot + as_graph > 1:
         raise click.UsageError("--json, --dot and --graph exclude each other")
@@ -250,15 +255,16 @@ def trace_command(
             expansion = trace.expand(target, depth, top, threshold)
     except CircuitError as error:
         raise click.ClickException(str(error)) from None
-    cache, _ = find_feature_cache(cache_file, trace.model, trace.all_dictionaries)
+    digests = WeightsDigests(trace.model, trace.all_dictionaries)
+    cache, _ = find_feature_cache(cache_file, digests)
     label_of = cache.label if cache else None
-    hashed = dictionaries_hash(trace.all_dictionaries)
-    notes = user_notes(hashed, DEFAULT_CACHE_DIR) if trace.all_dictionaries else None
+    with_notes = bool(trace.all_dictionaries) and any_notes(DEFAULT_CACHE_DIR)
+    notes = user_notes(digests.dictionaries, DEFAULT_CACHE_DIR) if with_notes else None
     note_of = notes.note_of if notes is not None else None
     label_of = notes.labels(label_of) if notes is not None else label_of  # the user's label first, ✎
     if as_graph and target.kind != "score":
         provenance = Provenance.of_graph(
-            game.text, position, target.spec, settings, model_fingerprint(trace.model), hashed,
+            game.text, position, target.spec, settings, digests.model, digests.dictionaries,
             seed if game_index is not None else None, game_index,
         )  # fmt: skip
         click.echo(
@@ -266,8 +272,7 @@ def trace_command(
         )
     elif as_json or as_dot or as_graph:
         provenance = Provenance(
-            game.text, position, target.spec, top, threshold, depth,
-            model_fingerprint(trace.model), hashed,
+            game.text, position, target.spec, top, threshold, depth, digests.model, digests.dictionaries,
             seed=seed if game_index is not None else None, game_index=game_index,
         )  # fmt: skip
         if as_json:

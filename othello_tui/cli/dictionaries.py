@@ -324,7 +324,7 @@ def eval_dictionaries_command(
     from the feature cache, meaning (labelled mass, top-k monosemantic share, density)."""
     from rich.table import Table
 
-    from othello_tui.cli.loading import find_feature_cache
+    from othello_tui.cli.loading import WeightsDigests, find_feature_cache
     from othello_tui.dictionary.evaluate import evaluate_dictionaries, evaluate_replacement
     from othello_tui.dictionary.io import load_dictionaries, load_residual, provenance_files, record_metrics
     from othello_tui.dictionary.sae import is_residual
@@ -362,7 +362,9 @@ def eval_dictionaries_command(
     results = evaluate_dictionaries(model, dictionaries, n_games)
     if not residual:  # residual dictionaries are readouts: each spliced alone, never all at once
         results["replacement"] = evaluate_replacement(model, dictionaries, n_games)
-    cache, note = find_feature_cache(cache_file, model, covered) if not modules else (None, None)
+    cache, note = (
+        find_feature_cache(cache_file, WeightsDigests(model, covered)) if not modules else (None, None)
+    )
     if cache is not None:
         for module, meaning in cache.meaning_summary().items():
             if module in results["modules"]:

@@ -16,6 +16,7 @@ from othello_tui.cli import output
 from othello_tui.cli.game_args import chosen_game, game_options
 from othello_tui.cli.groups import DEFAULT_CACHE_DIR, evaluate, main
 from othello_tui.cli.loading import (
+    WeightsDigests,
     cache_option,
     dictionaries_option,
     find_feature_cache,
@@ -42,7 +43,7 @@ def _open(cache_file: Path | None, weights: Path, dictionaries: Path | None, con
             click.echo(f"Warning: {mismatch}", err=True)
         return cache
     loaded = load_model_and_dictionaries_or_fail(weights, dictionaries=dictionaries, config=config)
-    cache, _ = find_feature_cache(None, *loaded, DEFAULT_CACHE_DIR)
+    cache, _ = find_feature_cache(None, WeightsDigests(*loaded), DEFAULT_CACHE_DIR)
     if cache is None:
         others = (
             "; the caches there were built for other weights"

@@ -3,7 +3,8 @@ of a traceback when they are missing or do not fit."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -140,20 +141,46 @@ def cache_option(purpose: str) -> Callable[[F], F]:
     )
 
 
-def find_feature_cache(cache_file: Path | None, model, dictionaries, directory: Path | None = None):
-    """(the feature cache ``cache_file``, else the newest one in cache/ built for these weights, or
-    None; a note saying why there is none). ``directory`` defaults to cache/. A named file that is
-    stale or broken is an error."""
-    from othello_tui.cli.groups import DEFAULT_CACHE_DIR
-    from othello_tui.features import CacheError, dictionaries_hash, find_cache, open_cache
-    from othello_tui.model.weights import model_fingerprint
+class WeightsDigests:
+    """The model fingerprint and dictionaries hash of loaded weights (what finds their feature
+    cache, their notes, and what an export says it used), each hashed once and only when asked:
+    hashing every tensor of a large model takes a good part of a second, and a command that
+    finds no cache or notes to compare with needs neither."""
 
-    fingerprint, digest = model_fingerprint(model), dictionaries_hash(dictionaries)
-    path = cache_file or find_cache(directory or DEFAULT_CACHE_DIR, fingerprint, digest)
+    def __init__(self, model: OthelloGPT, dictionaries: Mapping[str, Dictionary]):
+        self._model, self._dictionaries = model, dictionaries
+
+    @functools.cached_property
+    def model(self) -> str:
+        from othello_tui.model.weights import model_fingerprint
+
+        return model_fingerprint(self._model)
+
+    @functools.cached_property
+    def dictionaries(self) -> str:
+        from othello_tui.features import dictionaries_hash
+
+        return dictionaries_hash(self._dictionaries)
+
+
+def find_feature_cache(cache_file: Path | None, digests: WeightsDigests, directory: Path | None = None):
+    """(the feature cache ``cache_file``, else the newest one in cache/ built for the weights of
+    ``digests``, or None; a note saying why there is none). ``directory`` defaults to cache/. A
+    named file that is stale or broken is an error."""
+    from othello_tui.cli.groups import DEFAULT_CACHE_DIR
+    from othello_tui.features.format import cache_filename
+
+    directory = directory or DEFAULT_CACHE_DIR
+    none = None, "No feature cache for these weights (`othello-tui cache build` makes one)."
+    if cache_file is None and not any(directory.glob(cache_filename("*"))):
+        return none  # nothing to compare with: no hashing, no h5py
+    from othello_tui.features import CacheError, find_cache, open_cache
+
+    path = cache_file or find_cache(directory, digests.model, digests.dictionaries)
     if path is None:
-        return None, "No feature cache for these weights (`othello-tui cache build` makes one)."
+        return none
     try:
-        return open_cache(path, fingerprint, digest), None
+        return open_cache(path, digests.model, digests.dictionaries), None
     except CacheError as error:
         raise click.ClickException(str(error)) from None
 

@@ -12,6 +12,7 @@ from othello_tui.cli import output
 from othello_tui.cli.groups import evaluate, train
 from othello_tui.cli.loading import (
     WEIGHTS_HELP,
+    WeightsDigests,
     cache_option,
     find_feature_cache,
     load_model_or_fail,
@@ -224,7 +225,7 @@ def eval_rediscovery_command(
         dictionaries.update(load_residual(weights_home(weights), model))
     except WeightsError as error:
         raise click.ClickException(str(error)) from None
-    cache, note = find_feature_cache(cache_file, model, dictionaries)
+    cache, note = find_feature_cache(cache_file, WeightsDigests(model, dictionaries))
     alignments = ProbeAligner(probes, dictionaries).align(top, cache.predicate_f1 if cache else None)
     counts = rediscovery_counts(alignments, min_cos, min_f1)
     if as_json:

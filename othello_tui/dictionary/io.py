@@ -180,10 +180,11 @@ def _build(cfg: DictionaryConfig, tensors: dict[str, torch.Tensor], path: Path) 
     ]
     if problems:
         raise WeightsError(f"{path} does not match its config: " + "; ".join(problems))
-    dictionary = Dictionary(cfg)
+    dictionary = Dictionary(cfg, init=False)
+    # the tensors read become the weights (in the dictionary's dtype): no second copy of them
+    loaded = {name: tensors[name].to(getattr(dictionary, name).dtype) for name in _tensor_shapes(cfg)}
+    dictionary.load_state_dict(loaded, strict=False, assign=True)
     with torch.no_grad():
-        for name in _tensor_shapes(cfg):
-            getattr(dictionary, name).copy_(tensors[name])
         dictionary.threshold.clamp_(min=0)
     return dictionary.eval()
 

@@ -138,7 +138,9 @@ def hook_name_of(module: str) -> str:
 class Dictionary(nn.Module):
     threshold: Tensor  # a buffer, registered in __init__
 
-    def __init__(self, cfg: DictionaryConfig):
+    def __init__(self, cfg: DictionaryConfig, init: bool = True):
+        """``init=False`` leaves the weights uninitialised, for weights copied in next (a random
+        start of a large dictionary costs more than reading it from disk)."""
         super().__init__()
         self.cfg = cfg
         D, F = cfg.d_in, cfg.d_sae
@@ -148,7 +150,8 @@ class Dictionary(nn.Module):
         self.b_dec = nn.Parameter(torch.zeros(D))
         # jumprelu only; kept for every architecture so all files share one set of keys
         self.register_buffer("threshold", torch.zeros(F))
-        self.reset_parameters()
+        if init:
+            self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Unit-norm random decoder rows and the encoder as their transpose (a common, good start)."""

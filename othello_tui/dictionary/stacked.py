@@ -202,7 +202,7 @@ class StackedDictionaries(nn.Module):
         out = {}
         for m, cfg in enumerate(self.configs):
             s = self.scale[m].item()
-            dictionary = Dictionary(cfg)
+            dictionary = Dictionary(cfg, init=False)
             dictionary.W_enc.copy_(self.W_enc[m])
             dictionary.b_enc.copy_(self.b_enc[m] / s)
             dictionary.W_dec.copy_(self.W_dec[m])

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from othello_tui.tui.feature_acts import FeatureActs
 from othello_tui.tui.views import Labels
 
 if TYPE_CHECKING:
     from othello_tui.features import FeatureCache
+    from othello_tui.model.transformer import KVCache
     from othello_tui.tui.cache_build import CacheRequest
 
 
@@ -33,14 +35,43 @@ class GameAnalysis:
     """What one forward pass over a game gives, at every position T of it.
 
     probs_TV  float32 [T, 61]: softmax of the logits; row t predicts move t+2
-    acts      module -> float32 [T, F]: dictionary feature activations of the module's output
+    acts      module -> the dictionary's feature activations of the module's output [T, F], sparse
     beliefs_TSQC  float32 [T, S, 64, 3]: the mine/theirs probe's probabilities (mine, theirs,
               empty) at every probe site S (embed, after block 0, …); None without probes
+    kv        the model's keys and values at these T positions, to run only the moves after
+              them for a game that goes on from here (None: an engine that keeps none)
     """
 
     probs_TV: np.ndarray
-    acts: dict[str, np.ndarray]
+    acts: dict[str, FeatureActs]
     beliefs_TSQC: np.ndarray | None = None
+    kv: KVCache | None = None
+
+    def __len__(self) -> int:
+        return len(self.probs_TV)
+
+    def truncated(self, n_positions: int) -> GameAnalysis:
+        """The first ``n_positions`` positions: the model is causal, so exactly the analysis of
+        any game that starts with the same moves."""
+        return GameAnalysis(
+            self.probs_TV[:n_positions],
+            {module: acts.truncated(n_positions) for module, acts in self.acts.items()},
+            None if self.beliefs_TSQC is None else self.beliefs_TSQC[:n_positions],
+            None if self.kv is None else self.kv.truncated(n_positions),
+        )
+
+    def followed_by(self, later: GameAnalysis) -> GameAnalysis:
+        """This analysis, then ``later``'s positions (a pass over the moves after these, given
+        :attr:`kv`; its own ``kv`` covers both)."""
+        beliefs_TSQC = None
+        if self.beliefs_TSQC is not None and later.beliefs_TSQC is not None:
+            beliefs_TSQC = np.concatenate([self.beliefs_TSQC, later.beliefs_TSQC])
+        return GameAnalysis(
+            np.concatenate([self.probs_TV, later.probs_TV]),
+            {module: acts.followed_by(later.acts[module]) for module, acts in self.acts.items()},
+            beliefs_TSQC,
+            later.kv,
+        )
 
 
 class Engine(Protocol):
@@ -60,4 +91,5 @@ class Engine(Protocol):
 
     def use_cache(self, path: Path) -> None: ...  # take a cache just built; labels come from it
 
-    def analyse(self, squares: Sequence[int]) -> GameAnalysis: ...
+    # ``reuse``: the analysis of the game's first moves, with its ``kv``: only the rest are run
+    def analyse(self, squares: Sequence[int], reuse: GameAnalysis | None = None) -> GameAnalysis: ...

@@ -28,7 +28,7 @@ from othello_tui.features import (
 )
 from othello_tui.game.squares import tokens_of
 from othello_tui.model.device import resolve_device
-from othello_tui.model.transformer import OthelloGPT
+from othello_tui.model.transformer import KVCache, OthelloGPT
 from othello_tui.model.weights import WeightsError, load_model, model_fingerprint, weights_home
 from othello_tui.probes.alignment import FlipFeatures, decoder_readings, flip_features
 from othello_tui.probes.beliefs import belief_probs
@@ -37,6 +37,7 @@ from othello_tui.probes.io import load_probes
 from othello_tui.probes.linear import LinearProbes
 from othello_tui.tui.analysis import GameAnalysis, ModelUnavailableError
 from othello_tui.tui.cache_build import CacheRequest
+from othello_tui.tui.feature_acts import FeatureActs
 from othello_tui.tui.views import Labels
 
 DICTIONARIES_SUBDIR = "dictionaries"
@@ -97,21 +98,30 @@ class ModelEngine:
             cache.labels(module)
         self.feature_cache, self.labels, self.labels_note = cache, cache.label, None
 
-    @torch.no_grad()
-    def analyse(self, squares: Sequence[int]) -> GameAnalysis:
+    @torch.inference_mode()
+    def analyse(self, squares: Sequence[int], reuse: GameAnalysis | None = None) -> GameAnalysis:
         """Probabilities and activations at every position the model reads (the first ``n_ctx``
         moves); the model is causal, so position t is exactly what a pass over the first t+1 moves
-        alone would give."""
+        alone would give. ``reuse``, the analysis of the game's first P moves (fewer than it reads)
+        with its keys and values, makes the pass run only the moves after them: a move played
+        costs one position, not the whole game."""
         tokens_1T = torch.from_numpy(tokens_of(squares[: self.n_ctx]))[None].to(self.model.device)
+        if reuse is not None and reuse.kv is None:
+            raise ValueError("an analysis without keys and values cannot be extended")
+        past = None if reuse is None else reuse.kv
+        start, n_layers = (0 if past is None else len(past)), self.model.cfg.n_layers
         hooks = {m: hook_name_of(m) for m in self.modules}
         sites = self.probes.sites if self.probes is not None else ()
-        logits_1TV, cache = self.model.run_with_cache(tokens_1T, names=[*hooks.values(), *sites])
+        names = [*hooks.values(), *sites, *KVCache.hook_names(n_layers)]
+        logits_1TV, cache = self.model.run_with_cache(tokens_1T[:, start:], names, past)
         probs_TV = torch.softmax(logits_1TV[0].float(), dim=-1)
         acts = {
-            m: self.dictionaries[m].encode(cache[hook][0]).float().cpu().numpy() for m, hook in hooks.items()
+            m: FeatureActs.of(self.dictionaries[m].encode(cache[hook][0]).float().cpu().numpy())
+            for m, hook in hooks.items()
         }
         beliefs = self.beliefs({site: cache[site][0] for site in sites}) if sites else None
-        return GameAnalysis(probs_TV.cpu().numpy(), acts, beliefs)
+        later = GameAnalysis(probs_TV.cpu().numpy(), acts, beliefs, KVCache.of(cache, n_layers, past))
+        return later if reuse is None else reuse.followed_by(later)
 
     def beliefs(self, residuals: dict[str, torch.Tensor]) -> np.ndarray:
         """float32 [T, S, 64, 3]: the mine/theirs probe's probabilities (mine, theirs, empty) at

@@ -34,9 +34,31 @@ class PrefixCache(Generic[V]):
                     return self._items[key]
         return None
 
+    def longest(self, squares: Sequence[int]) -> tuple[V, int] | None:
+        """The value cached for the game that shares the most first moves with ``squares``, and
+        how many it shares (None: no game shares the first move)."""
+        best: tuple[tuple[int, ...], int] | None = None
+        with self._lock:
+            for key in self._items:
+                shared = _shared_moves(key, squares)
+                if shared and (best is None or shared > best[1]):
+                    best = key, shared
+            if best is None:
+                return None
+            self._items.move_to_end(best[0])
+            return self._items[best[0]], best[1]
+
     def put(self, squares: Sequence[int], value: V) -> None:
         with self._lock:
             self._items[tuple(squares)] = value
             self._items.move_to_end(tuple(squares))
             while len(self._items) > self._max_size:
                 self._items.popitem(last=False)
+
+
+def _shared_moves(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many first moves ``a`` and ``b`` have in common."""
+    for n, (x, y) in enumerate(zip(a, b, strict=False)):  # up to the shorter
+        if x != y:
+            return n
+    return min(len(a), len(b))

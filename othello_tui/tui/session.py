@@ -25,7 +25,8 @@ the next-move probabilities of the game as its interventions change them.
 
 The model is causal, so one forward pass over a whole game gives every position of it, and of
 every prefix of it: an analysis is cached per game and serves any game sharing the prefix (a game
-branched at move 20 reuses its parent's first 20 positions).
+branched at move 20 reuses its parent's first 20 positions, and its pass runs only the moves after
+them, from the parent's keys and values).
 
 Shape legend: T position, V vocabulary (61 tokens), F dictionary features.
 """
@@ -209,12 +210,23 @@ class Session:
         if self._engine is None or not game.moves:
             return
         if not self._cache.find(game.squares, self._read(len(game.moves))):
+            reuse = self._reusable(game)
             with self._engine_lock:
-                analysis = self._engine.analyse(game.squares)
+                analysis = self._engine.analyse(game.squares, reuse)
             # keyed by the moves it covers: a model of n_ctx 59 reads 59 of a 60-move game
             self._cache.put(game.squares[: len(analysis.probs_TV)], _score(game, analysis))
         if self.circuits.edits(game.squares) and self.circuits.outcome(game.squares) is None:
             self.circuits.run_edits(game.squares)
+
+    def _reusable(self, game: Game) -> GameAnalysis | None:
+        """The cached analysis of the longest start of ``game`` analysed before, with the
+        model's keys and values there: the engine runs only the moves after it (a move played
+        runs one position). None: no analysed game starts like it."""
+        found = self._cache.longest(game.squares)
+        if found is None or found[0].analysis.kv is None:
+            return None
+        entry, shared = found
+        return entry.analysis.truncated(shared)
 
     def dataset_game(self, index: int) -> Game:
         """Game ``index`` of this session's seed (``generate_games(index + 1, seed)[index]``)."""
@@ -329,7 +341,7 @@ class Session:
         firing: tuple[tuple[int, float], ...] = ()
         analysed = 0
         if entry is not None and module in entry.analysis.acts:
-            acts_T = entry.analysis.acts[module][:span, index]
+            acts_T = entry.analysis.acts[module].column(index)[:span]
             analysed = len(acts_T)
             firing = tuple((int(t) + 1, float(acts_T[t])) for t in np.flatnonzero(acts_T > 0))
         return FeatureSummary(f"{module}{index}", n_moves - 1, firing, analysed)
@@ -343,8 +355,8 @@ class Session:
         activations they give), those active before or after, each with both values, ordered by
         the larger (an ablated feature keeps its row)."""
         out = []
-        for module, acts_TF in analysis.acts.items():
-            acts_F = acts_TF[t]
+        for module, acts in analysis.acts.items():
+            acts_F = acts.row(t)
             after_F = acts_F if after is None else after[module][t]
             index_K = np.flatnonzero((acts_F > 0) | (after_F > 0))
             index_K = index_K[np.argsort(-np.maximum(acts_F, after_F)[index_K], kind="stable")]
