@@ -80,6 +80,14 @@ class BeliefBoard(Board, inherit_bindings=False):
             id="beliefs.flip",
         ),
         Binding(
+            "t",
+            "screen.trace",
+            "why",
+            show=False,
+            tooltip="the exact tree of the cursor square's reading (the probe's logit difference)",
+            id="beliefs.why",
+        ),
+        Binding(
             "F",
             "flip(True)",
             "flip along a feature",
