@@ -13,7 +13,10 @@ The file is plain, versioned JSON::
 ``intervene`` reads (``--set`` for features; ``P<position>:<belief>`` for belief edits). The
 screen is null (the board), ``{"name": "tree", …}`` (a target in ``trace``'s form, at a position,
 the tree's top-N and threshold, and the paths of node ids from the root to each expanded node),
-``{"name": "feature", "feature": "L2M845"}`` or ``{"name": "attention", "position": 11}``. It is
+``{"name": "feature", "feature": "L2M845"}``, ``{"name": "attention", "position": 11}`` or
+``{"name": "graph", "target": "logit:e-1", "position": 11, "features": 200, "node_threshold": 0.8,
+"edge_threshold": 0.98}`` (an attribution graph: its budget of expanded features and its
+pruning thresholds). It is
 written whole under a temporary name and renamed into place. A file that is not this format, or
 holds moves that are illegal, raises :class:`SessionFileError` saying so. No Textual, no torch.
 """
@@ -25,6 +28,7 @@ from pathlib import Path
 
 from othello_tui.circuits.edits import BeliefEdit, Edit, parse_belief, parse_edit
 from othello_tui.circuits.nodes import CircuitError
+from othello_tui.circuits.pruning import GraphSettings
 from othello_tui.game.rules import Game, IllegalMoveError
 from othello_tui.json_store import read_versioned, write_atomically
 
@@ -42,7 +46,8 @@ class SavedScreen:
     """The screen open over the board. ``name`` "tree": the tree of ``target`` (``trace``'s
     form) at ``position``, its ``top`` and ``threshold``, and ``open_paths``, the node-id paths
     of its expanded nodes; "feature": the page of feature ``target``; "attention": the view at
-    ``position``."""
+    ``position``; "graph": the attribution graph of ``target`` at ``position`` built and pruned
+    with ``graph``."""
 
     name: str
     target: str = ""
@@ -50,6 +55,7 @@ class SavedScreen:
     top: int = 8
     threshold: float | None = None
     open_paths: frozenset[tuple[str, ...]] = frozenset()
+    graph: GraphSettings | None = None
 
     def to_dict(self) -> dict:
         if self.name == "tree":
@@ -63,17 +69,22 @@ class SavedScreen:
             }
         if self.name == "feature":
             return {"name": "feature", "feature": self.target}
+        if self.name == "graph" and self.graph is not None:
+            return {
+                "name": "graph",
+                "target": self.target,
+                "position": self.position,
+                "features": self.graph.max_features,
+                "node_threshold": self.graph.node_threshold,
+                "edge_threshold": self.graph.edge_threshold,
+            }
         return {"name": "attention", "position": self.position}
 
     @classmethod
     def from_dict(cls, data: dict) -> SavedScreen:
         name = data["name"]
         if name == "tree":
-            threshold = data["threshold"]
-            if threshold is not None and (
-                isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-            ):
-                raise TypeError(f"threshold {threshold!r} is not a number")
+            threshold = None if data["threshold"] is None else _number(data["threshold"])
             paths = frozenset(tuple(_strings(path)) for path in data["open"])
             return cls("tree", str(data["target"]), _integer(data["position"]), _integer(data["top"]),
                        threshold, paths)  # fmt: skip
@@ -81,7 +92,12 @@ class SavedScreen:
             return cls("feature", str(data["feature"]))
         if name == "attention":
             return cls("attention", position=_integer(data["position"]))
-        raise ValueError(f"unknown screen {name!r} (tree, feature or attention)")
+        if name == "graph":
+            settings = GraphSettings(
+                _integer(data["features"]), _number(data["node_threshold"]), _number(data["edge_threshold"])
+            )
+            return cls("graph", str(data["target"]), _integer(data["position"]), graph=settings)
+        raise ValueError(f"unknown screen {name!r} (tree, feature, attention or graph)")
 
 
 @dataclass(frozen=True)
@@ -151,6 +167,12 @@ def _strings(value: object) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise TypeError(f"{value!r} is not a list of strings")
     return value
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{value!r} is not a number")
+    return float(value)
 
 
 def _integer(value: object) -> int:

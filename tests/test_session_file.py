@@ -8,6 +8,7 @@ import json
 import pytest
 
 from othello_tui.circuits.edits import BeliefEdit, Edit
+from othello_tui.circuits.pruning import GraphSettings
 from othello_tui.session_file import (
     SavedScreen,
     SavedSession,
@@ -18,6 +19,7 @@ from othello_tui.session_file import (
 )
 
 MOVES = "e-5 d-5 c-3 d-2 e-1 f-5 f-6 e-2 g-5 c-4 d-6 c-5"
+GRAPH = SavedScreen("graph", "logit:e-1", 9, graph=GraphSettings(120, 0.7, 0.95))
 TREE = SavedScreen("tree", "feature:L2M8", 8, 5, 0.25, frozenset({("P8L1M3", "P6L0A2"), ("P8L1M3",)}))
 SAVED = SavedSession(0, 17, MOVES, 9, ("P7L1M3=0", "P8:L3:e-4=theirs"), TREE)
 
@@ -82,6 +84,8 @@ def test_a_session_round_trips_exactly(tmp_path):
             "not a list of strings",
         ),
         (json.dumps({**SAVED.to_dict(), "screen": {**TREE.to_dict(), "threshold": "x"}}), "is not a number"),
+        (json.dumps({**SAVED.to_dict(), "screen": {**GRAPH.to_dict(), "edge_threshold": 2}}), "between 0 and 1"),
+        (json.dumps({**SAVED.to_dict(), "screen": {**GRAPH.to_dict(), "features": True}}), "not an integer"),
     ],
 )
 def test_a_bad_file_is_refused_with_a_message(tmp_path, contents, message):
@@ -109,7 +113,13 @@ def test_interventions_on_missing_features_are_left_out_and_named():
 
 @pytest.mark.parametrize(
     "screen",
-    [None, SavedScreen("feature", "L2M8"), SavedScreen("attention", position=4), TREE],
+    [
+        None,
+        SavedScreen("feature", "L2M8"),
+        SavedScreen("attention", position=4),
+        TREE,
+        GRAPH,
+    ],
 )
 def test_every_screen_round_trips(tmp_path, screen):
     path = tmp_path / "s.json"

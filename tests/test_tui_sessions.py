@@ -128,3 +128,37 @@ def test_a_stale_session_opens_what_still_applies_and_names_the_rest(engine, tmp
         assert "tree of feature:L1M9999: the loaded dictionaries have no such feature" in message
 
     run(app, scenario)
+
+
+def test_a_session_saved_on_the_graph_screen_reopens_it_with_its_settings(engine, tmp_path):
+    from othello_tui.circuits.pruning import GraphSettings
+    from othello_tui.tui.screens.graph import GraphScreen
+
+    path = tmp_path / "graph-session.json"
+    app = make_app(Session(lambda: engine), Game.from_text("f-4 f-5 e-5 f-3 g-4"), 0, None, path)
+    saved: dict = {}
+
+    async def save(pilot):
+        await settle(app, pilot)
+        await pilot.press("t")  # the top prediction's tree, then its graph
+        tree = await tree_settled(pilot)
+        await pilot.press("G")
+        await settle(app, pilot)
+        assert isinstance(app.screen, GraphScreen)
+        app.screen.settings = GraphSettings(50, 0.7, 0.9)  # as f, l and b would set them
+        await pilot.press("S")
+        saved.update(target=tree.target)
+
+    run(app, save)
+    assert load_session(path).screen == SavedScreen(
+        "graph", saved["target"].spec, saved["target"].position, graph=GraphSettings(50, 0.7, 0.9)
+    )
+    restored = make_app(Session(lambda: engine), None, 0, load_session(path), path)
+
+    async def check(pilot):
+        await settle(restored, pilot)
+        screen = restored.screen
+        assert isinstance(screen, GraphScreen)
+        assert (screen.target, screen.settings) == (saved["target"], GraphSettings(50, 0.7, 0.9))
+
+    run(restored, check)

@@ -1,6 +1,6 @@
 """Saving the app's session (``S``) and opening it again (``play --session FILE``): what is
 shown on the board, the interventions, and the screen open over the board — a contributor tree
-with its expanded nodes, a feature page or the attention view — in the JSON of
+with its expanded nodes, a feature page, the attention view or an attribution graph — in the JSON of
 :mod:`othello_tui.session_file`.
 
 A restored session names whatever no longer applies (a feature the dictionaries lack, a position
@@ -15,6 +15,7 @@ from othello_tui.circuits.nodes import CircuitError, parse_target
 from othello_tui.session_file import SavedScreen, SavedSession, restore_interventions
 from othello_tui.tui.screens.attention import AttentionScreen
 from othello_tui.tui.screens.feature import FeatureScreen
+from othello_tui.tui.screens.graph import GraphScreen
 from othello_tui.tui.screens.main import MainScreen
 from othello_tui.tui.screens.tree import TreeScreen
 from othello_tui.tui.shown import Shown
@@ -51,6 +52,8 @@ def saved_screen(screen: Screen) -> SavedScreen | None:
         return SavedScreen("feature", screen.feature_id)
     if isinstance(screen, AttentionScreen):
         return SavedScreen("attention", position=screen.position)
+    if isinstance(screen, GraphScreen):
+        return SavedScreen("graph", screen.target.spec, screen.target.position, graph=screen.settings)
     return None
 
 
@@ -86,7 +89,9 @@ def reopen(saved: SavedScreen, main: MainScreen) -> Screen | str:
     if target.kind == "feature":
         module, feature = target.feature_key
         if not 0 <= feature < session.n_features.get(module, 0):
-            return f"tree of {saved.target}: the loaded dictionaries have no such feature"
+            return f"{saved.name} of {saved.target}: the loaded dictionaries have no such feature"
+    if saved.name == "graph":
+        return GraphScreen(session, shown.game, target, shown.source, shown.dataset_index, saved.graph)
     return TreeScreen(
         session, shown.game, target, shown.source, main.action_jump, saved.top, saved.threshold,
         saved.open_paths, shown.dataset_index,
