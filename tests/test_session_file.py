@@ -84,7 +84,10 @@ def test_a_session_round_trips_exactly(tmp_path):
             "not a list of strings",
         ),
         (json.dumps({**SAVED.to_dict(), "screen": {**TREE.to_dict(), "threshold": "x"}}), "is not a number"),
-        (json.dumps({**SAVED.to_dict(), "screen": {**GRAPH.to_dict(), "edge_threshold": 2}}), "between 0 and 1"),
+        (
+            json.dumps({**SAVED.to_dict(), "screen": {**GRAPH.to_dict(), "edge_threshold": 2}}),
+            "between 0 and 1",
+        ),
         (json.dumps({**SAVED.to_dict(), "screen": {**GRAPH.to_dict(), "features": True}}), "not an integer"),
     ],
 )
