@@ -47,7 +47,7 @@ NARROW = 100  # below this terminal width the side panel narrows: the tree's lin
 LOADING_DELAY = 0.15  # seconds before an expanding node shows "computing…"
 NOTES = (
     "+ raises, − lowers its parent. Σ: all contributions; … others: those not shown.\n"
-    "c a→b after a feature: its activation c without → with the interventions.\n"
+    "a→b after a feature (c a→b): its activation c without → with the interventions.\n"
     "MLP features (ADC, gates frozen) miss lower features that suppress neurons."
 )
 
