@@ -130,8 +130,8 @@ def facts_line(stats: FeatureStats) -> Text:
     if n == 0:
         return Text(f"never fires on the cache's {stats.n_tokens:,} tokens (a dead feature)")
     return Text(
-        f"fires on {stats.frequency:.3%} of {stats.n_tokens:,} tokens · mean activation when firing "
-        f"{stats.mean_activation:.3g} · top {n} examples: ● black moved {black}%, ○ white {100 - black}%"
+        f"fires on {stats.frequency:.3%} of {stats.n_tokens:,} tokens · mean {stats.mean_activation:.3g} "
+        f"when firing · top {n} examples moved by ● black {black}%, ○ white {100 - black}%"
     )
 
 

@@ -83,7 +83,6 @@ class BeliefBoard(Board, inherit_bindings=False):
             "t",
             "screen.trace",
             "why",
-            show=False,
             tooltip="the exact tree of the cursor square's reading (the probe's logit difference)",
             id="beliefs.why",
         ),
