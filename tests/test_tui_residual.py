@@ -95,9 +95,9 @@ def test_the_palette_opens_a_residual_feature_page_with_its_cache_statistics(
             (lambda z: z[0, 2, :, 0] - z[0, 2, :, 1])(probes.family_logits("mine_theirs", x))
             for x in (pushed_1SD, r_1SD)
         ]
-        reading = app.main_screen.session.decoder_reading("L1R7")
+        reading = app.main_screen.session.decoder_reading("L1R", 7)
         assert reading == pytest.approx((moved_Q[0] - moved_Q[1]).detach().numpy(), abs=1e-4)
-        assert app.main_screen.session.decoder_reading("L1M7") is None
+        assert app.main_screen.session.decoder_reading("L1M", 7) is None
 
     run(app, scenario)
 

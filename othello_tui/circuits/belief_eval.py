@@ -123,8 +123,9 @@ def edit_success(
             for b, key in enumerate(grid):
                 site = probes.sites[key[0]]
                 predicted = predicted_legal(logits_BTV[b, i].softmax(-1))
-                z_C = kept[site][b, i] @ probes.W["mine_theirs"][key[0], :, square]
-                reads = int((z_C + probes.b["mine_theirs"][key[0], square]).argmax()) == to
+                reads = (
+                    int(probes.square_logits("mine_theirs", key[0], square, kept[site][b, i]).argmax()) == to
+                )
                 control = predicted_legal(control_BTV[b, i].softmax(-1))
                 push = float((kept[site][b, i] - trace.cache[site][i]).norm() / trace.cache[site][i].norm())
                 for counts, hit in (

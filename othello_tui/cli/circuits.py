@@ -416,9 +416,9 @@ def intervene_command(
 
 def _probe_reading(trace, edit, residual_TD):
     """The mine/theirs probe's class probabilities [C] at the edit's site, square and position."""
-    W_DC = trace.probes.W["mine_theirs"][edit.site, :, edit.square]
-    b_C = trace.probes.b["mine_theirs"][edit.site, edit.square]
-    return (residual_TD[edit.position] @ W_DC + b_C).softmax(-1)
+    return trace.probes.square_logits(
+        "mine_theirs", edit.site, edit.square, residual_TD[edit.position]
+    ).softmax(-1)
 
 
 def _check_flips(trace, edit) -> None:

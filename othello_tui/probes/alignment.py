@@ -300,8 +300,7 @@ class FlipFeatures:
 def flip_features(probes: LinearProbes, module: str, dictionary: Dictionary) -> FlipFeatures:
     """The best-aligned decoder rows of residual dictionary ``module`` for flipping each square's
     mine/theirs reading at the site it reads (the belief edit along a feature, DESIGN.md §3.9)."""
-    W_DQC = probes.W["mine_theirs"][probes.sites.index(site_of_module(module))].detach()
-    mine_DQ = F.normalize(W_DQC[..., 0] - W_DQC[..., 1], dim=0)
+    mine_DQ = F.normalize(_mine_minus_theirs(probes, module), dim=0)
     cos_FQ = F.normalize(dictionary.W_dec.detach().to(mine_DQ), dim=1) @ mine_DQ
     cos_QC = torch.stack([cos_FQ.T, -cos_FQ.T], dim=-1)  # towards mine, towards theirs: [Q, F, 2]
     cosine_QC, index_QC = cos_QC.max(dim=1)
@@ -312,5 +311,11 @@ def decoder_readings(probes: LinearProbes, module: str, dictionary: Dictionary) 
     """float32 [F, 64]: what each feature of residual dictionary ``module`` writes into the
     mine/theirs probe of its site, per unit of activation: ``W_dec[f]·(W_mine − W_theirs)`` on every
     square (positive: the square reads more mine; the feature page's belief panel)."""
+    mine_DQ = _mine_minus_theirs(probes, module)
+    return (dictionary.W_dec.detach().to(mine_DQ) @ mine_DQ).float().cpu().numpy()
+
+
+def _mine_minus_theirs(probes: LinearProbes, module: str) -> Tensor:
+    """[D, 64]: the mine/theirs probe's ``W_mine − W_theirs`` at the site ``module`` reads."""
     W_DQC = probes.W["mine_theirs"][probes.sites.index(site_of_module(module))].detach()
-    return (dictionary.W_dec.detach().to(W_DQC) @ (W_DQC[..., 0] - W_DQC[..., 1])).float().cpu().numpy()
+    return W_DQC[..., 0] - W_DQC[..., 1]

@@ -55,6 +55,10 @@ class LinearProbes(nn.Module):
         logits_NSK = torch.einsum("nsd,sdk->nsk", x_NSD, W_SDK)
         return logits_NSK.unflatten(2, self.W[name].shape[2:]) + self.b[name]
 
+    def square_logits(self, name: str, site: int, square: int, x_D: Tensor) -> Tensor:
+        """A 3-way family's class logits [C] at one site and square for the residual ``x_D``."""
+        return x_D @ self.W[name][site, :, square] + self.b[name][site, square]
+
     def direction(self, name: str, site: int, square: int, plus: int, minus: int) -> tuple[Tensor, Tensor]:
         """``(w_D, b)`` of a 3-way family's class-logit difference ``plus − minus`` at one site and
         square: ``x·w_D + b`` is ``logit[plus] − logit[minus]`` (DESIGN.md §3.9)."""

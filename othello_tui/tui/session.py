@@ -34,7 +34,6 @@ Shape legend: T position, V vocabulary (61 tokens), F dictionary features.
 from __future__ import annotations
 
 import gc
-import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -161,14 +160,12 @@ class Session:
         flips = getattr(self._engine, "flip_features", {})
         return flips[site].feature(square, to) if site in flips else None
 
-    def decoder_reading(self, feature_id: str) -> np.ndarray | None:
-        """float32 [64]: what a residual feature writes into the mine/theirs probe per unit of
-        activation (positive: more mine); None for other features or without probes."""
-        match = re.fullmatch(r"(L\d+R)(\d+)", feature_id)
+    def decoder_reading(self, module: str, index: int) -> np.ndarray | None:
+        """float32 [64]: what feature ``index`` of residual dictionary ``module`` writes into the
+        mine/theirs probe per unit of activation (positive: more mine); None for a module
+        feature or without probes."""
         readings = getattr(self._engine, "decoder_readings", {})
-        if match is None or match[1] not in readings or int(match[2]) >= len(readings[match[1]]):
-            return None
-        return readings[match[1]][int(match[2])]
+        return readings[module][index] if module in readings and index < len(readings[module]) else None
 
     @property
     def n_features(self) -> dict[str, int]:

@@ -193,7 +193,7 @@ class FeatureScreen(Screen):
             return ()
         summary = self.session.feature_summary(self.game, self.n_moves, stats.module, stats.index)
         if summary and (summary.activation is not None or summary.position < 0):
-            return stats, summary, self.session.decoder_reading(self.feature_id)
+            return stats, summary, self.session.decoder_reading(stats.module, stats.index)
         return ()
 
     def check_cache(self) -> None:
@@ -230,7 +230,9 @@ class FeatureScreen(Screen):
         self.session.analyse(self.game)  # the main screen's game: usually analysed already
         summary = self.session.feature_summary(self.game, self.n_moves, stats.module, stats.index)
         if not get_current_worker().is_cancelled:
-            self.post_message(self.Loaded(stats, summary, self.session.decoder_reading(self.feature_id)))
+            self.post_message(
+                self.Loaded(stats, summary, self.session.decoder_reading(stats.module, stats.index))
+            )
 
     def on_feature_screen_failed(self, message: Failed) -> None:
         self.say(message.text)
@@ -290,8 +292,8 @@ class FeatureScreen(Screen):
         edit_note(self.app, self.session, self.feature_id, saved)
 
     def action_trace(self) -> None:
-        summary = self.summary
-        if summary is None or summary.position < 0 or not summary.activation:
+        stats, summary = self.stats, self.summary
+        if stats is None or summary is None or summary.position < 0 or not summary.activation:
             where = (
                 f"move {summary.position + 1}" if summary is not None and summary.position >= 0 else "here"
             )
@@ -299,8 +301,9 @@ class FeatureScreen(Screen):
                 f"{self.feature_id} is not active at {where}: t explains it where it fires (Enter opens a top example)."
             )
             return
-        module, index = re.fullmatch(r"(L\d+[AMR])(\d+)", self.feature_id).groups()  # type: ignore[union-attr]
-        self.post_message(OpenTree(Target("feature", summary.position, module=module, feature=int(index))))
+        self.post_message(
+            OpenTree(Target("feature", summary.position, module=stats.module, feature=stats.index))
+        )
 
     def on_example_list_open(self, message: ExampleList.Open) -> None:
         self.load_example(message.example)
